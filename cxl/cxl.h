@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TIER_CXL_H
+#define TIER_CXL_H
+
+/*
+ * Byte-addressable tiers: objects (one per snapshot and policy, named
+ * "SNAP/POLICY") that a restore maps MAP_PRIVATE|MAP_FIXED into guest
+ * memory, so read-only pages are zero-copy, shared by every instance, and
+ * copy-on-write on a wrong guess.
+ *
+ * Backends (one file each): dir.c (any filesystem: tmpfs, fs-dax ext4),
+ * numa.c (tmpfs file bound to a CPU-less NUMA node with libnuma),
+ * devdax.c (libdaxctl + libpmem2). A backend this build lacks is a stub
+ * returning -EOPNOTSUPP. Handles are not thread-safe.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/uri.h"
+
+struct cxl_tier;
+struct cxl_obj;		/* open for mapping and reading */
+struct cxl_wobj;	/* being written; invisible until committed */
+
+/* Default when no cxl= URI is given: a directory on tmpfs. */
+#define CXL_DEFAULT_URI	"cxl=dir:/dev/shm/tier-cxl"
+
+int cxl_open(const struct tier_uri *uri, struct cxl_tier **ret);
+void cxl_close(struct cxl_tier *t);
+
+/* Create object @name of @size bytes (unwritten ranges read as zero). */
+int cxl_create(struct cxl_tier *t, const char *name, uint64_t size,
+	       struct cxl_wobj **ret);
+int cxl_write(struct cxl_wobj *w, uint64_t off, const void *buf, size_t len);
+/* Publishes it atomically, replacing an older object of that name. */
+int cxl_commit(struct cxl_wobj *w);
+/* Drops an uncommitted object; NULL-safe. */
+void cxl_abort(struct cxl_wobj *w);
+
+int cxl_obj_open(struct cxl_tier *t, const char *name, struct cxl_obj **ret);
+void cxl_obj_close(struct cxl_obj *o);
+uint64_t cxl_obj_size(const struct cxl_obj *o);
+/*
+ * Maps [off, off+len) of the object MAP_PRIVATE|MAP_FIXED at @addr,
+ * PROT_READ|PROT_WRITE; with @populate, MADV_POPULATE_READ so the page
+ * tables are filled before return. Page aligned; -ERANGE past the end.
+ */
+int cxl_obj_map(struct cxl_obj *o, uint64_t off, void *addr, size_t len,
+		int populate);
+/* Reads bytes out (aquifer copies its hot set from CXL). */
+int cxl_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len);
+
+int cxl_remove(struct cxl_tier *t, const char *name);
+
+#endif

@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TIER_H
+#define TIER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * libtier: a tiered-memory snapshot store.
+ *
+ * Conventions for every call below, unless its comment says otherwise:
+ *  - int-returning calls return 0 (or a count) on success and -errno on
+ *    failure; tier_errmsg() then explains it in one line for this thread.
+ *  - constructors write *ret only on success; destructors accept NULL.
+ *  - an attr struct filled with zeroes asks for the defaults; a NULL attr
+ *    pointer is the same as a zero-filled one.
+ *  - a parent handle must outlive its children (store > snap > restore).
+ *  - the library never prints; set TIER_LOG=debug or tier_set_log_fn()
+ *    to see its debug trace.
+ */
+
+#define TIER_PAGE_SIZE		4096ULL
+#define TIER_PAGE_SHIFT		12
+
+struct tier_store;		/* a directory holding snapshots */
+struct tier_snap;		/* one imported snapshot, open read-only */
+struct tier_restore;		/* one restore (or recording) in progress */
+
+/* Page classes, as the placer assigns them. */
+enum tier_class {
+	TIER_CLASS_ZERO,	/* all-zero in the image: stored nowhere */
+	TIER_CLASS_RO,		/* touched, only read: CXL, mapped directly */
+	TIER_CLASS_RW,		/* touched and written: pool, prefetched */
+	TIER_CLASS_COLD,	/* not touched (or below confidence): pool, lazy */
+	TIER_CLASS_MAX,
+};
+
+/* Placement policies: ours, then the baselines (REFERENCE.md section 7). */
+enum tier_policy {
+	TIER_POLICY_TIERED,	/* zero nowhere, ro on CXL mapped, rw prefetched, cold lazy */
+	TIER_POLICY_VANILLA,	/* Firecracker File: whole image MAP_PRIVATE */
+	TIER_POLICY_REAP,	/* working set copied in from a compact file, rest lazy */
+	TIER_POLICY_FAASNAP,	/* loading set mapped from a compact file, zero anonymous */
+	TIER_POLICY_AQUIFER,	/* zero elided, hot copied from CXL, cold lazy from pool */
+	TIER_POLICY_EAGER,	/* every non-zero page copied in before resume */
+	TIER_POLICY_MAX,
+};
+
+/* "tiered", "vanilla", ...; NULL for an unknown value. */
+const char *tier_policy_name(enum tier_policy policy);
+/* Parses a policy name; -EINVAL (with a message) if unknown. */
+int tier_policy_parse(const char *name, enum tier_policy *ret);
+const char *tier_class_name(enum tier_class cls);
+
+/* ---------------------------------------------------------------- store */
+
+/*
+ * Opens (creating if needed) the store directory @path. NULL means
+ * $TIER_STORE, else /var/lib/tier for root, else
+ * $XDG_DATA_HOME/tier (~/.local/share/tier).
+ */
+int tier_store_open(const char *path, struct tier_store **ret);
+void tier_store_close(struct tier_store *store);
+const char *tier_store_path(const struct tier_store *store);
+
+/* Calls @fn for each snapshot name in the store, in name order; stops
+ * early (and returns that value) when @fn returns non-zero. */
+int tier_store_foreach(struct tier_store *store,
+		       int (*fn)(const char *name, void *arg), void *arg);
+
+/* Removes a snapshot and its traces and plans (not its tier data). */
+int tier_snap_remove(struct tier_store *store, const char *name);
+
+/* -------------------------------------------------------------- import */
+
+struct tier_region {
+	uint64_t offset;	/* byte offset in the image, page aligned */
+	uint64_t length;	/* bytes, page aligned */
+};
+
+struct tier_import_attr {
+	/* Guest regions of the image; 0 regions: one region, the whole image. */
+	const struct tier_region *regions;
+	unsigned nregions;
+	unsigned flags;
+	/* Called now and then from the importing thread; may be NULL. */
+	void (*progress)(uint64_t done, uint64_t total, void *arg);
+	void *arg;
+};
+
+#define TIER_IMPORT_REPLACE	(1U << 0)	/* replace a snapshot of that name */
+
+/*
+ * Registers the raw memory image @image (QEMU RAM file, Firecracker memory
+ * file) as snapshot @name: finds zero pages, checksums every page, keeps a
+ * sparse copy of the image in the store and writes the manifest atomically.
+ * The image size must be a multiple of the page size.
+ */
+int tier_import(struct tier_store *store, const char *name, const char *image,
+		const struct tier_import_attr *attr);
+
+/* ----------------------------------------------------------- snapshots */
+
+/* Opens snapshot @name; verifies the manifest's checksum (-EBADMSG). */
+int tier_snap_open(struct tier_store *store, const char *name,
+		   struct tier_snap **ret);
+void tier_snap_close(struct tier_snap *snap);
+const char *tier_snap_name(const struct tier_snap *snap);
+uint64_t tier_snap_size(const struct tier_snap *snap);		/* bytes */
+uint64_t tier_snap_npages(const struct tier_snap *snap);
+uint64_t tier_snap_nzero(const struct tier_snap *snap);		/* zero pages */
+unsigned tier_snap_nregions(const struct tier_snap *snap);
+const struct tier_region *tier_snap_region(const struct tier_snap *snap,
+					   unsigned i);
+
+/*
+ * Compares one page's bytes with the image's checksum: 0 if equal,
+ * -EBADMSG (with a message naming the page) if not, -ERANGE if @page is
+ * past the end.
+ */
+int tier_snap_verify_page(const struct tier_snap *snap, uint64_t page,
+			  const void *buf);
+
+/* --------------------------------------------------------------- traces */
+
+/* Access kinds of a page in one run. */
+enum tier_access {
+	TIER_ACCESS_R = 1,	/* only read */
+	TIER_ACCESS_W = 2,	/* written first */
+	TIER_ACCESS_RW = 3,	/* read first, written later */
+};
+
+/*
+ * Imports the text trace @path (doc/tier-trace.5: "OFFSET KIND" per line,
+ * '#' comments, a bare offset is a read) as trace @name of @snap.
+ * Errors name the file and line.
+ */
+int tier_trace_import(struct tier_snap *snap, const char *name,
+		      const char *path);
+/* Writes trace @name of @snap in the text form to @fd. */
+int tier_trace_export(struct tier_snap *snap, const char *name, int fd);
+/* Calls @fn for each trace name of @snap, in name order. */
+int tier_trace_foreach(struct tier_snap *snap,
+		       int (*fn)(const char *name, void *arg), void *arg);
+
+/* One access of a trace, in first-touch order. */
+struct tier_trace_ent {
+	uint64_t page;		/* page index in the image */
+	uint64_t t_ns;		/* time since the start of the run; 0 if unknown */
+	enum tier_access kind;
+};
+
+/* Loads trace @name into a malloc()ed array the caller frees. */
+int tier_trace_load(struct tier_snap *snap, const char *name,
+		    struct tier_trace_ent **ret, size_t *ret_n);
+
+/* --------------------------------------------------------------- place */
+
+struct tier_place_attr {
+	const char *cxl;	/* "cxl=dir:PATH" etc; NULL: the default dir on tmpfs */
+	const char *pool;	/* "pool=file:PATH" etc; NULL: a file pool in the store */
+	/* Traces to merge; NULL: every trace of the snapshot. NULL-terminated. */
+	const char *const *traces;
+	/* A page is hot when at least this fraction of runs touched it;
+	 * 0: 0.5. */
+	double confidence;
+	/* Zero or cold pages bridged inside a run of one method; 0: 4;
+	 * TIER_PLACE_NO_GAP for none. */
+	unsigned gap;
+	uint64_t cxl_capacity;	/* bytes; 0: unlimited */
+	unsigned flags;
+};
+
+#define TIER_PLACE_NO_GAP	(~0U)
+
+/*
+ * Computes the plan of @policy for @snap from its traces and the image,
+ * writes the tier data (CXL objects, pool segments, compact local files)
+ * and then the plan, atomically replacing an earlier plan of that policy.
+ */
+int tier_place(struct tier_snap *snap, enum tier_policy policy,
+	       const struct tier_place_attr *attr);
+
+/* Summary of a stored plan, for "tierctl show". */
+struct tier_plan_info {
+	enum tier_policy policy;
+	char cxl[256];		/* tier URIs the plan's data was written to */
+	char pool[256];
+	uint64_t pages[TIER_CLASS_MAX];
+	uint64_t extents;	/* runs of one class, source and method */
+	uint64_t mappings;	/* mmap calls + uffd registrations a restore makes */
+	uint64_t cxl_bytes;	/* bytes held in the CXL tier */
+	uint64_t pool_bytes;	/* bytes held in the pool */
+	uint64_t local_bytes;	/* bytes held in compact local files */
+};
+
+/* -ENOENT (with a hint to run "tierctl place") if there is no such plan. */
+int tier_plan_info(struct tier_snap *snap, enum tier_policy policy,
+		   struct tier_plan_info *ret);
+
+/* Per-page view of a plan, for drawing maps: @ret gets npages entries,
+ * each (class | tier << 4), tier as TIER_TIER_*; the caller frees it. */
+#define TIER_TIER_NONE	0	/* zero: nowhere */
+#define TIER_TIER_CXL	1
+#define TIER_TIER_POOL	2
+#define TIER_TIER_LOCAL	3	/* a compact local file of the store */
+#define TIER_TIER_IMAGE	4	/* the image itself (baselines) */
+int tier_plan_pages(struct tier_snap *snap, enum tier_policy policy,
+		    uint8_t **ret);
+
+/* ------------------------------------------------------------- restore */
+
+struct tier_restore_attr {
+	unsigned flags;			/* TIER_RESTORE_* */
+	enum tier_policy policy;	/* which stored plan; 0: tiered */
+	const char *cxl;		/* override the plan's tier URIs; NULL: the plan's */
+	const char *pool;
+	/* Pages fetched per lazy fault, the faulting one first; 0: 8. */
+	unsigned prefetch;
+	/* Restore the image bytes [offset, offset + len) of tier_restore_start. */
+	uint64_t offset;
+	/*
+	 * Called from the fault-handling thread when a page cannot be
+	 * fetched. The faulting thread is left blocked (the guest is
+	 * stopped), never given a zero or stale page; the restore is dead.
+	 * A VMM stops or kills the guest here.
+	 */
+	void (*on_error)(struct tier_restore *rs, int err, const char *msg,
+			 void *arg);
+	void *arg;
+};
+
+/* Record instead of restore: every page lazy from the image, first
+ * accesses logged with read/write kind (uffd MISSING + write-protect). */
+#define TIER_RESTORE_RECORD	(1U << 0)
+/* Do not start the fault-handling thread; the caller polls
+ * tier_restore_fd() and calls tier_restore_handle(). */
+#define TIER_RESTORE_NO_THREAD	(1U << 1)
+
+/*
+ * Restores @len bytes of @snap (from attr->offset) into [@addr, @addr+@len).
+ * The range must be page aligned and is replaced (MAP_FIXED): it may be an
+ * existing anonymous mapping. On return read-only extents are mapped,
+ * read-write extents are resident, and lazy pages are served on fault.
+ */
+int tier_restore_start(struct tier_snap *snap, void *addr, size_t len,
+		       const struct tier_restore_attr *attr,
+		       struct tier_restore **ret);
+
+/* The userfaultfd to poll with TIER_RESTORE_NO_THREAD; -1 otherwise. */
+int tier_restore_fd(const struct tier_restore *rs);
+/* Reads and serves pending events; 0 when none were pending. */
+int tier_restore_handle(struct tier_restore *rs);
+
+struct tier_restore_stats {
+	uint64_t pages[TIER_CLASS_MAX];	 /* pages of each class in the range */
+	uint64_t faults[TIER_CLASS_MAX]; /* userfaultfd faults served per class */
+	uint64_t wp_faults;		 /* record: write-protect faults */
+	uint64_t prefetched_pages;	 /* installed before start returned */
+	uint64_t lazy_pages;		 /* installed by faults, prefetch included */
+	uint64_t pool_bytes;		 /* read from the pool */
+	uint64_t local_bytes;		 /* read from local files and the image */
+	uint64_t cxl_mapped_bytes;	 /* mapped from the CXL tier */
+	uint64_t mappings;		 /* mmap calls + uffd registrations */
+	uint64_t map_ns, prefetch_ns, register_ns, setup_ns;
+	uint64_t fault_ns;		 /* total time spent serving faults */
+	int error;			 /* 0, or the -errno that killed it */
+};
+
+/* A consistent copy of the counters; safe while faults are served. */
+void tier_restore_stats(const struct tier_restore *rs,
+			struct tier_restore_stats *ret);
+
+/* 0 while healthy, else the -errno that stopped it (see on_error). */
+int tier_restore_error(const struct tier_restore *rs);
+
+/*
+ * Record mode: stops recording and stores what was touched so far as
+ * trace @name of the snapshot.
+ */
+int tier_restore_save_trace(struct tier_restore *rs, const char *name);
+
+/*
+ * Stops serving faults and frees the handle. The memory stays mapped and
+ * belongs to the caller; pages never touched become unserved, so unmap
+ * the range or stop the guest first.
+ */
+void tier_restore_stop(struct tier_restore *rs);
+
+/* ---------------------------------------------------------------- errors */
+
+/* The reason for this thread's last failure, one line; never NULL. */
+const char *tier_errmsg(void);
+
+enum tier_log_level { TIER_LOG_ERR = 3, TIER_LOG_INFO = 6, TIER_LOG_DEBUG = 7 };
+void tier_set_log_fn(void (*fn)(int level, const char *msg, void *arg),
+		     void *arg);
+
+const char *tier_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TIER_H */

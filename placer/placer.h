@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TIER_PLACER_H
+#define TIER_PLACER_H
+
+/*
+ * Pure placement logic: no syscalls, no I/O, no globals. Input: per-page
+ * facts (zero or not, merged trace counts); output: a plan, a list of
+ * extents covering every page, each with a class, a source (where its
+ * bytes live at rest) and a method (how a restore installs it). Every
+ * policy, ours and the baselines, is expressed in these terms so a single
+ * restorer executes them all.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tier.h"
+
+/* Where an extent's bytes live at rest. */
+enum placer_source {
+	PLACER_SRC_NONE,	/* nowhere: zero pages */
+	PLACER_SRC_IMAGE,	/* the store's copy of the image, at page << 12 */
+	PLACER_SRC_LOCAL,	/* the plan's compact local file, at src_off */
+	PLACER_SRC_CXL,		/* the plan's CXL object, at src_off */
+	PLACER_SRC_POOL,	/* the plan's pool segment, at src_off */
+};
+
+/* How a restore installs it. */
+enum placer_method {
+	PLACER_M_ANON,		/* left to the kernel: anonymous zero pages */
+	PLACER_M_MAP,		/* mmap MAP_PRIVATE|MAP_FIXED from the source */
+	PLACER_M_COPY,		/* fetched and UFFDIO_COPY'd before resume */
+	PLACER_M_LAZY,		/* userfaultfd: fetched on first touch; with
+				 * SRC_NONE: UFFDIO_ZEROPAGE on first touch (a
+				 * zero gap bridged inside a registered run) */
+};
+
+#define PLACER_F_POPULATE	(1U << 0)	/* MAP: MADV_POPULATE_READ it */
+#define PLACER_F_READAHEAD	(1U << 1)	/* MAP: a loader thread reads the
+						 * source in order (faasnap) */
+
+struct placer_ext {
+	uint64_t page;
+	uint64_t npages;
+	uint8_t cls;		/* enum tier_class */
+	uint8_t source;		/* enum placer_source */
+	uint8_t method;		/* enum placer_method */
+	uint8_t flags;		/* PLACER_F_* */
+	uint64_t src_off;	/* bytes; for SRC_IMAGE always page << 12 */
+};
+
+/* Merged facts of one page over all traces. */
+struct placer_page {
+	uint32_t runs;		/* traces that touched it */
+	uint32_t writes;	/* traces that wrote it (w or rw) */
+	uint32_t wfirst;	/* traces where the first access was a write */
+	uint32_t order;		/* smallest first-touch rank over the traces
+				 * (0 first); UINT32_MAX if never touched */
+};
+
+struct placer_input {
+	uint64_t npages;
+	const uint64_t *zero;		/* bitmap: bit p set = page p is zero */
+	const struct placer_page *pages;	/* npages entries */
+	uint32_t ntraces;
+};
+
+struct placer_params {
+	enum tier_policy policy;
+	double confidence;	/* hot if runs >= confidence * ntraces; 0: 0.5 */
+	uint32_t gap;		/* bridge up to this many pages; 0: 4;
+				 * TIER_PLACE_NO_GAP: never */
+	uint64_t cxl_pages;	/* CXL capacity in pages; 0: unlimited */
+	uint32_t zero_block;	/* faasnap: zero-region scan block in pages; 0: 16 */
+};
+
+struct placer_plan {
+	struct placer_ext *ext;
+	size_t n;
+	uint64_t npages;
+	/* Sizes of the objects the plan's extents reference, in bytes. */
+	uint64_t cxl_size, pool_size, local_size;
+	/* Per class page counts, and the mappings a restore will make
+	 * (one per MAP extent + one per registered uffd run). */
+	uint64_t pages[TIER_CLASS_MAX];
+	uint64_t mappings;
+	uint64_t spilled_pages;	/* ro pages moved to the pool: CXL full */
+};
+
+/* Per-page class from the merged facts (before coalescing). Pure. */
+enum tier_class placer_classify(const struct placer_input *in,
+				const struct placer_params *p, uint64_t page);
+
+/*
+ * Builds the plan of p->policy. -EINVAL on inconsistent input, -ENOMEM.
+ * The result's extents are sorted, disjoint and cover [0, npages).
+ * Objects (CXL, pool, local) are packed in the order the extents that
+ * reference them appear, except where a policy says otherwise (faasnap's
+ * loading set and reap's working set follow first-touch order).
+ */
+int placer_plan(const struct placer_input *in, const struct placer_params *p,
+		struct placer_plan *ret);
+void placer_plan_free(struct placer_plan *plan);
+
+/* Adds one trace to per-page facts (pages has npages entries, zeroed
+ * before the first trace). Entries past npages are -ERANGE. */
+int placer_merge_trace(struct placer_page *pages, uint64_t npages,
+		       const struct tier_trace_ent *ent, size_t n);
+
+#endif

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TIER_POOL_H
+#define TIER_POOL_H
+
+/*
+ * The memory pool: named segments ("SNAP/POLICY") of bytes, read in
+ * batches by offset. Transports (one file each): file.c (a directory,
+ * pread), tcp.c (the pool protocol over TCP to "tierctl pool serve"),
+ * verbs.c (the same control messages over RDMA CM, data by one-sided
+ * RDMA READ from the server's registered segment memory). doc/pool-protocol.md
+ * describes the wire protocol.
+ *
+ * A pool handle and its segments are used by one thread at a time; the
+ * restorer opens one handle per thread.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/uri.h"
+
+struct pool;
+struct pool_seg;	/* open for reading */
+struct pool_wseg;	/* being written; invisible until committed */
+
+/* Default when no pool= URI is given: a file pool inside the store. */
+#define POOL_DEFAULT_SUBDIR	"pool"
+
+int pool_open(const struct tier_uri *uri, struct pool **ret);
+void pool_close(struct pool *p);
+
+int pool_create(struct pool *p, const char *name, uint64_t size,
+		struct pool_wseg **ret);
+int pool_write(struct pool_wseg *w, uint64_t off, const void *buf,
+	       size_t len);
+/* Publishes it atomically, replacing an older segment of that name. */
+int pool_commit(struct pool_wseg *w);
+void pool_abort(struct pool_wseg *w);
+
+int pool_seg_open(struct pool *p, const char *name, struct pool_seg **ret);
+void pool_seg_close(struct pool_seg *s);
+uint64_t pool_seg_size(const struct pool_seg *s);
+
+struct pool_iov {
+	uint64_t off;		/* in the segment */
+	void *buf;
+	size_t len;
+};
+
+/*
+ * Reads every range of @iov, in one round trip where the transport can.
+ * Either all bytes arrive or it fails: -ERANGE out of bounds, -ECONNRESET
+ * / -EPIPE / -ETIMEDOUT for a dead server, -EPROTO for a bad answer; the
+ * message names the pool and the segment. Buffers are never left holding
+ * partial data that the caller could mistake for pages: on failure treat
+ * them as garbage.
+ */
+int pool_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n);
+
+int pool_remove(struct pool *p, const char *name);
+
+/* ---- server side ("tierctl pool serve") */
+
+struct pool_server;
+
+struct pool_server_attr {
+	const char *dir;	/* where segments persist; NULL: memory only */
+	unsigned flags;
+};
+
+/* Listens on @uri (tcp:// or rdma://); serves until pool_server_stop. */
+int pool_server_start(const struct tier_uri *uri,
+		      const struct pool_server_attr *attr,
+		      struct pool_server **ret);
+/* Runs the serve loop in the calling thread until a stop or a fatal error. */
+int pool_server_run(struct pool_server *srv);
+/* Async-signal-safe: asks pool_server_run to return. */
+void pool_server_stop(struct pool_server *srv);
+void pool_server_free(struct pool_server *srv);
+/* The port actually bound (useful with port 0). */
+uint16_t pool_server_port(const struct pool_server *srv);
+
+#endif

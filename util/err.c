@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tier.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define ERRMSG_MAX 512
+
+static __thread char errmsg[ERRMSG_MAX];
+
+int tier_err(int rc, const char *fmt, ...)
+{
+	int saved = errno;
+	va_list ap;
+
+	va_start(ap, fmt);
+	errno = saved;
+	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
+	va_end(ap);
+	tier_log(TIER_LOG_DEBUG, "error %d: %s", rc, errmsg);
+	errno = saved;
+	return rc;
+}
+
+int tier_err_ctx(int rc, const char *fmt, ...)
+{
+	char old[ERRMSG_MAX], ctx[ERRMSG_MAX];
+	va_list ap;
+
+	memcpy(old, errmsg, sizeof(old));
+	va_start(ap, fmt);
+	vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+	snprintf(errmsg, sizeof(errmsg), "%s: %s", ctx, old);
+	return rc;
+}
+
+const char *tier_errmsg(void)
+{
+	return errmsg[0] ? errmsg : "no error";
+}

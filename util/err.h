@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TIER_UTIL_ERR_H
+#define TIER_UTIL_ERR_H
+
+/*
+ * Records the one-line reason for a failure in this thread and returns
+ * @rc (a negative errno), so a failure site reads
+ *	return tier_err(-EBADMSG, "%s: not a tier snapshot", path);
+ * "%m" is expanded from errno as it was at the call.
+ */
+int tier_err(int rc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Prefixes the current reason: "CTX: <old reason>"; returns @rc. */
+int tier_err_ctx(int rc, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

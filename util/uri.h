@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TIER_UTIL_URI_H
+#define TIER_UTIL_URI_H
+
+#include <limits.h>
+#include <stdint.h>
+
+/*
+ * Tier URIs, as users write them (DESIGN.md "Tier URIs"):
+ *	cxl=dir:PATH  cxl=devdax:/dev/daxX.Y  cxl=numa:NODE
+ *	pool=file:PATH  pool=tcp://HOST:PORT  pool=rdma://HOST:PORT
+ * The "cxl=" / "pool=" prefix is optional where the context says which.
+ */
+enum uri_kind {
+	URI_CXL_DIR,
+	URI_CXL_DEVDAX,
+	URI_CXL_NUMA,
+	URI_POOL_FILE,
+	URI_POOL_TCP,
+	URI_POOL_RDMA,
+};
+
+struct tier_uri {
+	enum uri_kind kind;
+	char path[PATH_MAX];	/* dir, devdax, file */
+	char host[256];		/* tcp, rdma: name or address, [v6] unbracketed */
+	uint16_t port;		/* tcp, rdma */
+	int node;		/* numa */
+};
+
+/* Which side a URI must be on. */
+#define URI_WANT_CXL	(1U << 0)
+#define URI_WANT_POOL	(1U << 1)
+
+/*
+ * Parses @s; -EINVAL with a message quoting @s and saying what is wrong
+ * (unknown scheme, missing port, port out of range, empty path, ...).
+ * @want restricts the accepted kinds (0: any). Pure: no syscalls.
+ */
+int uri_parse(const char *s, unsigned want, struct tier_uri *ret);
+
+/* Canonical text with its "cxl=" or "pool=" prefix; -ENAMETOOLONG. */
+int uri_format(const struct tier_uri *uri, char *buf, size_t len);
+
+#endif
