@@ -1,3 +1,259 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-typedef int tier_placeholder_cxl_cxl_c;
+/*
+ * The byte-addressable tier's front: argument checks, then dispatch on the
+ * URI's kind. Backends may assume names are valid and ranges are page
+ * aligned (where it matters) and inside the object.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cxl/cxl-int.h"
+#include "tier.h"
+#include "util/err.h"
+
+int cxl_err(const struct cxl_tier *t, const char *obj, int rc,
+	    const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+
+	errno = -rc;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (obj)
+		return tier_err(rc, "%s: object %s: %s", t->id, obj, why);
+	return tier_err(rc, "%s: %s", t->id, why);
+}
+
+/*
+ * Object names become paths under a directory, so keep them to
+ * "COMPONENT[/COMPONENT...]" of [A-Za-z0-9._-], none starting with '.'
+ * (no "..", no hidden temporaries, no absolute paths).
+ */
+static int check_name(const struct cxl_tier *t, const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+	const char *p;
+	int start = 1;
+
+	if (!len || len >= CXL_NAME_MAX)
+		return cxl_err(t, NULL, -EINVAL, "bad object name '%s'",
+			       name ? name : "");
+	for (p = name; *p; p++) {
+		int c = (unsigned char)*p;
+
+		if (c == '/') {
+			if (start)
+				goto bad;
+			start = 1;
+			continue;
+		}
+		if (start && c == '.')
+			goto bad;
+		start = 0;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			goto bad;
+	}
+	if (start)
+		goto bad;
+	return 0;
+bad:
+	return cxl_err(t, NULL, -EINVAL,
+		       "bad object name '%s' (want NAME[/NAME], [A-Za-z0-9._-])",
+		       name);
+}
+
+static int in_range(uint64_t off, uint64_t len, uint64_t size)
+{
+	return off <= size && len <= size - off;
+}
+
+static int page_aligned(uint64_t v)
+{
+	return !(v & (TIER_PAGE_SIZE - 1));
+}
+
+int cxl_open(const struct tier_uri *uri, struct cxl_tier **ret)
+{
+	struct cxl_tier *t;
+	int rc;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return tier_err(-ENOMEM, "out of memory");
+	t->uri = *uri;
+
+	switch (uri->kind) {
+	case URI_CXL_DIR:
+		t->ops = &cxl_dir_ops;
+		snprintf(t->id, sizeof(t->id), "cxl=dir:%s", uri->path);
+		break;
+	case URI_CXL_NUMA:
+		t->ops = &cxl_numa_ops;
+		snprintf(t->id, sizeof(t->id), "cxl=numa:%d", uri->node);
+		break;
+	case URI_CXL_DEVDAX:
+		t->ops = &cxl_devdax_ops;
+		snprintf(t->id, sizeof(t->id), "cxl=devdax:%s", uri->path);
+		break;
+	default:
+		free(t);
+		return tier_err(-EINVAL, "not a cxl= tier URI (kind %d)",
+				(int)uri->kind);
+	}
+
+	rc = t->ops->open(t);
+	if (rc) {
+		free(t);
+		return rc;
+	}
+	*ret = t;
+	return 0;
+}
+
+void cxl_close(struct cxl_tier *t)
+{
+	if (!t)
+		return;
+	if (t->ops->close)
+		t->ops->close(t);
+	free(t);
+}
+
+int cxl_create(struct cxl_tier *t, const char *name, uint64_t size,
+	       struct cxl_wobj **ret)
+{
+	struct cxl_wobj *w;
+	int rc;
+
+	rc = check_name(t, name);
+	if (rc)
+		return rc;
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return cxl_err(t, name, -ENOMEM, "out of memory");
+	w->t = t;
+	w->fd = -1;
+	w->size = size;
+	strcpy(w->name, name);
+
+	rc = t->ops->create(w);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	*ret = w;
+	return 0;
+}
+
+int cxl_write(struct cxl_wobj *w, uint64_t off, const void *buf, size_t len)
+{
+	if (!in_range(off, len, w->size))
+		return cxl_err(w->t, w->name, -ERANGE,
+			       "write of %zu bytes at %#llx past its end (%llu bytes)",
+			       len, (unsigned long long)off,
+			       (unsigned long long)w->size);
+	if (!len)
+		return 0;
+	return w->t->ops->write(w, off, buf, len);
+}
+
+int cxl_commit(struct cxl_wobj *w)
+{
+	int rc = w->t->ops->commit(w);
+
+	/* The object is published or dropped either way: the handle ends. */
+	free(w);
+	return rc;
+}
+
+void cxl_abort(struct cxl_wobj *w)
+{
+	if (!w)
+		return;
+	w->t->ops->abort(w);
+	free(w);
+}
+
+int cxl_obj_open(struct cxl_tier *t, const char *name, struct cxl_obj **ret)
+{
+	struct cxl_obj *o;
+	int rc;
+
+	rc = check_name(t, name);
+	if (rc)
+		return rc;
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return cxl_err(t, name, -ENOMEM, "out of memory");
+	o->t = t;
+	o->fd = -1;
+	strcpy(o->name, name);
+
+	rc = t->ops->obj_open(o);
+	if (rc) {
+		free(o);
+		return rc;
+	}
+	*ret = o;
+	return 0;
+}
+
+void cxl_obj_close(struct cxl_obj *o)
+{
+	if (!o)
+		return;
+	o->t->ops->obj_close(o);
+	free(o);
+}
+
+uint64_t cxl_obj_size(const struct cxl_obj *o)
+{
+	return o->size;
+}
+
+int cxl_obj_map(struct cxl_obj *o, uint64_t off, void *addr, size_t len,
+		int populate)
+{
+	if (!len || !page_aligned(off) || !page_aligned(len) ||
+	    !page_aligned((uintptr_t)addr))
+		return cxl_err(o->t, o->name, -EINVAL,
+			       "map of %zu bytes at %#llx to %p: not page aligned",
+			       len, (unsigned long long)off, addr);
+	/* The object's last page may be partial: map whole pages of it. */
+	if (!in_range(off, len, (o->size + TIER_PAGE_SIZE - 1) &
+				~(TIER_PAGE_SIZE - 1)))
+		return cxl_err(o->t, o->name, -ERANGE,
+			       "map of %zu bytes at %#llx past its end (%llu bytes)",
+			       len, (unsigned long long)off,
+			       (unsigned long long)o->size);
+	return o->t->ops->obj_map(o, off, addr, len, populate);
+}
+
+int cxl_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len)
+{
+	if (!in_range(off, len, o->size))
+		return cxl_err(o->t, o->name, -ERANGE,
+			       "read of %zu bytes at %#llx past its end (%llu bytes)",
+			       len, (unsigned long long)off,
+			       (unsigned long long)o->size);
+	if (!len)
+		return 0;
+	return o->t->ops->obj_read(o, off, buf, len);
+}
+
+int cxl_remove(struct cxl_tier *t, const char *name)
+{
+	int rc = check_name(t, name);
+
+	if (rc)
+		return rc;
+	return t->ops->remove(t, name);
+}

@@ -1,3 +1,17 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-typedef int tier_placeholder_cxl_devdax_stub_c;
+/* cxl=devdax:PATH in a build without libdaxctl or libpmem2: the tier
+ * exists in the URI syntax but cannot be opened. */
+#include <errno.h>
+
+#include "cxl/cxl-int.h"
+
+static int devdax_stub_open(struct cxl_tier *t)
+{
+	return cxl_err(t, NULL, -EOPNOTSUPP,
+		       "this build has no device-dax support (libdaxctl, libpmem2)");
+}
+
+const struct cxl_ops cxl_devdax_ops = {
+	.scheme = "devdax",
+	.open = devdax_stub_open,
+};

@@ -55,7 +55,8 @@ struct placer_page {
 	uint32_t writes;	/* traces that wrote it (w or rw) */
 	uint32_t wfirst;	/* traces where the first access was a write */
 	uint32_t order;		/* smallest first-touch rank over the traces
-				 * (0 first); UINT32_MAX if never touched */
+				 * (0 first); only meaningful when runs > 0,
+				 * so a calloc()ed array is fine */
 };
 
 struct placer_input {
@@ -67,7 +68,8 @@ struct placer_input {
 
 struct placer_params {
 	enum tier_policy policy;
-	double confidence;	/* hot if runs >= confidence * ntraces; 0: 0.5 */
+	double confidence;	/* hot if runs >= max(1, ceil(confidence *
+				 * ntraces)); 0: 0.5; must be in [0, 1] */
 	uint32_t gap;		/* bridge up to this many pages; 0: 4;
 				 * TIER_PLACE_NO_GAP: never */
 	uint64_t cxl_pages;	/* CXL capacity in pages; 0: unlimited */
@@ -80,14 +82,22 @@ struct placer_plan {
 	uint64_t npages;
 	/* Sizes of the objects the plan's extents reference, in bytes. */
 	uint64_t cxl_size, pool_size, local_size;
-	/* Per class page counts, and the mappings a restore will make
-	 * (one per MAP extent + one per registered uffd run). */
+	/* Per class page counts, and the mappings a restore will make:
+	 * one per run of MAP extents of one source with contiguous
+	 * src_off (one mmap) + one per run of adjacent COPY/LAZY extents
+	 * (one uffd registration). doc/placement.md has every rule. */
 	uint64_t pages[TIER_CLASS_MAX];
 	uint64_t mappings;
 	uint64_t spilled_pages;	/* ro pages moved to the pool: CXL full */
 };
 
-/* Per-page class from the merged facts (before coalescing). Pure. */
+/*
+ * Per-page class from the merged facts (before coalescing). Pure.
+ * Zero bit set: ZERO; else no traces or runs < max(1, ceil(confidence *
+ * ntraces)): COLD; else 2 * writes >= runs: RW; else RO. A NULL @p means
+ * the default confidence; TIER_CLASS_MAX for a NULL @in or @page past
+ * the end.
+ */
 enum tier_class placer_classify(const struct placer_input *in,
 				const struct placer_params *p, uint64_t page);
 
@@ -103,7 +113,9 @@ int placer_plan(const struct placer_input *in, const struct placer_params *p,
 void placer_plan_free(struct placer_plan *plan);
 
 /* Adds one trace to per-page facts (pages has npages entries, zeroed
- * before the first trace). Entries past npages are -ERANGE. */
+ * before the first trace). A page listed twice in one trace counts once
+ * (writes if any entry writes, wfirst if its first entry is W). Entries
+ * past npages are -ERANGE, bad kinds -EINVAL; then nothing is changed. */
 int placer_merge_trace(struct placer_page *pages, uint64_t npages,
 		       const struct tier_trace_ent *ent, size_t n);
 

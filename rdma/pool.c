@@ -1,3 +1,262 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-typedef int tier_placeholder_rdma_pool_c;
+/*
+ * The pool API: checks names and bounds once, then hands each call to the
+ * transport the URI chose (file.c, tcp.c, verbs.c).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tier.h"
+#include "rdma/pool-int.h"
+#include "util/err.h"
+
+static bool name_char_ok(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+}
+
+int pool_name_check(const char *name)
+{
+	const char *slash;
+	size_t len, i;
+
+	if (!name)
+		return tier_err(-EINVAL, "segment name missing");
+	len = strlen(name);
+	if (len == 0 || len > POOL_NAME_MAX)
+		return tier_err(-EINVAL, "segment name '%.*s' must be 1 to %d characters",
+				POOL_NAME_MAX, name, POOL_NAME_MAX);
+	slash = strchr(name, '/');
+	if (!slash || strchr(slash + 1, '/'))
+		return tier_err(-EINVAL, "segment name '%s' is not SNAP/POLICY", name);
+	if (slash == name || !slash[1])
+		return tier_err(-EINVAL, "segment name '%s' has an empty component",
+				name);
+	for (i = 0; i < len; i++)
+		if (name[i] != '/' && !name_char_ok(name[i]))
+			return tier_err(-EINVAL, "segment name '%s': character '%c' not allowed (only A-Z a-z 0-9 . _ -)",
+					name, name[i]);
+	/* A leading dot would also collide with the file pool's temporaries. */
+	if (name[0] == '.' || slash[1] == '.' || strstr(name, ".."))
+		return tier_err(-EINVAL, "segment name '%s': components may not start with '.' or contain '..'",
+				name);
+	return 0;
+}
+
+int pool_seg_path(const char *dir, const char *name, char *buf, size_t len)
+{
+	int n = snprintf(buf, len, "%s/%s.seg", dir, name);
+
+	if (n < 0 || (size_t)n >= len)
+		return tier_err(-ENAMETOOLONG, "%s/%s.seg: path too long", dir, name);
+	return 0;
+}
+
+int pool_seg_mkdir(const char *dir, const char *name)
+{
+	const char *slash = strchr(name, '/');
+	char path[4096];
+	int n;
+
+	n = snprintf(path, sizeof(path), "%s/%.*s", dir,
+		     (int)(slash - name), name);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		return tier_err(-ENAMETOOLONG, "%s: path too long", dir);
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return tier_err(-errno, "%s: %m", path);
+	return 0;
+}
+
+int pool_sync_parent(const char *path)
+{
+	char dir[4096];
+	char *slash;
+	int fd, rc = 0;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, sizeof(dir), ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return tier_err(-errno, "%s: %m", dir);
+	if (fsync(fd) < 0)
+		rc = tier_err(-errno, "%s: fsync: %m", dir);
+	close(fd);
+	return rc;
+}
+
+void pool_uri_name(const struct tier_uri *uri, char *buf, size_t len)
+{
+	const char *scheme = uri->kind == URI_POOL_RDMA ? "rdma" : "tcp";
+
+	if (uri->kind == URI_POOL_FILE)
+		snprintf(buf, len, "file:%s", uri->path);
+	else if (strchr(uri->host, ':'))
+		snprintf(buf, len, "%s://[%s]:%u", scheme, uri->host, uri->port);
+	else
+		snprintf(buf, len, "%s://%s:%u", scheme, uri->host, uri->port);
+}
+
+int pool_open(const struct tier_uri *uri, struct pool **ret)
+{
+	struct pool *p;
+	int rc;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return tier_err(-ENOMEM, "out of memory");
+	pool_uri_name(uri, p->uri, sizeof(p->uri));
+
+	switch (uri->kind) {
+	case URI_POOL_FILE:
+		rc = pool_file_open(p, uri->path);
+		break;
+	case URI_POOL_TCP:
+		rc = pool_tcp_open(p, uri);
+		break;
+	case URI_POOL_RDMA:
+		rc = pool_verbs_open(p, uri);
+		break;
+	default:
+		rc = tier_err(-EINVAL, "not a pool URI (kind %d)", uri->kind);
+	}
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	*ret = p;
+	return 0;
+}
+
+void pool_close(struct pool *p)
+{
+	if (!p)
+		return;
+	p->ops->close(p);
+	free(p);
+}
+
+int pool_create(struct pool *p, const char *name, uint64_t size,
+		struct pool_wseg **ret)
+{
+	struct pool_wseg *w;
+	int rc;
+
+	rc = pool_name_check(name);
+	if (rc)
+		return tier_err_ctx(rc, "pool %s", p->uri);
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return tier_err(-ENOMEM, "out of memory");
+	w->pool = p;
+	w->fd = -1;
+	w->size = size;
+	strcpy(w->name, name);
+	rc = p->ops->create(p, w);
+	if (rc) {
+		free(w);
+		return rc;
+	}
+	*ret = w;
+	return 0;
+}
+
+int pool_write(struct pool_wseg *w, uint64_t off, const void *buf, size_t len)
+{
+	if (off > w->size || len > w->size - off)
+		return tier_err(-ERANGE, "pool %s: segment '%s': write of %zu bytes at offset %llu beyond its size %llu",
+				w->pool->uri, w->name, len,
+				(unsigned long long)off,
+				(unsigned long long)w->size);
+	if (!len)
+		return 0;
+	return w->pool->ops->write(w, off, buf, len);
+}
+
+int pool_commit(struct pool_wseg *w)
+{
+	int rc = w->pool->ops->commit(w);
+
+	free(w);
+	return rc;
+}
+
+void pool_abort(struct pool_wseg *w)
+{
+	if (!w)
+		return;
+	w->pool->ops->abort(w);
+	free(w);
+}
+
+int pool_seg_open(struct pool *p, const char *name, struct pool_seg **ret)
+{
+	struct pool_seg *s;
+	int rc;
+
+	rc = pool_name_check(name);
+	if (rc)
+		return tier_err_ctx(rc, "pool %s", p->uri);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return tier_err(-ENOMEM, "out of memory");
+	s->pool = p;
+	s->fd = -1;
+	strcpy(s->name, name);
+	rc = p->ops->seg_open(p, s);
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	*ret = s;
+	return 0;
+}
+
+void pool_seg_close(struct pool_seg *s)
+{
+	if (!s)
+		return;
+	s->pool->ops->seg_close(s);
+	free(s);
+}
+
+uint64_t pool_seg_size(const struct pool_seg *s)
+{
+	return s->size;
+}
+
+int pool_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		if (iov[i].off > s->size || iov[i].len > s->size - iov[i].off)
+			return tier_err(-ERANGE, "pool %s: segment '%s': range of %zu bytes at offset %llu beyond its size %llu",
+					s->pool->uri, s->name, iov[i].len,
+					(unsigned long long)iov[i].off,
+					(unsigned long long)s->size);
+	}
+	if (!n)
+		return 0;
+	return s->pool->ops->readv(s, iov, n);
+}
+
+int pool_remove(struct pool *p, const char *name)
+{
+	int rc = pool_name_check(name);
+
+	if (rc)
+		return tier_err_ctx(rc, "pool %s", p->uri);
+	return p->ops->remove(p, name);
+}

@@ -1,3 +1,523 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-typedef int tier_placeholder_rdma_tcp_c;
+/*
+ * The pool protocol over TCP, client side. One connection per pool
+ * handle, one request in flight: a READ carries up to POOL_MAX_RANGES
+ * ranges, and its reply is received straight into the caller's buffers.
+ * Any I/O or framing error closes the connection (the stream can no longer
+ * be trusted to be in step); later calls then fail at once rather than
+ * hang. An error *status* from the server leaves the connection usable.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "tier.h"
+#include "rdma/pool-int.h"
+#include "rdma/proto.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define TCP_CONNECT_TIMEOUT_MS	3000
+#define TCP_IO_TIMEOUT_MS	10000
+
+struct tcp_pool {
+	int fd;			/* -1 once the connection is lost */
+	uint64_t next_id;
+	unsigned max_ranges;	/* the smaller of both ends' limits */
+	unsigned max_data;
+	char server[64];	/* from its HELLO, for debug lines */
+	struct pool_range *ranges;	/* READ scratch, max_ranges each */
+	struct iovec *riov;
+};
+
+static struct tcp_pool *tp_of(struct pool *p)
+{
+	return p->priv;
+}
+
+/* TIER_POOL_TIMEOUT_MS overrides the I/O timeout (tests, slow links). */
+static unsigned io_timeout_ms(void)
+{
+	const char *s = getenv("TIER_POOL_TIMEOUT_MS");
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s)
+		return TCP_IO_TIMEOUT_MS;
+	v = strtoul(s, &end, 10);
+	if (*end || v == 0 || v > 3600 * 1000)
+		return TCP_IO_TIMEOUT_MS;
+	return v;
+}
+
+static void tcp_drop(struct pool *p)
+{
+	struct tcp_pool *tp = tp_of(p);
+
+	if (tp->fd >= 0) {
+		tier_dbg("pool %s: closing the connection", p->uri);
+		close(tp->fd);
+		tp->fd = -1;
+	}
+}
+
+/* Names the failure of an exchange that cost us the connection. */
+static int io_fail(struct pool *p, const char *seg, unsigned op, int rc)
+{
+	char what[POOL_NAME_MAX + 32] = "";
+	const char *why;
+
+	tcp_drop(p);
+	if (seg)
+		snprintf(what, sizeof(what), "segment '%s': ", seg);
+	switch (rc) {
+	case -ECONNRESET:
+	case -EPIPE:
+		why = "connection closed by the server";
+		break;
+	case -ETIMEDOUT:
+		return tier_err(rc, "pool %s: %s%s: no answer from the server within %u ms",
+				p->uri, what, proto_op_name(op), io_timeout_ms());
+	default:
+		errno = -rc;
+		return tier_err(rc, "pool %s: %s%s: %m", p->uri, what,
+				proto_op_name(op));
+	}
+	return tier_err(rc, "pool %s: %s%s: %s", p->uri, what,
+			proto_op_name(op), why);
+}
+
+/*
+ * One request, one reply. The request is @req[0..nreq); a successful
+ * reply must carry exactly @rep_len bytes, received into @rep[0..nrep)
+ * (both vectors are consumed). An error reply returns its status with the
+ * server's reason.
+ */
+static int tcp_call(struct pool *p, const char *seg, unsigned op,
+		    struct iovec *req, unsigned nreq,
+		    struct iovec *rep, unsigned nrep, size_t rep_len)
+{
+	struct tcp_pool *tp = tp_of(p);
+	struct iovec out[3];
+	struct pool_hdr h;
+	char reason[POOL_MAX_REASON + 1];
+	uint64_t id = tp->next_id++;
+	size_t len = 0;
+	unsigned i;
+	int rc;
+
+	if (tp->fd < 0)
+		return tier_err(-ECONNRESET, "pool %s: %s%s%sconnection lost earlier",
+				p->uri, seg ? "segment '" : "", seg ? seg : "",
+				seg ? "': " : "");
+	for (i = 0; i < nreq; i++)
+		len += req[i].iov_len;
+	proto_hdr_encode(&h, op, id, 0, len);
+
+	/* The header and up to two payload parts go out in one sendmsg. */
+	out[0] = (struct iovec){ &h, sizeof(h) };
+	for (i = 0; i < nreq && i < 2; i++)
+		out[1 + i] = req[i];
+	rc = proto_send_all(tp->fd, out, 1 + i);
+	if (!rc && nreq > 2)
+		rc = proto_send_all(tp->fd, req + 2, nreq - 2);
+	if (rc)
+		return io_fail(p, seg, op, rc);
+
+	rc = proto_recv(tp->fd, &h, sizeof(h));
+	if (rc)
+		return io_fail(p, seg, op, rc);
+	rc = proto_hdr_decode(&h, p->uri);
+	if (rc) {
+		tcp_drop(p);
+		return rc;
+	}
+	if (h.op != (op | POOL_OP_REPLY) || h.req_id != id) {
+		tcp_drop(p);
+		return tier_err(-EPROTO, "pool %s: answer %s #%llu to request %s #%llu",
+				p->uri, proto_op_name(h.op),
+				(unsigned long long)h.req_id, proto_op_name(op),
+				(unsigned long long)id);
+	}
+	if (h.status) {
+		if (h.len > POOL_MAX_REASON) {
+			tcp_drop(p);
+			return tier_err(-EPROTO, "pool %s: %s: error reason of %u bytes",
+					p->uri, proto_op_name(op), h.len);
+		}
+		rc = proto_recv(tp->fd, reason, h.len);
+		if (rc)
+			return io_fail(p, seg, op, rc);
+		reason[h.len] = '\0';
+		if (!h.len) {
+			errno = -h.status;
+			return tier_err(h.status, "pool %s: %s: %m", p->uri,
+					proto_op_name(op));
+		}
+		return tier_err(h.status, "pool %s: %s", p->uri, reason);
+	}
+	if (h.len != rep_len) {
+		tcp_drop(p);
+		return tier_err(-EPROTO, "pool %s: %s%s%s%s answer of %u bytes, expected %zu",
+				p->uri, seg ? "segment '" : "", seg ? seg : "",
+				seg ? "': " : "", proto_op_name(op), h.len, rep_len);
+	}
+	rc = proto_recv_all(tp->fd, rep, nrep);
+	if (rc)
+		return io_fail(p, seg, op, rc);
+	return 0;
+}
+
+static int tcp_hello(struct pool *p)
+{
+	struct tcp_pool *tp = tp_of(p);
+	struct pool_hello req = {
+		.version = POOL_VERSION,
+		.max_ranges = POOL_MAX_RANGES,
+		.max_data = POOL_MAX_DATA,
+	}, rep;
+	struct iovec out = { &req, sizeof(req) };
+	struct iovec in = { &rep, sizeof(rep) };
+	int rc;
+
+	snprintf(req.name, sizeof(req.name), "libtier %s pid %d",
+		 TIER_VERSION, (int)getpid());
+	proto_hello_swap(&req);
+	rc = tcp_call(p, NULL, POOL_OP_HELLO, &out, 1, &in, 1, sizeof(rep));
+	if (rc)
+		return rc;
+	proto_hello_swap(&rep);
+	if (rep.version < 1)
+		return tier_err(-EPROTO, "pool %s: server speaks version %u",
+				p->uri, rep.version);
+	memcpy(tp->server, rep.name, sizeof(tp->server));
+	tp->server[sizeof(tp->server) - 1] = '\0';
+	tp->max_ranges = POOL_MAX_RANGES;
+	tp->max_data = POOL_MAX_DATA;
+	if (rep.max_ranges && rep.max_ranges < tp->max_ranges)
+		tp->max_ranges = rep.max_ranges;
+	if (rep.max_data && rep.max_data < tp->max_data)
+		tp->max_data = rep.max_data;
+	tier_dbg("pool %s: connected to '%s' (%u ranges, %u bytes a READ)",
+		 p->uri, tp->server, tp->max_ranges, tp->max_data);
+	return 0;
+}
+
+/* Non-blocking connect so a black-holed address fails in seconds. */
+static int connect_one(const struct addrinfo *ai, int *ret_fd)
+{
+	struct pollfd pfd;
+	socklen_t sl = sizeof(int);
+	int fd, err = 0, flags;
+
+	fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+		    ai->ai_protocol);
+	if (fd < 0)
+		return -errno;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		if (errno != EINPROGRESS) {
+			err = errno;
+			goto fail;
+		}
+		pfd = (struct pollfd){ .fd = fd, .events = POLLOUT };
+		for (;;) {
+			int n = poll(&pfd, 1, TCP_CONNECT_TIMEOUT_MS);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				err = errno;
+				goto fail;
+			}
+			if (n == 0) {
+				err = ETIMEDOUT;
+				goto fail;
+			}
+			break;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+			err = errno;
+		if (err)
+			goto fail;
+	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+		err = errno;
+		goto fail;
+	}
+	*ret_fd = fd;
+	return 0;
+fail:
+	close(fd);
+	return -err;
+}
+
+static int tcp_connect(struct pool *p, const struct tier_uri *uri, int *ret_fd)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV,
+	}, *res, *ai;
+	char port[8];
+	int rc, fd = -1;
+
+	snprintf(port, sizeof(port), "%u", uri->port);
+	rc = getaddrinfo(uri->host, port, &hints, &res);
+	if (rc)
+		return tier_err(-EHOSTUNREACH, "pool %s: cannot resolve '%s': %s",
+				p->uri, uri->host, gai_strerror(rc));
+	rc = -EHOSTUNREACH;
+	for (ai = res; ai; ai = ai->ai_next) {
+		rc = connect_one(ai, &fd);
+		if (!rc)
+			break;
+	}
+	freeaddrinfo(res);
+
+	switch (rc) {
+	case 0:
+		break;
+	case -ECONNREFUSED:
+		return tier_err(rc, "pool %s: connection refused", p->uri);
+	case -ETIMEDOUT:
+		return tier_err(rc, "pool %s: connect timed out after %d s",
+				p->uri, TCP_CONNECT_TIMEOUT_MS / 1000);
+	default:
+		errno = -rc;
+		return tier_err(rc, "pool %s: connect: %m", p->uri);
+	}
+	rc = proto_sock_setup(fd, io_timeout_ms());
+	if (rc) {
+		close(fd);
+		errno = -rc;
+		return tier_err(rc, "pool %s: setsockopt: %m", p->uri);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static void tcp_close(struct pool *p)
+{
+	struct tcp_pool *tp = tp_of(p);
+
+	tcp_drop(p);
+	free(tp->ranges);
+	free(tp->riov);
+	free(tp);
+}
+
+static int tcp_seg_open(struct pool *p, struct pool_seg *s)
+{
+	struct pool_open_rep rep;
+	struct iovec out = { s->name, strlen(s->name) };
+	struct iovec in = { &rep, sizeof(rep) };
+	int rc;
+
+	rc = tcp_call(p, s->name, POOL_OP_OPEN, &out, 1, &in, 1, sizeof(rep));
+	if (rc)
+		return rc;
+	proto_open_rep_swap(&rep);
+	if (!rep.id || rep.size > POOL_MAX_SIZE) {
+		tcp_drop(p);
+		return tier_err(-EPROTO, "pool %s: segment '%s': OPEN answered id %u size %llu",
+				p->uri, s->name, rep.id,
+				(unsigned long long)rep.size);
+	}
+	s->id = rep.id;
+	s->size = rep.size;
+	return 0;
+}
+
+static int send_id(struct pool *p, const char *seg, unsigned op, uint32_t id)
+{
+	struct pool_id m = { .id = id };
+	struct iovec out = { &m, sizeof(m) };
+
+	proto_id_swap(&m);
+	return tcp_call(p, seg, op, &out, 1, NULL, 0, 0);
+}
+
+static void tcp_seg_close(struct pool_seg *s)
+{
+	/* Best effort: a lost connection has closed it on the server. */
+	if (tp_of(s->pool)->fd >= 0)
+		send_id(s->pool, s->name, POOL_OP_CLOSE, s->id);
+}
+
+static int tcp_create(struct pool *p, struct pool_wseg *w)
+{
+	struct pool_create_req req = { .size = w->size };
+	struct pool_id rep;
+	struct iovec out[2] = {
+		{ &req, sizeof(req) },
+		{ w->name, strlen(w->name) },
+	};
+	struct iovec in = { &rep, sizeof(rep) };
+	int rc;
+
+	proto_create_req_swap(&req);
+	rc = tcp_call(p, w->name, POOL_OP_CREATE, out, 2, &in, 1, sizeof(rep));
+	if (rc)
+		return rc;
+	proto_id_swap(&rep);
+	if (!rep.id) {
+		tcp_drop(p);
+		return tier_err(-EPROTO, "pool %s: segment '%s': CREATE answered id 0",
+				p->uri, w->name);
+	}
+	w->id = rep.id;
+	return 0;
+}
+
+static int tcp_write(struct pool_wseg *w, uint64_t off, const void *buf,
+		     size_t len)
+{
+	struct tcp_pool *tp = tp_of(w->pool);
+	const char *b = buf;
+	int rc;
+
+	while (len) {
+		size_t n = len < tp->max_data ? len : tp->max_data;
+		struct pool_write_req req = { .id = w->id, .off = off };
+		struct iovec out[2] = {
+			{ &req, sizeof(req) },
+			{ (void *)b, n },
+		};
+
+		proto_write_req_swap(&req);
+		rc = tcp_call(w->pool, w->name, POOL_OP_WRITE, out, 2, NULL, 0, 0);
+		if (rc)
+			return rc;
+		b += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int tcp_commit(struct pool_wseg *w)
+{
+	return send_id(w->pool, w->name, POOL_OP_COMMIT, w->id);
+}
+
+static void tcp_abort(struct pool_wseg *w)
+{
+	/* A lost connection has already discarded it on the server. */
+	if (tp_of(w->pool)->fd >= 0)
+		send_id(w->pool, w->name, POOL_OP_ABORT, w->id);
+}
+
+static int tcp_remove(struct pool *p, const char *name)
+{
+	struct iovec out = { (void *)name, strlen(name) };
+
+	return tcp_call(p, name, POOL_OP_REMOVE, &out, 1, NULL, 0, 0);
+}
+
+static int read_batch(struct pool_seg *s, unsigned nr, size_t bytes)
+{
+	struct tcp_pool *tp = tp_of(s->pool);
+	struct pool_read_req req = { .nr = nr };
+	struct iovec out[2] = {
+		{ &req, sizeof(req) },
+		{ tp->ranges, nr * sizeof(*tp->ranges) },
+	};
+
+	proto_read_req_swap(&req);
+	return tcp_call(s->pool, s->name, POOL_OP_READ, out, 2,
+			tp->riov, nr, bytes);
+}
+
+static int tcp_readv(struct pool_seg *s, const struct pool_iov *iov,
+		     unsigned n)
+{
+	struct tcp_pool *tp = tp_of(s->pool);
+	unsigned i, nr = 0;
+	size_t bytes = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		char *b = iov[i].buf;
+		uint64_t off = iov[i].off;
+		size_t len = iov[i].len;
+
+		/* A range longer than a READ may carry is split across several. */
+		while (len) {
+			size_t room = tp->max_data - bytes;
+			size_t take = len < room ? len : room;
+			struct pool_range *r = &tp->ranges[nr];
+
+			r->off = off;
+			r->len = take;
+			r->id = s->id;
+			proto_range_swap(r);
+			tp->riov[nr] = (struct iovec){ b, take };
+			nr++;
+			bytes += take;
+			b += take;
+			off += take;
+			len -= take;
+			if (nr == tp->max_ranges || bytes == tp->max_data) {
+				rc = read_batch(s, nr, bytes);
+				if (rc)
+					return rc;
+				nr = 0;
+				bytes = 0;
+			}
+		}
+	}
+	if (nr)
+		return read_batch(s, nr, bytes);
+	return 0;
+}
+
+static const struct pool_ops tcp_ops = {
+	.close = tcp_close,
+	.create = tcp_create,
+	.write = tcp_write,
+	.commit = tcp_commit,
+	.abort = tcp_abort,
+	.seg_open = tcp_seg_open,
+	.seg_close = tcp_seg_close,
+	.readv = tcp_readv,
+	.remove = tcp_remove,
+};
+
+int pool_tcp_open(struct pool *p, const struct tier_uri *uri)
+{
+	struct tcp_pool *tp;
+	int rc;
+
+	tp = calloc(1, sizeof(*tp));
+	if (!tp)
+		return tier_err(-ENOMEM, "out of memory");
+	tp->ranges = calloc(POOL_MAX_RANGES, sizeof(*tp->ranges));
+	tp->riov = calloc(POOL_MAX_RANGES, sizeof(*tp->riov));
+	tp->next_id = 1;
+	tp->fd = -1;
+	p->ops = &tcp_ops;
+	p->priv = tp;
+	if (!tp->ranges || !tp->riov) {
+		rc = tier_err(-ENOMEM, "out of memory");
+		goto err;
+	}
+	rc = tcp_connect(p, uri, &tp->fd);
+	if (rc)
+		goto err;
+	rc = tcp_hello(p);
+	if (rc)
+		goto err;
+	return 0;
+err:
+	tcp_close(p);
+	p->ops = NULL;
+	p->priv = NULL;
+	return rc;
+}

@@ -1,3 +1,1183 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-typedef int tier_placeholder_rdma_verbs_c;
+/*
+ * The RDMA transport: the only file that calls ibv_* and rdma_*.
+ *
+ * Control messages are the pool protocol's (rdma/proto.h), one message per
+ * SEND into a RECV buffer of V_CTL_SIZE bytes. Data never goes through
+ * messages: OPEN answers the address and rkey of the segment's memory on
+ * the server, and the client reads ranges with chains of one-sided RDMA
+ * READs into a registered bounce buffer, then copies them out. The server
+ * side reuses server.c's request handler (srv_conn_msg) and registers each
+ * segment once, remote-read only.
+ *
+ * Everything waits with a timeout: CM events by polling the event
+ * channel's fd, completions by polling the completion channel's fd. Any
+ * error completion or CM error ends the connection (the QP is in error
+ * state anyway); later calls fail at once.
+ *
+ * Not testable on a host without an RDMA device: the guest suite runs it
+ * over soft-RoCE (rdma_rxe).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "tier.h"
+#include "rdma/pool-int.h"
+#include "rdma/proto.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#define V_CTL_SIZE	(64U * 1024)	/* one control message, either way */
+#define V_MAX_WRITE	(V_CTL_SIZE - sizeof(struct pool_hdr) - sizeof(struct pool_write_req))
+#define V_BOUNCE_SIZE	(4U << 20)	/* client: RDMA READ landing area */
+#define V_CHAIN		64		/* RDMA READs posted per round trip */
+#define V_SEND_WR	(V_CHAIN + 4)
+#define V_RECV_SLOTS	4		/* server: receive buffers per connection */
+#define V_REPLY_SIZE	512		/* server: a reply, never READ data */
+#define V_RD_ATOM	16		/* outstanding RDMA READs we ask for */
+#define V_CM_TIMEOUT_MS	3000
+#define V_IO_TIMEOUT_MS	10000
+
+enum { WR_SEND = 1, WR_RECV, WR_READ };
+
+/* ------------------------------------------------------------ helpers */
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+static struct rdma_event_channel *channel_new(int *rc)
+{
+	struct rdma_event_channel *ch = rdma_create_event_channel();
+
+	if (!ch) {
+		*rc = errno == ENOENT || errno == ENODEV ? -ENODEV : -errno;
+		return NULL;
+	}
+	*rc = set_nonblock(ch->fd);
+	if (*rc) {
+		rdma_destroy_event_channel(ch);
+		return NULL;
+	}
+	return ch;
+}
+
+/* Waits for @want on @ch; maps the CM's failure events to errnos. */
+static int cm_wait(struct rdma_event_channel *ch, enum rdma_cm_event_type want,
+		   int timeout_ms)
+{
+	struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
+	struct rdma_cm_event *ev;
+	enum rdma_cm_event_type type;
+
+	for (;;) {
+		int n = poll(&pfd, 1, timeout_ms);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -ETIMEDOUT;
+		if (rdma_get_cm_event(ch, &ev)) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			return -errno;
+		}
+		type = ev->event;
+		rdma_ack_cm_event(ev);
+		if (type == want)
+			return 0;
+		switch (type) {
+		case RDMA_CM_EVENT_REJECTED:
+		case RDMA_CM_EVENT_CONNECT_ERROR:
+			return -ECONNREFUSED;
+		case RDMA_CM_EVENT_ADDR_ERROR:
+		case RDMA_CM_EVENT_ROUTE_ERROR:
+		case RDMA_CM_EVENT_UNREACHABLE:
+			return -EHOSTUNREACH;
+		case RDMA_CM_EVENT_DISCONNECTED:
+		case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+			return -ECONNRESET;
+		default:
+			continue;
+		}
+	}
+}
+
+struct vcq {
+	struct ibv_comp_channel *cc;
+	struct ibv_cq *cq;
+};
+
+static int vcq_create(struct ibv_context *ctx, int cqe, struct vcq *q)
+{
+	int rc;
+
+	q->cc = ibv_create_comp_channel(ctx);
+	if (!q->cc)
+		return -errno;
+	rc = set_nonblock(q->cc->fd);
+	if (rc)
+		return rc;
+	q->cq = ibv_create_cq(ctx, cqe, NULL, q->cc, 0);
+	if (!q->cq)
+		return -errno;
+	rc = ibv_req_notify_cq(q->cq, 0);
+	return rc ? -rc : 0;
+}
+
+static void vcq_destroy(struct vcq *q)
+{
+	if (q->cq)
+		ibv_destroy_cq(q->cq);
+	if (q->cc)
+		ibv_destroy_comp_channel(q->cc);
+	q->cq = NULL;
+	q->cc = NULL;
+}
+
+/*
+ * Returns 1..@n completions, -ETIMEDOUT after @timeout_ms (-1: never),
+ * -ECANCELED once @stop_fd (or -1) is readable.
+ */
+static int vcq_wait(struct vcq *q, struct ibv_wc *wc, int n, int timeout_ms,
+		    int stop_fd)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = q->cc->fd, .events = POLLIN },
+		{ .fd = stop_fd, .events = POLLIN },
+	};
+
+	for (;;) {
+		struct ibv_cq *cq;
+		void *ctx;
+		int r = ibv_poll_cq(q->cq, n, wc);
+
+		if (r < 0)
+			return -EIO;
+		if (r > 0)
+			return r;
+		r = poll(pfd, stop_fd >= 0 ? 2 : 1, timeout_ms);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		if (stop_fd >= 0 && pfd[1].revents)
+			return -ECANCELED;
+		/* Re-arm, then poll again: a completion may have slipped in. */
+		if (ibv_get_cq_event(q->cc, &cq, &ctx) == 0)
+			ibv_ack_cq_events(cq, 1);
+		if (ibv_req_notify_cq(q->cq, 0))
+			return -EIO;
+	}
+}
+
+static int post_recv(struct ibv_qp *qp, uint64_t wr_id, void *buf,
+		     uint32_t len, struct ibv_mr *mr)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)buf, .length = len, .lkey = mr->lkey,
+	};
+	struct ibv_recv_wr wr = { .wr_id = wr_id, .sg_list = &sge, .num_sge = 1 };
+	struct ibv_recv_wr *bad;
+
+	return -ibv_post_recv(qp, &wr, &bad);
+}
+
+static int post_send(struct ibv_qp *qp, uint64_t wr_id, void *buf,
+		     uint32_t len, struct ibv_mr *mr)
+{
+	struct ibv_sge sge = {
+		.addr = (uintptr_t)buf, .length = len, .lkey = mr->lkey,
+	};
+	struct ibv_send_wr wr = {
+		.wr_id = wr_id,
+		.sg_list = &sge,
+		.num_sge = 1,
+		.opcode = IBV_WR_SEND,
+		.send_flags = IBV_SEND_SIGNALED,
+	};
+	struct ibv_send_wr *bad;
+
+	return -ibv_post_send(qp, &wr, &bad);
+}
+
+static unsigned io_timeout_ms(void)
+{
+	const char *s = getenv("TIER_POOL_TIMEOUT_MS");
+	unsigned long v;
+	char *end;
+
+	if (!s || !*s)
+		return V_IO_TIMEOUT_MS;
+	v = strtoul(s, &end, 10);
+	if (*end || v == 0 || v > 3600 * 1000)
+		return V_IO_TIMEOUT_MS;
+	return v;
+}
+
+/* ------------------------------------------------------------- client */
+
+struct vpool {
+	struct rdma_event_channel *ch;
+	struct rdma_cm_id *id;
+	struct ibv_pd *pd;
+	struct vcq q;
+	bool qp;
+	bool connected;
+	bool broken;
+	uint8_t *ctl;			/* send half, then receive half */
+	struct ibv_mr *ctl_mr;
+	uint8_t *bounce;
+	struct ibv_mr *bounce_mr;
+	uint64_t next_id;
+	uint32_t max_data;		/* WRITE payload per message */
+	unsigned timeout_ms;
+};
+
+static struct vpool *vp_of(struct pool *p)
+{
+	return p->priv;
+}
+
+static void v_break(struct pool *p)
+{
+	struct vpool *v = vp_of(p);
+
+	if (!v->broken)
+		tier_dbg("pool %s: connection lost", p->uri);
+	v->broken = true;
+}
+
+static int v_fail(struct pool *p, const char *seg, unsigned op, int rc,
+		  const char *why)
+{
+	char what[POOL_NAME_MAX + 32] = "";
+
+	v_break(p);
+	if (seg)
+		snprintf(what, sizeof(what), "segment '%s': ", seg);
+	if (why)
+		return tier_err(rc, "pool %s: %s%s: %s", p->uri, what,
+				proto_op_name(op), why);
+	if (rc == -ETIMEDOUT)
+		return tier_err(rc, "pool %s: %s%s: no answer from the server within %u ms",
+				p->uri, what, proto_op_name(op), vp_of(p)->timeout_ms);
+	errno = -rc;
+	return tier_err(rc, "pool %s: %s%s: %m", p->uri, what, proto_op_name(op));
+}
+
+/*
+ * Waits until the completions of every tag in @want (a mask of 1 << WR_*)
+ * have arrived; any error completion is fatal. *@recv_len gets the byte
+ * count of a WR_RECV.
+ */
+static int v_complete(struct pool *p, const char *seg, unsigned op,
+		      unsigned want, uint32_t *recv_len)
+{
+	struct vpool *v = vp_of(p);
+	struct ibv_wc wc[4];
+
+	while (want) {
+		int i, n = vcq_wait(&v->q, wc, 4, v->timeout_ms, -1);
+
+		if (n < 0)
+			return v_fail(p, seg, op, n, NULL);
+		for (i = 0; i < n; i++) {
+			if (wc[i].status != IBV_WC_SUCCESS)
+				return v_fail(p, seg, op, -ECONNRESET,
+					      ibv_wc_status_str(wc[i].status));
+			if (wc[i].wr_id == WR_RECV && recv_len)
+				*recv_len = wc[i].byte_len;
+			want &= ~(1U << wc[i].wr_id);
+		}
+	}
+	return 0;
+}
+
+/* Same contract as tcp.c's tcp_call, without READ. */
+static int vcall(struct pool *p, const char *seg, unsigned op,
+		 const struct iovec *req, unsigned nreq, void *rep,
+		 size_t rep_len)
+{
+	struct vpool *v = vp_of(p);
+	uint8_t *out = v->ctl, *in = v->ctl + V_CTL_SIZE;
+	uint64_t id = v->next_id++;
+	struct pool_hdr h;
+	size_t len = 0;
+	uint32_t got;
+	unsigned i;
+	int rc;
+
+	if (v->broken)
+		return tier_err(-ECONNRESET, "pool %s: %s%s%sconnection lost earlier",
+				p->uri, seg ? "segment '" : "", seg ? seg : "",
+				seg ? "': " : "");
+	for (i = 0; i < nreq; i++) {
+		if (sizeof(h) + len + req[i].iov_len > V_CTL_SIZE)
+			return tier_err(-EMSGSIZE, "pool %s: %s message too large",
+					p->uri, proto_op_name(op));
+		memcpy(out + sizeof(h) + len, req[i].iov_base, req[i].iov_len);
+		len += req[i].iov_len;
+	}
+	proto_hdr_encode(&h, op, id, 0, len);
+	memcpy(out, &h, sizeof(h));
+
+	rc = post_send(v->id->qp, WR_SEND, out, sizeof(h) + len, v->ctl_mr);
+	if (rc)
+		return v_fail(p, seg, op, rc, NULL);
+	rc = v_complete(p, seg, op, 1U << WR_SEND | 1U << WR_RECV, &got);
+	if (rc)
+		return rc;
+
+	if (got < sizeof(h)) {
+		v_break(p);
+		return tier_err(-EPROTO, "pool %s: %s: answer of %u bytes",
+				p->uri, proto_op_name(op), got);
+	}
+	memcpy(&h, in, sizeof(h));
+	rc = proto_hdr_decode(&h, p->uri);
+	if (rc) {
+		v_break(p);
+		return rc;
+	}
+	if (h.len != got - sizeof(h) || h.op != (op | POOL_OP_REPLY) ||
+	    h.req_id != id) {
+		v_break(p);
+		return tier_err(-EPROTO, "pool %s: answer %s #%llu of %u bytes to request %s #%llu",
+				p->uri, proto_op_name(h.op),
+				(unsigned long long)h.req_id, got,
+				proto_op_name(op), (unsigned long long)id);
+	}
+	if (h.status) {
+		rc = h.status;
+	} else if (h.len != rep_len) {
+		v_break(p);
+		return tier_err(-EPROTO, "pool %s: %s answer of %u bytes, expected %zu",
+				p->uri, proto_op_name(op), h.len, rep_len);
+	} else if (rep_len) {
+		memcpy(rep, in + sizeof(h), rep_len);
+	}
+	if (rc) {
+		char reason[POOL_MAX_REASON + 1];
+		size_t n = h.len < POOL_MAX_REASON ? h.len : POOL_MAX_REASON;
+
+		memcpy(reason, in + sizeof(h), n);
+		reason[n] = '\0';
+		/* Consumed: the next reply gets the buffer. */
+		if (post_recv(v->id->qp, WR_RECV, in, V_CTL_SIZE, v->ctl_mr))
+			v_break(p);
+		if (!n) {
+			errno = -rc;
+			return tier_err(rc, "pool %s: %s: %m", p->uri,
+					proto_op_name(op));
+		}
+		return tier_err(rc, "pool %s: %s", p->uri, reason);
+	}
+	if (post_recv(v->id->qp, WR_RECV, in, V_CTL_SIZE, v->ctl_mr))
+		return v_fail(p, seg, op, -EIO, "cannot post a receive buffer");
+	return 0;
+}
+
+static void v_close(struct pool *p)
+{
+	struct vpool *v = vp_of(p);
+
+	if (!v)
+		return;
+	if (v->connected)
+		rdma_disconnect(v->id);
+	if (v->qp)
+		rdma_destroy_qp(v->id);
+	if (v->ctl_mr)
+		ibv_dereg_mr(v->ctl_mr);
+	if (v->bounce_mr)
+		ibv_dereg_mr(v->bounce_mr);
+	free(v->ctl);
+	free(v->bounce);
+	vcq_destroy(&v->q);
+	if (v->pd)
+		ibv_dealloc_pd(v->pd);
+	if (v->id)
+		rdma_destroy_id(v->id);
+	if (v->ch)
+		rdma_destroy_event_channel(v->ch);
+	free(v);
+	p->priv = NULL;
+}
+
+static int v_seg_open(struct pool *p, struct pool_seg *s)
+{
+	struct pool_open_rep rep;
+	struct iovec out = { s->name, strlen(s->name) };
+	int rc;
+
+	rc = vcall(p, s->name, POOL_OP_OPEN, &out, 1, &rep, sizeof(rep));
+	if (rc)
+		return rc;
+	proto_open_rep_swap(&rep);
+	if (!rep.id || rep.size > POOL_MAX_SIZE || (rep.size && !rep.addr)) {
+		v_break(p);
+		return tier_err(-EPROTO, "pool %s: segment '%s': OPEN answered id %u size %llu addr %#llx",
+				p->uri, s->name, rep.id,
+				(unsigned long long)rep.size,
+				(unsigned long long)rep.addr);
+	}
+	s->id = rep.id;
+	s->size = rep.size;
+	s->raddr = rep.addr;
+	s->rkey = rep.rkey;
+	return 0;
+}
+
+static int v_send_id(struct pool *p, const char *seg, unsigned op, uint32_t id)
+{
+	struct pool_id m = { .id = id };
+	struct iovec out = { &m, sizeof(m) };
+
+	proto_id_swap(&m);
+	return vcall(p, seg, op, &out, 1, NULL, 0);
+}
+
+static void v_seg_close(struct pool_seg *s)
+{
+	if (!vp_of(s->pool)->broken)
+		v_send_id(s->pool, s->name, POOL_OP_CLOSE, s->id);
+}
+
+static int v_create(struct pool *p, struct pool_wseg *w)
+{
+	struct pool_create_req req = { .size = w->size };
+	struct pool_id rep;
+	struct iovec out[2] = {
+		{ &req, sizeof(req) },
+		{ w->name, strlen(w->name) },
+	};
+	int rc;
+
+	proto_create_req_swap(&req);
+	rc = vcall(p, w->name, POOL_OP_CREATE, out, 2, &rep, sizeof(rep));
+	if (rc)
+		return rc;
+	proto_id_swap(&rep);
+	if (!rep.id) {
+		v_break(p);
+		return tier_err(-EPROTO, "pool %s: segment '%s': CREATE answered id 0",
+				p->uri, w->name);
+	}
+	w->id = rep.id;
+	return 0;
+}
+
+static int v_write(struct pool_wseg *w, uint64_t off, const void *buf,
+		   size_t len)
+{
+	struct vpool *v = vp_of(w->pool);
+	const char *b = buf;
+	int rc;
+
+	while (len) {
+		size_t n = len < v->max_data ? len : v->max_data;
+		struct pool_write_req req = { .id = w->id, .off = off };
+		struct iovec out[2] = {
+			{ &req, sizeof(req) },
+			{ (void *)b, n },
+		};
+
+		proto_write_req_swap(&req);
+		rc = vcall(w->pool, w->name, POOL_OP_WRITE, out, 2, NULL, 0);
+		if (rc)
+			return rc;
+		b += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int v_commit(struct pool_wseg *w)
+{
+	return v_send_id(w->pool, w->name, POOL_OP_COMMIT, w->id);
+}
+
+static void v_abort(struct pool_wseg *w)
+{
+	if (!vp_of(w->pool)->broken)
+		v_send_id(w->pool, w->name, POOL_OP_ABORT, w->id);
+}
+
+static int v_remove(struct pool *p, const char *name)
+{
+	struct iovec out = { (void *)name, strlen(name) };
+
+	return vcall(p, name, POOL_OP_REMOVE, &out, 1, NULL, 0);
+}
+
+/*
+ * Chains of up to V_CHAIN RDMA READs land in the bounce buffer; only the
+ * last is signaled (an RC send queue completes in order, and an error
+ * completion is reported even for an unsignaled request).
+ */
+static int v_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
+{
+	struct pool *p = s->pool;
+	struct vpool *v = vp_of(p);
+	struct ibv_send_wr wr[V_CHAIN], *bad;
+	struct ibv_sge sge[V_CHAIN];
+	struct {
+		char *dst;
+		size_t len;
+	} pend[V_CHAIN];
+	unsigned i = 0, k, nwr;
+	size_t done = 0;
+	int rc;
+
+	if (v->broken)
+		return tier_err(-ECONNRESET, "pool %s: segment '%s': connection lost earlier",
+				p->uri, s->name);
+	while (i < n) {
+		size_t boff = 0;
+
+		nwr = 0;
+		while (i < n && nwr < V_CHAIN && boff < V_BOUNCE_SIZE) {
+			size_t left = iov[i].len - done;
+			size_t take = left < V_BOUNCE_SIZE - boff ?
+				      left : V_BOUNCE_SIZE - boff;
+
+			if (!left) {
+				i++;
+				done = 0;
+				continue;
+			}
+			sge[nwr] = (struct ibv_sge){
+				.addr = (uintptr_t)(v->bounce + boff),
+				.length = take,
+				.lkey = v->bounce_mr->lkey,
+			};
+			wr[nwr] = (struct ibv_send_wr){
+				.wr_id = WR_READ,
+				.sg_list = &sge[nwr],
+				.num_sge = 1,
+				.opcode = IBV_WR_RDMA_READ,
+				.wr.rdma.remote_addr = s->raddr + iov[i].off + done,
+				.wr.rdma.rkey = s->rkey,
+			};
+			if (nwr)
+				wr[nwr - 1].next = &wr[nwr];
+			pend[nwr].dst = (char *)iov[i].buf + done;
+			pend[nwr].len = take;
+			nwr++;
+			boff += take;
+			done += take;
+			if (done == iov[i].len) {
+				i++;
+				done = 0;
+			}
+		}
+		if (!nwr)
+			break;
+		wr[nwr - 1].send_flags = IBV_SEND_SIGNALED;
+		rc = -ibv_post_send(v->id->qp, wr, &bad);
+		if (rc)
+			return v_fail(p, s->name, POOL_OP_READ, rc, NULL);
+		rc = v_complete(p, s->name, POOL_OP_READ, 1U << WR_READ, NULL);
+		if (rc)
+			return rc;
+		for (k = 0, boff = 0; k < nwr; k++) {
+			memcpy(pend[k].dst, v->bounce + boff, pend[k].len);
+			boff += pend[k].len;
+		}
+	}
+	return 0;
+}
+
+static const struct pool_ops verbs_ops = {
+	.close = v_close,
+	.create = v_create,
+	.write = v_write,
+	.commit = v_commit,
+	.abort = v_abort,
+	.seg_open = v_seg_open,
+	.seg_close = v_seg_close,
+	.readv = v_readv,
+	.remove = v_remove,
+};
+
+static int v_hello(struct pool *p)
+{
+	struct vpool *v = vp_of(p);
+	struct pool_hello req = {
+		.version = POOL_VERSION,
+		.flags = POOL_HELLO_RDMA_READ,
+		.max_ranges = POOL_MAX_RANGES,
+		.max_data = V_MAX_WRITE,
+	}, rep;
+	struct iovec out = { &req, sizeof(req) };
+	int rc;
+
+	snprintf(req.name, sizeof(req.name), "libtier %s pid %d (rdma)",
+		 TIER_VERSION, (int)getpid());
+	proto_hello_swap(&req);
+	rc = vcall(p, NULL, POOL_OP_HELLO, &out, 1, &rep, sizeof(rep));
+	if (rc)
+		return rc;
+	proto_hello_swap(&rep);
+	if (rep.version < 1 || !(rep.flags & POOL_HELLO_RDMA_READ))
+		return tier_err(-EPROTO, "pool %s: server (version %u) does not serve RDMA READ",
+				p->uri, rep.version);
+	v->max_data = V_MAX_WRITE;
+	if (rep.max_data && rep.max_data < v->max_data)
+		v->max_data = rep.max_data;
+	rep.name[sizeof(rep.name) - 1] = '\0';
+	tier_dbg("pool %s: connected to '%s' over RDMA", p->uri, rep.name);
+	return 0;
+}
+
+static int v_connect(struct pool *p, const struct tier_uri *uri)
+{
+	struct vpool *v = vp_of(p);
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_NUMERICSERV,
+	}, *res;
+	struct ibv_qp_init_attr qa = { 0 };
+	struct rdma_conn_param cp = { 0 };
+	struct ibv_device_attr dev;
+	char port[8];
+	int rc;
+
+	snprintf(port, sizeof(port), "%u", uri->port);
+	rc = getaddrinfo(uri->host, port, &hints, &res);
+	if (rc)
+		return tier_err(-EHOSTUNREACH, "pool %s: cannot resolve '%s': %s",
+				p->uri, uri->host, gai_strerror(rc));
+	v->ch = channel_new(&rc);
+	if (!v->ch) {
+		freeaddrinfo(res);
+		errno = -rc;
+		return tier_err(rc, "pool %s: no RDMA device (rdma_cm: %m)", p->uri);
+	}
+	if (rdma_create_id(v->ch, &v->id, v, RDMA_PS_TCP)) {
+		freeaddrinfo(res);
+		return tier_err(-errno, "pool %s: rdma_create_id: %m", p->uri);
+	}
+	rc = rdma_resolve_addr(v->id, NULL, res->ai_addr, V_CM_TIMEOUT_MS) ?
+	     -errno : 0;
+	freeaddrinfo(res);
+	if (!rc)
+		rc = cm_wait(v->ch, RDMA_CM_EVENT_ADDR_RESOLVED, V_CM_TIMEOUT_MS + 1000);
+	if (rc) {
+		errno = -rc;
+		return tier_err(rc == -EHOSTUNREACH || rc == -ENODEV ? -ENODEV : rc,
+				"pool %s: no RDMA route to the address (%m)", p->uri);
+	}
+	rc = rdma_resolve_route(v->id, V_CM_TIMEOUT_MS) ? -errno : 0;
+	if (!rc)
+		rc = cm_wait(v->ch, RDMA_CM_EVENT_ROUTE_RESOLVED, V_CM_TIMEOUT_MS + 1000);
+	if (rc) {
+		errno = -rc;
+		return tier_err(rc, "pool %s: resolving the route: %m", p->uri);
+	}
+
+	if (ibv_query_device(v->id->verbs, &dev))
+		return tier_err(-errno, "pool %s: ibv_query_device: %m", p->uri);
+	v->pd = ibv_alloc_pd(v->id->verbs);
+	if (!v->pd)
+		return tier_err(-errno, "pool %s: ibv_alloc_pd: %m", p->uri);
+	rc = vcq_create(v->id->verbs, V_SEND_WR + 4, &v->q);
+	if (rc) {
+		errno = -rc;
+		return tier_err(rc, "pool %s: completion queue: %m", p->uri);
+	}
+	qa.send_cq = v->q.cq;
+	qa.recv_cq = v->q.cq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.cap.max_send_wr = V_SEND_WR;
+	qa.cap.max_recv_wr = 2;
+	qa.cap.max_send_sge = 1;
+	qa.cap.max_recv_sge = 1;
+	if (rdma_create_qp(v->id, v->pd, &qa))
+		return tier_err(-errno, "pool %s: rdma_create_qp: %m", p->uri);
+	v->qp = true;
+
+	v->ctl = aligned_alloc(4096, 2 * V_CTL_SIZE);
+	v->bounce = aligned_alloc(4096, V_BOUNCE_SIZE);
+	if (!v->ctl || !v->bounce)
+		return tier_err(-ENOMEM, "out of memory");
+	v->ctl_mr = ibv_reg_mr(v->pd, v->ctl, 2 * V_CTL_SIZE, IBV_ACCESS_LOCAL_WRITE);
+	if (!v->ctl_mr)
+		return tier_err(-errno, "pool %s: ibv_reg_mr: %m", p->uri);
+	v->bounce_mr = ibv_reg_mr(v->pd, v->bounce, V_BOUNCE_SIZE,
+				  IBV_ACCESS_LOCAL_WRITE);
+	if (!v->bounce_mr)
+		return tier_err(-errno, "pool %s: ibv_reg_mr: %m", p->uri);
+	rc = post_recv(v->id->qp, WR_RECV, v->ctl + V_CTL_SIZE, V_CTL_SIZE,
+		       v->ctl_mr);
+	if (rc) {
+		errno = -rc;
+		return tier_err(rc, "pool %s: ibv_post_recv: %m", p->uri);
+	}
+
+	cp.initiator_depth = dev.max_qp_init_rd_atom < V_RD_ATOM ?
+			     dev.max_qp_init_rd_atom : V_RD_ATOM;
+	cp.responder_resources = dev.max_qp_rd_atom < V_RD_ATOM ?
+				 dev.max_qp_rd_atom : V_RD_ATOM;
+	cp.retry_count = 7;
+	cp.rnr_retry_count = 7;
+	rc = rdma_connect(v->id, &cp) ? -errno : 0;
+	if (!rc)
+		rc = cm_wait(v->ch, RDMA_CM_EVENT_ESTABLISHED, V_CM_TIMEOUT_MS);
+	switch (rc) {
+	case 0:
+		break;
+	case -ECONNREFUSED:
+		return tier_err(rc, "pool %s: connection refused", p->uri);
+	case -ETIMEDOUT:
+		return tier_err(rc, "pool %s: connect timed out after %d s",
+				p->uri, V_CM_TIMEOUT_MS / 1000);
+	default:
+		errno = -rc;
+		return tier_err(rc, "pool %s: connect: %m", p->uri);
+	}
+	v->connected = true;
+	return 0;
+}
+
+int pool_verbs_open(struct pool *p, const struct tier_uri *uri)
+{
+	struct vpool *v;
+	int rc;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return tier_err(-ENOMEM, "out of memory");
+	v->next_id = 1;
+	v->timeout_ms = io_timeout_ms();
+	p->ops = &verbs_ops;
+	p->priv = v;
+	rc = v_connect(p, uri);
+	if (!rc)
+		rc = v_hello(p);
+	if (rc) {
+		v_close(p);
+		p->ops = NULL;
+		return rc;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------- server */
+
+struct vconn {
+	struct vconn *next;
+	struct vlisten *l;
+	struct rdma_cm_id *id;
+	struct vcq q;
+	bool qp;
+	uint8_t *rbuf;			/* V_RECV_SLOTS x V_CTL_SIZE */
+	struct ibv_mr *rmr;
+	uint8_t *sbuf;			/* V_RECV_SLOTS x V_REPLY_SIZE */
+	struct ibv_mr *smr;
+	struct srv_conn *sc;
+	int stop_fd;			/* eventfd: leave the completion loop */
+	pthread_t thread;
+	bool started;
+	int done;			/* atomic */
+	char peer[80];
+};
+
+struct vlisten {
+	struct pool_server *srv;
+	char name[320];
+	struct rdma_event_channel *ch;
+	struct rdma_cm_id *lid;
+	struct ibv_pd *pd;		/* one device: that of the first client */
+	struct vconn *conns;		/* touched by the run loop only */
+};
+
+static void vconn_free(struct vconn *c)
+{
+	srv_conn_free(c->sc);
+	if (c->qp)
+		rdma_destroy_qp(c->id);
+	if (c->rmr)
+		ibv_dereg_mr(c->rmr);
+	if (c->smr)
+		ibv_dereg_mr(c->smr);
+	free(c->rbuf);
+	free(c->sbuf);
+	vcq_destroy(&c->q);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	rdma_destroy_id(c->id);
+	free(c);
+}
+
+/* Serves one connection: RECV a request, SEND the reply, repost. */
+static void *vconn_main(void *arg)
+{
+	struct vconn *c = arg;
+	struct ibv_wc wc[8];
+	bool close_after = false;
+
+	while (!close_after) {
+		int i, n = vcq_wait(&c->q, wc, 8, -1, c->stop_fd);
+
+		if (n < 0)
+			break;
+		for (i = 0; i < n; i++) {
+			unsigned slot = wc[i].wr_id % V_RECV_SLOTS;
+			uint8_t *msg = c->rbuf + (size_t)slot * V_CTL_SIZE;
+			uint8_t *out = c->sbuf + (size_t)slot * V_REPLY_SIZE;
+			bool fatal;
+			size_t len;
+
+			if (wc[i].status != IBV_WC_SUCCESS) {
+				if (wc[i].status != IBV_WC_WR_FLUSH_ERR)
+					tier_dbg("pool server: %s: %s", c->peer,
+						 ibv_wc_status_str(wc[i].status));
+				goto out;
+			}
+			if (wc[i].opcode != IBV_WC_RECV)
+				continue;	/* a reply went out */
+			len = srv_conn_msg(c->sc, msg, wc[i].byte_len, out,
+					   V_REPLY_SIZE, &fatal);
+			/*
+			 * The request is consumed; a client has one in flight, so
+			 * the slot's reply buffer is free again by its next turn.
+			 */
+			if (post_recv(c->id->qp, slot, msg, V_CTL_SIZE, c->rmr) ||
+			    post_send(c->id->qp, V_RECV_SLOTS + slot, out, len, c->smr))
+				goto out;
+			close_after |= fatal;
+		}
+	}
+	/* Let the -EPROTO answer leave before the disconnect flushes it. */
+	if (close_after) {
+		int n = vcq_wait(&c->q, wc, 8, 1000, c->stop_fd);
+
+		(void)n;
+	}
+out:
+	rdma_disconnect(c->id);
+	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void peer_of(struct rdma_cm_id *id, char *buf, size_t len)
+{
+	struct sockaddr *sa = rdma_get_peer_addr(id);
+	char host[INET6_ADDRSTRLEN] = "?";
+	uint16_t port = ntohs(rdma_get_dst_port(id));
+
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, host,
+			  sizeof(host));
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
+			  host, sizeof(host));
+	snprintf(buf, len, "rdma client %s:%u", host, port);
+}
+
+static int vconn_accept(struct vlisten *l, struct rdma_cm_id *id,
+			const struct rdma_conn_param *req)
+{
+	struct ibv_qp_init_attr qa = { 0 };
+	struct rdma_conn_param cp = { 0 };
+	struct ibv_device_attr dev;
+	struct vconn *c;
+	unsigned i;
+	int rc;
+
+	if (!l->pd) {
+		l->pd = ibv_alloc_pd(id->verbs);
+		if (!l->pd)
+			return -errno;
+	} else if (l->pd->context != id->verbs) {
+		/* Segment registrations are per PD; one device keeps one each. */
+		tier_dbg("pool server %s: refusing a client on a second RDMA device",
+			 l->name);
+		return -EXDEV;
+	}
+	if (ibv_query_device(id->verbs, &dev))
+		return -errno;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->l = l;
+	c->id = id;
+	c->stop_fd = -1;
+	peer_of(id, c->peer, sizeof(c->peer));
+
+	rc = vcq_create(id->verbs, 2 * V_RECV_SLOTS + 4, &c->q);
+	if (rc)
+		goto err;
+	qa.send_cq = c->q.cq;
+	qa.recv_cq = c->q.cq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.cap.max_send_wr = V_RECV_SLOTS + 2;
+	qa.cap.max_recv_wr = V_RECV_SLOTS;
+	qa.cap.max_send_sge = 1;
+	qa.cap.max_recv_sge = 1;
+	if (rdma_create_qp(id, l->pd, &qa)) {
+		rc = -errno;
+		goto err;
+	}
+	c->qp = true;
+	c->rbuf = aligned_alloc(4096, V_RECV_SLOTS * V_CTL_SIZE);
+	c->sbuf = aligned_alloc(4096, V_RECV_SLOTS * V_REPLY_SIZE);
+	if (!c->rbuf || !c->sbuf) {
+		rc = -ENOMEM;
+		goto err;
+	}
+	c->rmr = ibv_reg_mr(l->pd, c->rbuf, V_RECV_SLOTS * V_CTL_SIZE,
+			    IBV_ACCESS_LOCAL_WRITE);
+	c->smr = ibv_reg_mr(l->pd, c->sbuf, V_RECV_SLOTS * V_REPLY_SIZE,
+			    IBV_ACCESS_LOCAL_WRITE);
+	if (!c->rmr || !c->smr) {
+		rc = -errno;
+		goto err;
+	}
+	for (i = 0; i < V_RECV_SLOTS; i++) {
+		rc = post_recv(id->qp, i, c->rbuf + (size_t)i * V_CTL_SIZE,
+			       V_CTL_SIZE, c->rmr);
+		if (rc)
+			goto err;
+	}
+	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->stop_fd < 0) {
+		rc = -errno;
+		goto err;
+	}
+	c->sc = srv_conn_new(l->srv, c->peer, c, V_MAX_WRITE);
+	if (!c->sc) {
+		rc = -ENOMEM;
+		goto err;
+	}
+
+	cp.responder_resources = req->initiator_depth < dev.max_qp_rd_atom ?
+				 req->initiator_depth : dev.max_qp_rd_atom;
+	cp.initiator_depth = 0;		/* the server never reads */
+	cp.rnr_retry_count = 7;
+	if (rdma_accept(id, &cp)) {
+		rc = -errno;
+		goto err;
+	}
+	rc = pthread_create(&c->thread, NULL, vconn_main, c);
+	if (rc) {
+		rdma_disconnect(id);
+		rc = -rc;
+		goto err;
+	}
+	c->started = true;
+	id->context = c;
+	c->next = l->conns;
+	l->conns = c;
+	return 0;
+err:
+	/* The caller rejects and destroys the id after acking the event. */
+	c->id = NULL;
+	srv_conn_free(c->sc);
+	c->sc = NULL;
+	if (c->qp)
+		rdma_destroy_qp(id);
+	if (c->rmr)
+		ibv_dereg_mr(c->rmr);
+	if (c->smr)
+		ibv_dereg_mr(c->smr);
+	free(c->rbuf);
+	free(c->sbuf);
+	vcq_destroy(&c->q);
+	if (c->stop_fd >= 0)
+		close(c->stop_fd);
+	free(c);
+	return rc;
+}
+
+static void vconn_stop(struct vconn *c)
+{
+	uint64_t one = 1;
+	ssize_t n;
+
+	n = write(c->stop_fd, &one, sizeof(one));
+	(void)n;
+	if (c->started)
+		pthread_join(c->thread, NULL);
+	vconn_free(c);
+}
+
+static void vconn_reap(struct vlisten *l, bool all)
+{
+	struct vconn **pp = &l->conns, *c;
+
+	while ((c = *pp)) {
+		if (!all && !__atomic_load_n(&c->done, __ATOMIC_ACQUIRE)) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		vconn_stop(c);
+	}
+}
+
+void pool_verbs_event(void *arg)
+{
+	struct vlisten *l = arg;
+	struct rdma_cm_event *ev;
+
+	while (rdma_get_cm_event(l->ch, &ev) == 0) {
+		struct rdma_cm_id *reject = NULL;
+		struct vconn *c = ev->id->context;
+
+		switch (ev->event) {
+		case RDMA_CM_EVENT_CONNECT_REQUEST:
+			/* A new id: its context is still the listener's. */
+			if (vconn_accept(l, ev->id, &ev->param.conn)) {
+				tier_dbg("pool server %s: could not accept a client",
+					 l->name);
+				reject = ev->id;
+			}
+			break;
+		case RDMA_CM_EVENT_DISCONNECTED:
+		case RDMA_CM_EVENT_DEVICE_REMOVAL:
+			if (ev->id != l->lid && c) {
+				uint64_t one = 1;
+				ssize_t n = write(c->stop_fd, &one, sizeof(one));
+
+				(void)n;
+			}
+			break;
+		default:
+			break;
+		}
+		rdma_ack_cm_event(ev);
+		if (reject) {
+			rdma_reject(reject, NULL, 0);
+			rdma_destroy_id(reject);
+		}
+	}
+	vconn_reap(l, false);
+}
+
+void pool_verbs_disconnect_all(void *arg)
+{
+	struct vlisten *l = arg;
+
+	vconn_reap(l, true);
+}
+
+void pool_verbs_free(void *arg)
+{
+	struct vlisten *l = arg;
+
+	if (!l)
+		return;
+	vconn_reap(l, true);
+	if (l->lid)
+		rdma_destroy_id(l->lid);
+	if (l->pd)
+		ibv_dealloc_pd(l->pd);
+	if (l->ch)
+		rdma_destroy_event_channel(l->ch);
+	free(l);
+}
+
+int pool_verbs_listen(struct pool_server *srv, const struct tier_uri *uri,
+		      const char *name, void **ret, int *ret_fd,
+		      uint16_t *ret_port)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = AI_PASSIVE | AI_NUMERICSERV,
+	}, *res;
+	struct vlisten *l;
+	char port[8];
+	int rc;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return tier_err(-ENOMEM, "out of memory");
+	l->srv = srv;
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	l->ch = channel_new(&rc);
+	if (!l->ch) {
+		errno = -rc;
+		rc = tier_err(rc, "pool server %s: no RDMA device (rdma_cm: %m)", name);
+		goto err;
+	}
+	if (rdma_create_id(l->ch, &l->lid, l, RDMA_PS_TCP)) {
+		rc = tier_err(-errno, "pool server %s: rdma_create_id: %m", name);
+		goto err;
+	}
+	snprintf(port, sizeof(port), "%u", uri->port);
+	rc = getaddrinfo(uri->host[0] ? uri->host : NULL, port, &hints, &res);
+	if (rc) {
+		rc = tier_err(-EADDRNOTAVAIL, "pool server %s: cannot resolve '%s': %s",
+			      name, uri->host, gai_strerror(rc));
+		goto err;
+	}
+	rc = rdma_bind_addr(l->lid, res->ai_addr) ? -errno : 0;
+	freeaddrinfo(res);
+	if (rc) {
+		errno = -rc;
+		rc = tier_err(rc, "pool server %s: bind: %m", name);
+		goto err;
+	}
+	if (rdma_listen(l->lid, 128)) {
+		rc = tier_err(-errno, "pool server %s: listen: %m", name);
+		goto err;
+	}
+	*ret_port = ntohs(rdma_get_src_port(l->lid));
+	*ret_fd = l->ch->fd;
+	*ret = l;
+	return 0;
+err:
+	pool_verbs_free(l);
+	return rc;
+}
+
+int pool_verbs_reg(void *verbs, void *mem, uint64_t len, void **ret,
+		   uint32_t *ret_rkey)
+{
+	struct vconn *c = verbs;
+	struct ibv_mr *mr;
+
+	/* Remote read only: a client can never change a segment. */
+	mr = ibv_reg_mr(c->l->pd, mem, len, IBV_ACCESS_REMOTE_READ);
+	if (!mr)
+		return tier_err(-errno, "ibv_reg_mr of %llu bytes: %m",
+				(unsigned long long)len);
+	*ret = mr;
+	*ret_rkey = mr->rkey;
+	return 0;
+}
+
+void pool_verbs_unreg(void *mr)
+{
+	if (mr)
+		ibv_dereg_mr(mr);
+}

@@ -1,3 +1,593 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-typedef int tier_placeholder_store_place_c;
+/*
+ * "tierctl place": traces + image -> placer -> tier data -> plan.
+ *
+ * The plan is the only thing a restore trusts, so it is written last:
+ * every object it references (the CXL object, the pool segment, the
+ * compact local file) is written in full and committed first. Objects are
+ * written under temporary names and committed together only after all of
+ * them were written, so a failure while writing (an unreachable pool, a
+ * full tier) leaves the old plan and its data exactly as they were.
+ * Objects have fixed names per snapshot and policy, so committing them
+ * replaces the old plan's data; if something fails after that point, the
+ * old plan no longer matches its data and is removed rather than left to
+ * restore wrong bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include "cxl/cxl.h"
+#include "placer/placer.h"
+#include "rdma/pool.h"
+#include "store/snap.h"
+#include "tier.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/uri.h"
+
+#define PG		TIER_PAGE_SIZE
+#define BATCH		(4U << 20)	/* bytes per read and per write */
+#define DEFAULT_CONF	0.5
+#define DEFAULT_GAP	4
+
+/* ------------------------------------------------------------ traces */
+
+struct merge_ctx {
+	struct tier_snap *snap;
+	struct placer_page *pages;
+	uint32_t ntraces;
+};
+
+static int merge_one(const char *name, void *arg)
+{
+	struct merge_ctx *m = arg;
+	struct tier_trace_ent *ent;
+	size_t n;
+	int rc;
+
+	rc = tier_trace_load(m->snap, name, &ent, &n);
+	if (rc)
+		return rc;
+	rc = placer_merge_trace(m->pages, m->snap->npages, ent, n);
+	free(ent);
+	if (rc)
+		return tier_err_ctx(rc, "trace %s", name);
+	m->ntraces++;
+	return 0;
+}
+
+static int merge_traces(struct tier_snap *snap,
+			const struct tier_place_attr *attr,
+			struct merge_ctx *m)
+{
+	m->snap = snap;
+	m->ntraces = 0;
+	m->pages = calloc(snap->npages ? snap->npages : 1, sizeof(*m->pages));
+	if (!m->pages)
+		return tier_err(-ENOMEM, "out of memory");
+	if (!attr->traces)
+		return tier_trace_foreach(snap, merge_one, m);
+	for (const char *const *t = attr->traces; *t; t++) {
+		int rc = merge_one(*t, m);
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ copying */
+
+/* Where the bytes of one source go. */
+struct sink {
+	int (*write)(void *h, uint64_t off, const void *buf, size_t len);
+	void *h;
+};
+
+/* Coalesces pages whose destinations follow each other into one write. */
+struct copier {
+	struct tier_snap *snap;
+	int img;
+	char *buf;		/* BATCH bytes */
+	uint64_t dst;		/* destination offset of buf[0] */
+	size_t len;		/* bytes pending in buf */
+	const struct sink *sink;
+};
+
+static int flush(struct copier *c)
+{
+	int rc;
+
+	if (!c->len)
+		return 0;
+	rc = c->sink->write(c->sink->h, c->dst, c->buf, c->len);
+	c->len = 0;
+	return rc;
+}
+
+/*
+ * Copies every non-zero page of the extents with @source to its place in
+ * the object. Zero pages are skipped: objects are created zero-filled
+ * (sparse), so they read back as zeroes and cost nothing. Each page is
+ * checked against the snapshot's checksum, so a damaged image fails here
+ * instead of being spread into the tiers.
+ */
+static int copy_source(struct copier *c, const struct placer_plan *pp,
+		       enum placer_source source)
+{
+	int rc;
+
+	c->len = 0;
+	for (size_t i = 0; i < pp->n; i++) {
+		const struct placer_ext *e = &pp->ext[i];
+		uint64_t p = e->page, end = e->page + e->npages;
+
+		if (e->source != source)
+			continue;
+		while (p < end) {
+			uint64_t dst, q, room;
+
+			if (snap_page_zero(c->snap, p)) {
+				p++;
+				continue;
+			}
+			dst = e->src_off + (p - e->page) * PG;
+			if (c->len && (dst != c->dst + c->len || c->len == BATCH)) {
+				rc = flush(c);
+				if (rc)
+					return rc;
+			}
+			if (!c->len)
+				c->dst = dst;
+			room = (BATCH - c->len) / PG;
+			for (q = p; q < end && q - p < room &&
+				    !snap_page_zero(c->snap, q); q++)
+				;
+			rc = pread_full(c->img, c->buf + c->len, (q - p) * PG,
+					p * PG, c->snap->image);
+			if (rc)
+				return rc;
+			for (uint64_t k = p; k < q; k++) {
+				rc = tier_snap_verify_page(c->snap, k,
+					c->buf + c->len + (k - p) * PG);
+				if (rc)
+					return rc;
+			}
+			c->len += (q - p) * PG;
+			p = q;
+		}
+	}
+	return flush(c);
+}
+
+static int sink_cxl(void *h, uint64_t off, const void *buf, size_t len)
+{
+	return cxl_write(h, off, buf, len);
+}
+
+static int sink_pool(void *h, uint64_t off, const void *buf, size_t len)
+{
+	return pool_write(h, off, buf, len);
+}
+
+static int sink_local(void *h, uint64_t off, const void *buf, size_t len)
+{
+	struct atomic_file *af = h;
+
+	return pwrite_full(af->fd, buf, len, off, af->path);
+}
+
+/* ------------------------------------------------------------ place */
+
+/* Everything a placement holds open, so one function can let it go. */
+struct placing {
+	struct tier_snap *snap;
+	enum tier_policy policy;
+	const char *pname;
+	char obj[192];
+	struct tier_uri cxl_uri, pool_uri;
+	struct merge_ctx m;
+	struct placer_plan pp;
+	struct cxl_tier *cxl;
+	struct cxl_wobj *cw;
+	struct pool *pool;
+	struct pool_wseg *pw;
+	struct atomic_file af;
+	int have_local;
+	char *buf;
+	int lock_fd;		/* plans/POLICY.lock, held throughout */
+	int committed;		/* an old plan's data has been replaced */
+};
+
+static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
+{
+	char def[4096 + 32];
+	int rc;
+
+	rc = uri_parse(attr->cxl ? attr->cxl : CXL_DEFAULT_URI, URI_WANT_CXL,
+		       &pl->cxl_uri);
+	if (rc)
+		return rc;
+	snap_default_pool(pl->snap, def, sizeof(def));
+	return uri_parse(attr->pool ? attr->pool : def, URI_WANT_POOL,
+			 &pl->pool_uri);
+}
+
+static int run_placer(struct placing *pl, const struct tier_place_attr *attr)
+{
+	struct tier_snap *snap = pl->snap;
+	struct placer_input in;
+	struct placer_params par;
+	int rc;
+
+	if (attr->cxl_capacity && attr->cxl_capacity < PG)
+		return tier_err(-EINVAL,
+				"cxl capacity %llu bytes is less than a page",
+				(unsigned long long)attr->cxl_capacity);
+	rc = merge_traces(snap, attr, &pl->m);
+	if (rc)
+		return rc;
+	in = (struct placer_input){
+		.npages = snap->npages,
+		.zero = snap->zero,
+		.pages = pl->m.pages,
+		.ntraces = pl->m.ntraces,
+	};
+	par = (struct placer_params){
+		.policy = pl->policy,
+		.confidence = attr->confidence,
+		.gap = attr->gap,
+		.cxl_pages = attr->cxl_capacity / PG,
+	};
+	return placer_plan(&in, &par, &pl->pp);
+}
+
+/* Opens every tier the plan needs before copying anything: an
+ * unreachable pool fails in a moment, not after gigabytes of copying. */
+static int open_objects(struct placing *pl)
+{
+	char path[4096 + 96], dir[4096 + 96], *slash;
+	int rc;
+
+	if (pl->pp.cxl_size) {
+		rc = cxl_open(&pl->cxl_uri, &pl->cxl);
+		if (rc)
+			return rc;
+		rc = cxl_create(pl->cxl, pl->obj, pl->pp.cxl_size, &pl->cw);
+		if (rc)
+			return rc;
+	}
+	if (pl->pp.pool_size) {
+		rc = pool_open(&pl->pool_uri, &pl->pool);
+		if (rc)
+			return rc;
+		rc = pool_create(pl->pool, pl->obj, pl->pp.pool_size, &pl->pw);
+		if (rc)
+			return rc;
+	}
+	if (pl->pp.local_size) {
+		snap_local_path(pl->snap, pl->policy, path, sizeof(path));
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		*slash = 0;
+		rc = mkdir_p(dir, 0755);
+		if (rc)
+			return rc;
+		rc = atomic_open(&pl->af, path);
+		if (rc)
+			return rc;
+		pl->have_local = 1;
+		/* Sparse, like the other objects: unwritten = zero. */
+		if (ftruncate(pl->af.fd, pl->pp.local_size) < 0)
+			return tier_err(-errno, "%s: %m", path);
+	}
+	return 0;
+}
+
+static int write_objects(struct placing *pl)
+{
+	struct copier c = { .snap = pl->snap };
+	struct sink s;
+	int rc;
+
+	c.img = snap_image_fd(pl->snap);
+	if (c.img < 0)
+		return c.img;
+	pl->buf = malloc(BATCH);
+	if (!pl->buf)
+		return tier_err(-ENOMEM, "out of memory");
+	c.buf = pl->buf;
+	c.sink = &s;
+
+	if (pl->cw) {
+		s = (struct sink){ sink_cxl, pl->cw };
+		rc = copy_source(&c, &pl->pp, PLACER_SRC_CXL);
+		if (rc)
+			return rc;
+	}
+	if (pl->pw) {
+		s = (struct sink){ sink_pool, pl->pw };
+		rc = copy_source(&c, &pl->pp, PLACER_SRC_POOL);
+		if (rc)
+			return rc;
+	}
+	if (pl->have_local) {
+		s = (struct sink){ sink_local, &pl->af };
+		rc = copy_source(&c, &pl->pp, PLACER_SRC_LOCAL);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int commit_objects(struct placing *pl)
+{
+	struct cxl_wobj *cw = pl->cw;
+	struct pool_wseg *pw = pl->pw;
+	int rc;
+
+	if (cw) {
+		pl->cw = NULL;	/* commit ends the handle, either way */
+		rc = cxl_commit(cw);
+		if (rc)
+			return rc;
+		pl->committed = 1;
+	}
+	if (pw) {
+		pl->pw = NULL;
+		rc = pool_commit(pw);
+		if (rc)
+			return rc;
+		pl->committed = 1;
+	}
+	if (pl->have_local) {
+		pl->have_local = 0;
+		rc = atomic_commit(&pl->af);
+		if (rc)
+			return rc;
+		pl->committed = 1;
+	}
+	return 0;
+}
+
+static int write_plan(struct placing *pl, const struct tier_place_attr *attr)
+{
+	struct plan plan = { 0 };
+	struct fmt_plan_hdr *h = &plan.hdr;
+	char path[4096 + 96], *slash;
+	size_t len;
+	void *buf;
+	int rc;
+
+	h->policy = pl->policy;
+	h->npages = pl->snap->npages;
+	h->nextents = pl->pp.n;
+	if (pl->pp.cxl_size) {
+		rc = uri_format(&pl->cxl_uri, h->cxl, sizeof(h->cxl));
+		if (rc)
+			return rc;
+	}
+	if (pl->pp.pool_size) {
+		rc = uri_format(&pl->pool_uri, h->pool, sizeof(h->pool));
+		if (rc)
+			return rc;
+	}
+	h->gap = attr->gap ? attr->gap : DEFAULT_GAP;
+	h->ntraces = pl->m.ntraces;
+	h->confidence = attr->confidence ? attr->confidence : DEFAULT_CONF;
+	h->cxl_capacity = attr->cxl_capacity;
+	plan.ext = pl->pp.ext;
+	plan.n = pl->pp.n;
+
+	rc = plan_encode(&plan, &buf, &len);
+	if (rc)
+		return rc;
+	snap_plan_path(pl->snap, pl->policy, path, sizeof(path));
+	slash = strrchr(path, '/');
+	*slash = 0;
+	rc = mkdir_p(path, 0755);
+	*slash = '/';
+	if (!rc)
+		rc = write_file_atomic(path, buf, len);
+	free(buf);
+	return rc;
+}
+
+/*
+ * Two placements of one snapshot and policy would interleave their
+ * objects and plans (one's CXL object, the other's plan): take turns.
+ */
+static int lock_policy(struct placing *pl)
+{
+	char path[4096 + 96], *dot;
+	int rc;
+
+	snap_plan_path(pl->snap, pl->policy, path, sizeof(path));
+	dot = strrchr(path, '/');
+	*dot = 0;
+	rc = mkdir_p(path, 0755);
+	if (rc)
+		return rc;
+	*dot = '/';
+	dot = strrchr(path, '.');
+	snprintf(dot, sizeof(path) - (dot - path), ".lock");
+	pl->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (pl->lock_fd < 0)
+		return tier_err(-errno, "%s: %m", path);
+	while (flock(pl->lock_fd, LOCK_EX) < 0)
+		if (errno != EINTR)
+			return tier_err(-errno, "%s: lock: %m", path);
+	return 0;
+}
+
+static void placing_free(struct placing *pl)
+{
+	cxl_abort(pl->cw);
+	if (pl->pw)
+		pool_abort(pl->pw);
+	if (pl->have_local)
+		atomic_abort(&pl->af);
+	cxl_close(pl->cxl);
+	pool_close(pl->pool);
+	placer_plan_free(&pl->pp);
+	free(pl->m.pages);
+	free(pl->buf);
+	if (pl->lock_fd >= 0)
+		close(pl->lock_fd);	/* drops the lock */
+}
+
+int tier_place(struct tier_snap *snap, enum tier_policy policy,
+	       const struct tier_place_attr *attr)
+{
+	static const struct tier_place_attr defaults;
+	struct placing pl = { .snap = snap, .policy = policy };
+	char path[4096 + 96];
+	int rc;
+
+	pl.af.fd = -1;
+	pl.lock_fd = -1;
+	pl.pname = tier_policy_name(policy);
+	if (!pl.pname)
+		return tier_err(-EINVAL, "place %s: unknown policy %d",
+				snap->name, (int)policy);
+	if (!attr)
+		attr = &defaults;
+	snap_object_name(snap, policy, pl.obj, sizeof(pl.obj));
+
+	rc = parse_uris(&pl, attr);
+	if (!rc)
+		rc = lock_policy(&pl);
+	if (!rc)
+		rc = run_placer(&pl, attr);
+	if (!rc)
+		rc = open_objects(&pl);
+	if (!rc)
+		rc = write_objects(&pl);
+	if (!rc)
+		rc = commit_objects(&pl);
+	if (!rc)
+		rc = write_plan(&pl, attr);
+
+	if (rc && pl.committed) {
+		/* The old plan would now read the new data: drop it. */
+		snap_plan_path(snap, policy, path, sizeof(path));
+		if (unlink(path) == 0)
+			tier_err_ctx(rc, "old plan removed");
+	}
+	placing_free(&pl);
+	if (rc)
+		return tier_err_ctx(rc, "place %s --policy %s", snap->name,
+				    pl.pname);
+	return 0;
+}
+
+/* ------------------------------------------------------------ info */
+
+/*
+ * Mappings a restore makes, as the placer counts them: one mmap per run
+ * of MAP extents of one source whose bytes follow each other, one uffd
+ * registration per run of adjacent COPY/LAZY extents.
+ */
+static uint64_t count_mappings(const struct placer_ext *ext, size_t n)
+{
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct placer_ext *e = &ext[i], *prev = i ? e - 1 : NULL;
+
+		if (e->method == PLACER_M_MAP) {
+			if (!prev || prev->method != PLACER_M_MAP ||
+			    prev->source != e->source ||
+			    prev->src_off + prev->npages * PG != e->src_off)
+				m++;
+		} else if (e->method == PLACER_M_COPY ||
+			   e->method == PLACER_M_LAZY) {
+			if (!prev || (prev->method != PLACER_M_COPY &&
+				      prev->method != PLACER_M_LAZY))
+				m++;
+		}
+	}
+	return m;
+}
+
+int tier_plan_info(struct tier_snap *snap, enum tier_policy policy,
+		   struct tier_plan_info *ret)
+{
+	struct tier_plan_info info = { 0 };
+	struct plan plan;
+	int rc;
+
+	rc = plan_load(snap, policy, &plan);
+	if (rc)
+		return rc;
+	info.policy = plan.hdr.policy;
+	snprintf(info.cxl, sizeof(info.cxl), "%s", plan.hdr.cxl);
+	snprintf(info.pool, sizeof(info.pool), "%s", plan.hdr.pool);
+	info.extents = plan.n;
+	info.mappings = count_mappings(plan.ext, plan.n);
+	for (size_t i = 0; i < plan.n; i++) {
+		const struct placer_ext *e = &plan.ext[i];
+		uint64_t end = e->src_off + e->npages * PG;
+
+		if (e->cls < TIER_CLASS_MAX)
+			info.pages[e->cls] += e->npages;
+		/* An object is as large as its furthest extent reaches. */
+		if (e->source == PLACER_SRC_CXL && end > info.cxl_bytes)
+			info.cxl_bytes = end;
+		else if (e->source == PLACER_SRC_POOL && end > info.pool_bytes)
+			info.pool_bytes = end;
+		else if (e->source == PLACER_SRC_LOCAL && end > info.local_bytes)
+			info.local_bytes = end;
+	}
+	plan_free(&plan);
+	*ret = info;
+	return 0;
+}
+
+static uint8_t tier_of(uint8_t source)
+{
+	switch (source) {
+	case PLACER_SRC_IMAGE:
+		return TIER_TIER_IMAGE;
+	case PLACER_SRC_LOCAL:
+		return TIER_TIER_LOCAL;
+	case PLACER_SRC_CXL:
+		return TIER_TIER_CXL;
+	case PLACER_SRC_POOL:
+		return TIER_TIER_POOL;
+	default:
+		return TIER_TIER_NONE;
+	}
+}
+
+int tier_plan_pages(struct tier_snap *snap, enum tier_policy policy,
+		    uint8_t **ret)
+{
+	struct plan plan;
+	uint8_t *map;
+	int rc;
+
+	rc = plan_load(snap, policy, &plan);
+	if (rc)
+		return rc;
+	map = calloc(snap->npages ? snap->npages : 1, 1);
+	if (!map) {
+		plan_free(&plan);
+		return tier_err(-ENOMEM, "out of memory");
+	}
+	/* plan_load checked the extents cover exactly [0, npages). */
+	for (size_t i = 0; i < plan.n; i++) {
+		const struct placer_ext *e = &plan.ext[i];
+		uint8_t v = (e->cls & 0xf) | tier_of(e->source) << 4;
+
+		memset(map + e->page, v, e->npages);
+	}
+	plan_free(&plan);
+	*ret = map;
+	return 0;
+}

@@ -1,3 +1,255 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-typedef int tier_placeholder_store_plan_c;
+/*
+ * Plans: the placer's extents for one policy, with the tier URIs the data
+ * went to. A restore executes a plan as written, so decoding insists on a
+ * well-formed one: extents sorted, disjoint, covering every page once.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/internal.h"
+#include "store/snap.h"
+#include "util/err.h"
+#include "util/file.h"
+
+#define HDR_SIZE	sizeof(struct fmt_plan_hdr)
+#define EXT_SIZE	sizeof(struct fmt_plan_ext)
+#define OFF(f)		offsetof(struct fmt_plan_hdr, f)
+#define EOFF(f)		offsetof(struct fmt_plan_ext, f)
+#define EXT_FLAGS	(PLACER_F_POPULATE | PLACER_F_READAHEAD)
+
+static int check_extents(const struct placer_ext *ext, size_t n,
+			 uint64_t npages, const char *what, int err)
+{
+	uint64_t next = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct placer_ext *e = &ext[i];
+
+		if (e->page != next || !e->npages || e->npages > npages - next)
+			return tier_err(err,
+					"%s: extent %zu [%llu, +%llu) leaves a gap or overlaps (expected page %llu of %llu)",
+					what, i, (unsigned long long)e->page,
+					(unsigned long long)e->npages,
+					(unsigned long long)next,
+					(unsigned long long)npages);
+		if (e->cls >= TIER_CLASS_MAX || e->source > PLACER_SRC_POOL ||
+		    e->method > PLACER_M_LAZY || e->flags & ~EXT_FLAGS)
+			return tier_err(err,
+					"%s: extent %zu: class %u source %u method %u flags 0x%x out of range",
+					what, i, e->cls, e->source, e->method,
+					e->flags);
+		next += e->npages;
+	}
+	if (next != npages)
+		return tier_err(err, "%s: extents cover %llu of %llu pages",
+				what, (unsigned long long)next,
+				(unsigned long long)npages);
+	return 0;
+}
+
+/* A URI field is NUL-terminated and NUL-padded. */
+static int check_str(const char *s, size_t size)
+{
+	size_t n = strnlen(s, size);
+
+	if (n == size)
+		return 0;
+	for (; n < size; n++)
+		if (s[n])
+			return 0;
+	return 1;
+}
+
+int plan_encode(const struct plan *plan, void **ret, size_t *ret_len)
+{
+	const struct fmt_plan_hdr *h = &plan->hdr;
+	uint64_t conf, csum;
+	size_t len, i, slen;
+	char *buf, *p;
+	int rc;
+
+	if (plan->n > (SIZE_MAX - HDR_SIZE) / EXT_SIZE)
+		return tier_err(-EOVERFLOW, "plan too large");
+	if (h->policy >= TIER_POLICY_MAX)
+		return tier_err(-EINVAL, "plan: unknown policy %u", h->policy);
+	rc = check_extents(plan->ext, plan->n, h->npages, "plan", -EINVAL);
+	if (rc)
+		return rc;
+	len = HDR_SIZE + plan->n * EXT_SIZE;
+	buf = calloc(1, len);
+	if (!buf)
+		return tier_err(-ENOMEM, "out of memory");
+
+	memcpy(buf + OFF(magic), FMT_PLAN_MAGIC, 8);
+	fmt_put32(buf + OFF(version), FMT_VERSION);
+	fmt_put32(buf + OFF(policy), h->policy);
+	fmt_put64(buf + OFF(npages), h->npages);
+	fmt_put64(buf + OFF(nextents), plan->n);
+	fmt_put64(buf + OFF(created_ns), h->created_ns ? h->created_ns :
+						       fmt_now_ns());
+	/* Always NUL-terminated: a URI that long is cut, not overrun. */
+	slen = strnlen(h->cxl, sizeof(h->cxl) - 1);
+	memcpy(buf + OFF(cxl), h->cxl, slen);
+	slen = strnlen(h->pool, sizeof(h->pool) - 1);
+	memcpy(buf + OFF(pool), h->pool, slen);
+	fmt_put32(buf + OFF(gap), h->gap);
+	fmt_put32(buf + OFF(ntraces), h->ntraces);
+	memcpy(&conf, &h->confidence, sizeof(conf));
+	fmt_put64(buf + OFF(confidence), conf);
+	fmt_put64(buf + OFF(cxl_capacity), h->cxl_capacity);
+
+	for (i = 0, p = buf + HDR_SIZE; i < plan->n; i++, p += EXT_SIZE) {
+		const struct placer_ext *e = &plan->ext[i];
+
+		fmt_put64(p + EOFF(page), e->page);
+		fmt_put64(p + EOFF(npages), e->npages);
+		p[EOFF(cls)] = e->cls;
+		p[EOFF(source)] = e->source;
+		p[EOFF(method)] = e->method;
+		p[EOFF(flags)] = e->flags;
+		fmt_put64(p + EOFF(src_off), e->src_off);
+	}
+	rc = fmt_file_csum(buf, len, OFF(checksum), &csum);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	fmt_put64(buf + OFF(checksum), csum);
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+int plan_decode(const void *buf, size_t len, const char *what,
+		struct plan *ret)
+{
+	const char *b = buf, *p;
+	struct fmt_plan_hdr h;
+	struct placer_ext *ext;
+	uint64_t next, csum, conf;
+	size_t i;
+	int rc;
+
+	if (len < 8 || memcmp(b, FMT_PLAN_MAGIC, 8))
+		return tier_err(-EBADMSG, "%s: not a tier plan", what);
+	if (len < HDR_SIZE)
+		return tier_err(-EBADMSG, "%s: plan truncated (%zu bytes)",
+				what, len);
+	memset(&h, 0, sizeof(h));
+	memcpy(h.magic, b, 8);
+	h.version = fmt_get32(b + OFF(version));
+	next = fmt_get64(b + OFF(nextents));
+	if (h.version == FMT_VERSION) {
+		if (next > (len - HDR_SIZE) / EXT_SIZE)
+			return tier_err(-EBADMSG,
+					"%s: plan truncated (%zu bytes for %llu extents)",
+					what, len, (unsigned long long)next);
+		if (len != HDR_SIZE + next * EXT_SIZE)
+			return tier_err(-EBADMSG, "%s: plan has trailing bytes",
+					what);
+	}
+	rc = fmt_file_csum(b, len, OFF(checksum), &csum);
+	if (rc)
+		return rc;
+	h.checksum = fmt_get64(b + OFF(checksum));
+	if (csum != h.checksum)
+		return tier_err(-EBADMSG,
+				"%s: plan checksum mismatch (0x%016llx, expected 0x%016llx)",
+				what, (unsigned long long)csum,
+				(unsigned long long)h.checksum);
+	if (h.version != FMT_VERSION)
+		return tier_err(-EPROTO, "%s: plan format v%u, this build reads v%u",
+				what, h.version, FMT_VERSION);
+
+	h.policy = fmt_get32(b + OFF(policy));
+	h.npages = fmt_get64(b + OFF(npages));
+	h.nextents = next;
+	h.created_ns = fmt_get64(b + OFF(created_ns));
+	memcpy(h.cxl, b + OFF(cxl), sizeof(h.cxl));
+	memcpy(h.pool, b + OFF(pool), sizeof(h.pool));
+	h.gap = fmt_get32(b + OFF(gap));
+	h.ntraces = fmt_get32(b + OFF(ntraces));
+	conf = fmt_get64(b + OFF(confidence));
+	memcpy(&h.confidence, &conf, sizeof(conf));
+	h.cxl_capacity = fmt_get64(b + OFF(cxl_capacity));
+	if (h.policy >= TIER_POLICY_MAX)
+		return tier_err(-EBADMSG, "%s: unknown policy %u", what,
+				h.policy);
+	if (!check_str(h.cxl, sizeof(h.cxl)) ||
+	    !check_str(h.pool, sizeof(h.pool)))
+		return tier_err(-EBADMSG, "%s: tier URI not NUL-terminated",
+				what);
+
+	ext = malloc(next ? next * sizeof(*ext) : 1);
+	if (!ext)
+		return tier_err(-ENOMEM, "out of memory");
+	for (i = 0, p = b + HDR_SIZE; i < next; i++, p += EXT_SIZE) {
+		ext[i].page = fmt_get64(p + EOFF(page));
+		ext[i].npages = fmt_get64(p + EOFF(npages));
+		ext[i].cls = p[EOFF(cls)];
+		ext[i].source = p[EOFF(source)];
+		ext[i].method = p[EOFF(method)];
+		ext[i].flags = p[EOFF(flags)];
+		ext[i].src_off = fmt_get64(p + EOFF(src_off));
+	}
+	rc = check_extents(ext, next, h.npages, what, -EBADMSG);
+	if (rc) {
+		free(ext);
+		return rc;
+	}
+	ret->hdr = h;
+	ret->ext = ext;
+	ret->n = next;
+	return 0;
+}
+
+int plan_load(struct tier_snap *s, enum tier_policy policy, struct plan *ret)
+{
+	char path[4096 + 96], what[160];
+	const char *pname = tier_policy_name(policy);
+	struct plan plan;
+	size_t len;
+	void *buf;
+	int rc;
+
+	if (!pname)
+		return tier_err(-EINVAL, "unknown policy %d", (int)policy);
+	snap_plan_path(s, policy, path, sizeof(path));
+	rc = read_file(path, &buf, &len);
+	if (rc == -ENOENT)
+		return tier_err(-ENOENT,
+				"snapshot %s: no plan for policy %s (run: tierctl place %s --policy %s)",
+				s->name, pname, s->name, pname);
+	if (rc)
+		return rc;
+	snprintf(what, sizeof(what), "snapshot %s: plan %s", s->name, pname);
+	rc = plan_decode(buf, len, what, &plan);
+	free(buf);
+	if (rc)
+		return rc;
+	if (plan.hdr.policy != (uint32_t)policy ||
+	    plan.hdr.npages != s->npages) {
+		plan_free(&plan);
+		return tier_err(-EBADMSG,
+				"%s: written for policy %u and %llu pages, not this snapshot's %llu",
+				what, plan.hdr.policy,
+				(unsigned long long)plan.hdr.npages,
+				(unsigned long long)s->npages);
+	}
+	*ret = plan;
+	return 0;
+}
+
+void plan_free(struct plan *plan)
+{
+	if (!plan)
+		return;
+	free(plan->ext);
+	plan->ext = NULL;
+	plan->n = 0;
+}

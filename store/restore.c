@@ -1,3 +1,1607 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* placeholder: being written */
-typedef int tier_placeholder_store_restore_c;
+/*
+ * The restorer: executes a plan blindly. Every policy (ours and the
+ * baselines) is a list of extents, each with a source and a method, so
+ * this file holds no policy, only the order that makes a restore cheap:
+ *
+ *   0. the range becomes fresh anonymous memory (MAP_FIXED), so nothing
+ *      the caller left there can leak into the guest;
+ *   1. MAP extents: one mmap MAP_PRIVATE|MAP_FIXED per run of extents with
+ *      one source and contiguous source offsets (VMAs cost ~1 us each);
+ *   2. COPY and LAZY extents: one UFFDIO_REGISTER (MISSING) per run of
+ *      adjacent ones; ANON extents stay unregistered (kernel zero pages);
+ *   3. COPY extents: fetched in batches of up to 2 MiB (one pool_readv of
+ *      many ranges per batch) and installed with UFFDIO_COPY before the
+ *      guest runs;
+ *   4. LAZY extents: a handler fetches the faulting page plus a prefetch
+ *      window of following lazy pages not yet installed.
+ *
+ * Fail closed: a page that cannot be fetched (dead pool, short read,
+ * checksum mismatch) is never installed. The restore is marked dead,
+ * on_error is called once from the thread that served the fault, and no
+ * further fault is served: faulting threads stay blocked in the kernel.
+ * A failure inside tier_restore_start undoes everything and leaves the
+ * range PROT_NONE anonymous memory, so a guest run by mistake crashes
+ * instead of reading zeros. tier_restore_stop of a dead restore also
+ * turns the range PROT_NONE before closing the userfaultfd (closing it
+ * would otherwise let the blocked threads through on kernel zero pages).
+ *
+ * REMOVE events (madvise(DONTNEED) by a balloon): the range now reads as
+ * zero in an anonymous mapping, so its pages are marked "removed" and a
+ * later fault there gets UFFDIO_ZEROPAGE. Firecracker unregisters the
+ * range instead, which has the same result but splits VMAs.
+ *
+ * Record mode (TIER_RESTORE_RECORD) needs no plan: the whole range is
+ * registered MISSING|WP and served from the image one page per fault (a
+ * prefetch window would hide touches). A read fault installs the page
+ * write-protected (log R); a write fault installs it writable (log W); a
+ * WP fault on an R page upgrades it to RW and un-protects it.
+ *
+ * Locking: one thread serves at a time (serve_lock: the handler thread,
+ * or the caller of tier_restore_handle); it alone touches the page
+ * bitmaps and the handler's pool handle. Counters and the trace are under
+ * stat_lock so tier_restore_stats and save_trace may run from anywhere.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tier.h"
+#include "cxl/cxl.h"
+#include "placer/placer.h"
+#include "rdma/pool.h"
+#include "store/format.h"
+#include "store/restore.h"
+#include "store/snap.h"
+#include "store/uffd.h"
+#include "util/checksum.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/log.h"
+#include "util/uri.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22
+#endif
+
+#define PG			TIER_PAGE_SIZE
+#define BATCH_PAGES		512	/* prefetch: 2 MiB per batch */
+#define BATCH_PIECES		256	/* ranges per batch (pool_readv iovs) */
+#define WINDOW_MAX		512	/* lazy prefetch window cap, pages */
+#define DEFAULT_WINDOW		8
+#define EAGAIN_TRIES		10000
+#define LOADER_CHUNK		(1U << 20)
+
+struct rs_range {			/* a readahead range of the loader */
+	int fd;
+	uint64_t off, len;
+};
+
+struct tier_restore {
+	struct tier_snap *snap;
+	enum tier_policy policy;
+	unsigned flags;
+	unsigned window;		/* pages per lazy fault */
+	uint8_t *base;
+	size_t len;
+	uint64_t first;			/* image page at base */
+	uint64_t npages;		/* pages in the range */
+	uint64_t t0;			/* CLOCK_MONOTONIC at start */
+
+	struct placer_ext *ext;		/* clipped, pages relative to base */
+	size_t n;
+
+	int uffd;
+	int stop_fd;			/* eventfd: wakes the handler to exit */
+	pthread_t thread;
+	bool have_thread;
+	sem_t ready;			/* the handler opened its pool, or failed */
+	int thread_rc;
+
+	/* sources */
+	int image_fd;			/* borrowed from the snapshot */
+	uint64_t image_size;
+	int local_fd;
+	uint64_t local_size;
+	char local_path[4096];
+	struct cxl_tier *cxl;
+	struct cxl_obj *cxl_obj;
+	bool need_pool;			/* some lazy extent comes from the pool */
+	struct tier_uri pool_uri;
+	char obj_name[128];
+	struct pool *hpool;		/* the handler's; one thread at a time */
+	struct pool_seg *hseg;
+
+	/* readahead loader (PLACER_F_READAHEAD) */
+	struct rs_range *ra;
+	size_t nra;
+	pthread_t loader;
+	bool have_loader;
+	atomic_bool loader_stop;
+
+	/* serving: under serve_lock */
+	pthread_mutex_t serve_lock;
+	uint64_t *installed;		/* bitmap over the range */
+	uint64_t *removed;		/* REMOVE/UNMAP seen: zero on refault */
+	void *bounce;			/* window pages */
+	void *zero;			/* one zero page (record) */
+	struct uffd_ev *q;		/* faults read while draining for EAGAIN */
+	size_t nq, qcap;
+
+	/* counters, trace: under stat_lock */
+	pthread_mutex_t stat_lock;
+	struct tier_restore_stats st;
+	uint32_t *rec_idx;		/* record: entry index + 1 per page */
+	struct tier_trace_ent *ent;
+	size_t nent, entcap;
+	bool recording;
+
+	atomic_int error;
+	char errmsg[256];
+	void (*on_error)(struct tier_restore *rs, int err, const char *msg,
+			 void *arg);
+	void *arg;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static inline bool bit_test(const uint64_t *b, uint64_t i)
+{
+	return (b[i / 64] >> (i % 64)) & 1;
+}
+
+static inline void bit_set(uint64_t *b, uint64_t i)
+{
+	b[i / 64] |= 1ULL << (i % 64);
+}
+
+static inline void bit_clear(uint64_t *b, uint64_t i)
+{
+	b[i / 64] &= ~(1ULL << (i % 64));
+}
+
+static const char *src_name(unsigned src)
+{
+	static const char *const names[] = {
+		[PLACER_SRC_NONE] = "none", [PLACER_SRC_IMAGE] = "image",
+		[PLACER_SRC_LOCAL] = "local file", [PLACER_SRC_CXL] = "cxl",
+		[PLACER_SRC_POOL] = "pool",
+	};
+
+	return src < sizeof(names) / sizeof(names[0]) ? names[src] : "?";
+}
+
+/* Marks the restore dead (once) and tells the VMM; returns @rc. */
+static int rs_fail(struct tier_restore *rs, int rc)
+{
+	int expected = 0;
+
+	if (!atomic_compare_exchange_strong(&rs->error, &expected, rc))
+		return rc;
+	snprintf(rs->errmsg, sizeof(rs->errmsg), "%s", tier_errmsg());
+	pthread_mutex_lock(&rs->stat_lock);
+	rs->st.error = rc;
+	pthread_mutex_unlock(&rs->stat_lock);
+	tier_log(TIER_LOG_ERR, "restore of %s: stopped serving: %s",
+		 rs->snap->name, rs->errmsg);
+	if (rs->on_error)
+		rs->on_error(rs, rc, rs->errmsg, rs->arg);
+	return rc;
+}
+
+/* The extent holding range page @w (extents cover the range). */
+static const struct placer_ext *rs_find(const struct tier_restore *rs,
+					uint64_t w)
+{
+	size_t lo = 0, hi = rs->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct placer_ext *e = &rs->ext[mid];
+
+		if (w < e->page)
+			hi = mid;
+		else if (w >= e->page + e->npages)
+			lo = mid + 1;
+		else
+			return e;
+	}
+	return NULL;
+}
+
+static inline uint64_t ext_off(const struct placer_ext *e, uint64_t w)
+{
+	return e->src_off + (w - e->page) * PG;
+}
+
+/* Compares fetched pages with the snapshot's checksums (when it has them:
+ * a stale pool segment or a corrupt local file must not reach the guest). */
+static int rs_verify(const struct tier_restore *rs, uint64_t w,
+		     const void *buf, uint64_t np, unsigned src)
+{
+	const struct tier_snap *s = rs->snap;
+	uint64_t i;
+
+	if (!s->csum)
+		return 0;
+	for (i = 0; i < np; i++) {
+		uint64_t p = rs->first + w + i;
+
+		if (tier_csum((const char *)buf + i * PG, PG) != s->csum[p])
+			return tier_err(-EBADMSG,
+					"snapshot %s: page %" PRIu64 " from the %s: checksum mismatch",
+					s->name, p, src_name(src));
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ sources */
+
+static int rs_read_src(struct tier_restore *rs, struct pool_seg *seg,
+		       unsigned src, uint64_t off, void *buf, size_t len)
+{
+	switch (src) {
+	case PLACER_SRC_POOL: {
+		struct pool_iov iov = { .off = off, .buf = buf, .len = len };
+
+		if (!seg)
+			return tier_err(-EINVAL, "restore: no pool segment open");
+		return pool_readv(seg, &iov, 1);
+	}
+	case PLACER_SRC_CXL:
+		return cxl_obj_read(rs->cxl_obj, off, buf, len);
+	case PLACER_SRC_IMAGE:
+		return pread_full(rs->image_fd, buf, len, off, rs->snap->image);
+	case PLACER_SRC_LOCAL:
+		return pread_full(rs->local_fd, buf, len, off, rs->local_path);
+	}
+	return tier_err(-EINVAL, "restore: cannot read from source %u", src);
+}
+
+static void rs_count_bytes(struct tier_restore *rs, unsigned src, uint64_t n)
+{
+	if (src == PLACER_SRC_POOL)
+		rs->st.pool_bytes += n;
+	else if (src == PLACER_SRC_IMAGE || src == PLACER_SRC_LOCAL)
+		rs->st.local_bytes += n;
+}
+
+static int rs_pool_connect(struct tier_restore *rs, struct pool **rp,
+			   struct pool_seg **rseg)
+{
+	int rc;
+
+	rc = pool_open(&rs->pool_uri, rp);
+	if (rc)
+		return rc;
+	rc = pool_seg_open(*rp, rs->obj_name, rseg);
+	if (rc) {
+		pool_close(*rp);
+		*rp = NULL;
+	}
+	return rc;
+}
+
+static void rs_pool_disconnect(struct pool **p, struct pool_seg **seg)
+{
+	pool_seg_close(*seg);
+	pool_close(*p);
+	*seg = NULL;
+	*p = NULL;
+}
+
+static int rs_open_file(const char *path, int *ret_fd, uint64_t *ret_size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return tier_err(-errno, "%s: %m", path);
+	if (fstat(fd, &st) < 0) {
+		int rc = tier_err(-errno, "%s: %m", path);
+
+		close(fd);
+		return rc;
+	}
+	*ret_fd = fd;
+	*ret_size = st.st_size;
+	return 0;
+}
+
+/* Opens what the extents reference; the handler opens its own pool. */
+static int rs_open_sources(struct tier_restore *rs, const struct plan *plan,
+			   const struct tier_restore_attr *attr)
+{
+	bool cxl = false, image = false, local = false, pool = false;
+	char buf[512];
+	const char *uri;
+	struct tier_uri u;
+	struct stat st;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < rs->n; i++) {
+		const struct placer_ext *e = &rs->ext[i];
+
+		cxl |= e->source == PLACER_SRC_CXL;
+		image |= e->source == PLACER_SRC_IMAGE;
+		local |= e->source == PLACER_SRC_LOCAL;
+		pool |= e->source == PLACER_SRC_POOL;
+		if (e->source == PLACER_SRC_POOL && e->method == PLACER_M_LAZY)
+			rs->need_pool = true;
+	}
+	snap_object_name(rs->snap, rs->policy, rs->obj_name, sizeof(rs->obj_name));
+
+	if (image) {
+		rc = snap_image_fd(rs->snap);
+		if (rc < 0)
+			return rc;
+		rs->image_fd = rc;
+		if (fstat(rs->image_fd, &st) < 0)
+			return tier_err(-errno, "%s: %m", rs->snap->image);
+		rs->image_size = st.st_size;
+	}
+	if (local) {
+		snap_local_path(rs->snap, rs->policy, rs->local_path,
+				sizeof(rs->local_path));
+		rc = rs_open_file(rs->local_path, &rs->local_fd, &rs->local_size);
+		if (rc)
+			return rc;
+	}
+	if (cxl) {
+		uri = attr->cxl ? attr->cxl : plan && plan->hdr.cxl[0] ?
+		      plan->hdr.cxl : CXL_DEFAULT_URI;
+		rc = uri_parse(uri, URI_WANT_CXL, &u);
+		if (rc)
+			return rc;
+		rc = cxl_open(&u, &rs->cxl);
+		if (rc)
+			return rc;
+		rc = cxl_obj_open(rs->cxl, rs->obj_name, &rs->cxl_obj);
+		if (rc)
+			return rc;
+	}
+	if (pool) {
+		if (attr->pool) {
+			uri = attr->pool;
+		} else if (plan && plan->hdr.pool[0]) {
+			uri = plan->hdr.pool;
+		} else {
+			snap_default_pool(rs->snap, buf, sizeof(buf));
+			uri = buf;
+		}
+		rc = uri_parse(uri, URI_WANT_POOL, &rs->pool_uri);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void rs_close_sources(struct tier_restore *rs)
+{
+	if (rs->hseg || rs->hpool)
+		rs_pool_disconnect(&rs->hpool, &rs->hseg);
+	cxl_obj_close(rs->cxl_obj);
+	cxl_close(rs->cxl);
+	rs->cxl_obj = NULL;
+	rs->cxl = NULL;
+	if (rs->local_fd >= 0)
+		close(rs->local_fd);
+	rs->local_fd = -1;
+}
+
+/* ------------------------------------------------------------ serving */
+
+static int rs_serve_event(struct tier_restore *rs, const struct uffd_ev *ev);
+
+static void rs_mark_removed(struct tier_restore *rs, uintptr_t start,
+			    uintptr_t end)
+{
+	uintptr_t b = (uintptr_t)rs->base, e = b + rs->len;
+	uint64_t w;
+
+	if (start < b)
+		start = b;
+	if (end > e)
+		end = e;
+	for (; start < end; start += PG) {
+		w = (start - b) / PG;
+		bit_clear(rs->installed, w);
+		bit_set(rs->removed, w);
+	}
+}
+
+/*
+ * A COPY, ZEROPAGE or WRITEPROTECT got EAGAIN: a REMOVE/UNMAP is pending
+ * and must be read first. Handles those now and queues faults for later.
+ */
+static int rs_drain(struct tier_restore *rs)
+{
+	struct uffd_ev ev[16];
+	int i, n;
+
+	n = uffd_read_events(rs->uffd, ev, 16);
+	if (n < 0)
+		return n;
+	for (i = 0; i < n; i++) {
+		if (ev[i].kind == UFFD_EV_REMOVE || ev[i].kind == UFFD_EV_UNMAP) {
+			rs_mark_removed(rs, ev[i].addr, ev[i].end);
+			continue;
+		}
+		if (ev[i].kind == UFFD_EV_OTHER)
+			continue;
+		if (rs->nq == rs->qcap) {
+			size_t cap = rs->qcap ? rs->qcap * 2 : 64;
+			struct uffd_ev *q = realloc(rs->q, cap * sizeof(*q));
+
+			if (!q)
+				return tier_err(-ENOMEM, "restore: out of memory");
+			rs->q = q;
+			rs->qcap = cap;
+		}
+		rs->q[rs->nq++] = ev[i];
+	}
+	if (!n)
+		sched_yield();
+	return 0;
+}
+
+/* Runs @op until it stops saying EAGAIN, draining events in between. */
+#define RS_RETRY(rs, call) ({						\
+		int rs_rc_, rs_try_ = 0;				\
+		while ((rs_rc_ = (call)) == -EAGAIN &&			\
+		       rs_try_++ < EAGAIN_TRIES) {			\
+			rs_rc_ = rs_drain(rs);				\
+			if (rs_rc_)					\
+				break;					\
+		}							\
+		if (rs_rc_ == -EAGAIN)					\
+			rs_rc_ = tier_err(-EAGAIN,			\
+				"restore: userfaultfd busy for too long"); \
+		rs_rc_;							\
+	})
+
+/* How many pages from @w on a fault may fetch: same source, contiguous in
+ * it, lazy, not yet installed nor removed, within the window. */
+static uint64_t rs_window(struct tier_restore *rs, const struct placer_ext *e,
+			  uint64_t w)
+{
+	const struct placer_ext *end = rs->ext + rs->n;
+	uint64_t cnt = 1, next = w + 1;
+
+	while (cnt < rs->window) {
+		if (next >= e->page + e->npages) {
+			const struct placer_ext *f = e + 1;
+
+			if (f >= end || f->method != PLACER_M_LAZY ||
+			    f->source != e->source ||
+			    (e->source != PLACER_SRC_NONE &&
+			     f->src_off != ext_off(e, next)))
+				break;
+			e = f;
+		}
+		if (bit_test(rs->installed, next) || bit_test(rs->removed, next))
+			break;
+		cnt++;
+		next++;
+	}
+	return cnt;
+}
+
+static void rs_mark_installed(struct tier_restore *rs, uint64_t w, uint64_t n)
+{
+	while (n--)
+		bit_set(rs->installed, w++);
+}
+
+static int rs_fault(struct tier_restore *rs, uintptr_t addr)
+{
+	uint64_t t0 = now_ns(), w, cnt, off;
+	const struct placer_ext *e;
+	unsigned src;
+	int rc;
+
+	if (addr < (uintptr_t)rs->base || addr >= (uintptr_t)rs->base + rs->len)
+		return tier_err(-EFAULT, "restore: fault at %#" PRIxPTR
+				" outside the restored range", addr);
+	w = (addr - (uintptr_t)rs->base) / PG;
+	if (bit_test(rs->installed, w))	/* installed since it faulted */
+		return uffd_wake(rs->uffd, addr, PG);
+	if (bit_test(rs->removed, w)) {
+		rc = RS_RETRY(rs, uffd_zeropage(rs->uffd, addr, PG, 0));
+		if (!rc)
+			bit_set(rs->installed, w);
+		return rc;
+	}
+	e = rs_find(rs, w);
+	if (!e || (e->method != PLACER_M_LAZY && e->method != PLACER_M_COPY))
+		return tier_err(-EFAULT, "restore: page %" PRIu64
+				" faulted but is not served by userfaultfd",
+				rs->first + w);
+
+	/*
+	 * Installed without waking, counted, then woken: a thread that saw
+	 * its page must also see it in the counters (a VMM reads the stats
+	 * right after the guest finished).
+	 */
+	src = e->source;
+	cnt = e->method == PLACER_M_LAZY ? rs_window(rs, e, w) : 1;
+	if (src == PLACER_SRC_NONE) {
+		rc = RS_RETRY(rs, uffd_zeropage(rs->uffd, addr, cnt * PG,
+						UFFD_COPY_DONTWAKE));
+		if (rc)
+			return rc;
+	} else {
+		if (src == PLACER_SRC_POOL && !rs->hseg) {
+			rc = rs_pool_connect(rs, &rs->hpool, &rs->hseg);
+			if (rc)
+				return rc;
+		}
+		off = ext_off(e, w);
+		rc = rs_read_src(rs, rs->hseg, src, off, rs->bounce, cnt * PG);
+		if (rc)
+			return tier_err_ctx(rc, "page %" PRIu64, rs->first + w);
+		rc = rs_verify(rs, w, rs->bounce, cnt, src);
+		if (rc)
+			return rc;
+		rc = RS_RETRY(rs, uffd_copy(rs->uffd, addr, rs->bounce,
+					    cnt * PG, UFFD_COPY_DONTWAKE));
+		if (rc)
+			return rc;
+	}
+	rs_mark_installed(rs, w, cnt);
+
+	pthread_mutex_lock(&rs->stat_lock);
+	rs->st.faults[e->cls < TIER_CLASS_MAX ? e->cls : TIER_CLASS_COLD]++;
+	rs->st.lazy_pages += cnt;
+	rs_count_bytes(rs, src, cnt * PG);
+	rs->st.fault_ns += now_ns() - t0;
+	pthread_mutex_unlock(&rs->stat_lock);
+	return uffd_wake(rs->uffd, addr, cnt * PG);
+}
+
+/* ---- record mode */
+
+static int rec_log(struct tier_restore *rs, uint64_t w, enum tier_access k)
+{
+	struct tier_trace_ent *ent;
+	int rc = 0;
+
+	pthread_mutex_lock(&rs->stat_lock);
+	if (!rs->recording)
+		goto out;
+	if (rs->rec_idx[w]) {
+		ent = &rs->ent[rs->rec_idx[w] - 1];
+		if (k == TIER_ACCESS_W && ent->kind == TIER_ACCESS_R)
+			ent->kind = TIER_ACCESS_RW;
+		goto out;
+	}
+	if (rs->nent == rs->entcap) {
+		size_t cap = rs->entcap ? rs->entcap * 2 : 1024;
+
+		ent = realloc(rs->ent, cap * sizeof(*ent));
+		if (!ent) {
+			rc = tier_err(-ENOMEM, "record: out of memory");
+			goto out;
+		}
+		rs->ent = ent;
+		rs->entcap = cap;
+	}
+	rs->ent[rs->nent] = (struct tier_trace_ent){
+		.page = rs->first + w,
+		.t_ns = now_ns() - rs->t0,
+		.kind = k,
+	};
+	rs->rec_idx[w] = ++rs->nent;
+out:
+	pthread_mutex_unlock(&rs->stat_lock);
+	return rc;
+}
+
+static int rec_fault(struct tier_restore *rs, const struct uffd_ev *ev)
+{
+	uint64_t t0 = now_ns(), w, p;
+	const void *src = rs->zero;
+	bool zero;
+	int rc;
+
+	if (ev->addr < (uintptr_t)rs->base ||
+	    ev->addr >= (uintptr_t)rs->base + rs->len)
+		return tier_err(-EFAULT, "record: fault at %#" PRIxPTR
+				" outside the recorded range", ev->addr);
+	w = (ev->addr - (uintptr_t)rs->base) / PG;
+	p = rs->first + w;
+	if (bit_test(rs->installed, w))
+		return uffd_wake(rs->uffd, ev->addr, PG);
+
+	/* zero pages are copied too (not ZEROPAGE): only COPY can install
+	 * a page write-protected */
+	zero = snap_page_zero(rs->snap, p) || bit_test(rs->removed, w);
+	if (!zero) {
+		rc = pread_full(rs->image_fd, rs->bounce, PG, p * PG,
+				rs->snap->image);
+		if (rc)
+			return tier_err_ctx(rc, "page %" PRIu64, p);
+		rc = rs_verify(rs, w, rs->bounce, 1, PLACER_SRC_IMAGE);
+		if (rc)
+			return rc;
+		src = rs->bounce;
+	}
+	/* logged and counted before the thread is woken (see rs_fault) */
+	rc = RS_RETRY(rs, uffd_copy(rs->uffd, ev->addr, src, PG,
+				    UFFD_COPY_DONTWAKE |
+				    (ev->write ? 0 : UFFD_COPY_WP)));
+	if (rc)
+		return rc;
+	bit_set(rs->installed, w);
+	if (!bit_test(rs->removed, w)) {
+		rc = rec_log(rs, w, ev->write ? TIER_ACCESS_W : TIER_ACCESS_R);
+		if (rc)
+			return rc;
+	}
+
+	pthread_mutex_lock(&rs->stat_lock);
+	rs->st.faults[zero ? TIER_CLASS_ZERO : TIER_CLASS_COLD]++;
+	rs->st.lazy_pages++;
+	if (!zero)
+		rs->st.local_bytes += PG;
+	rs->st.fault_ns += now_ns() - t0;
+	pthread_mutex_unlock(&rs->stat_lock);
+	return uffd_wake(rs->uffd, ev->addr, PG);
+}
+
+static int rec_wp(struct tier_restore *rs, const struct uffd_ev *ev)
+{
+	uint64_t t0 = now_ns(), w;
+	int rc;
+
+	if (ev->addr < (uintptr_t)rs->base ||
+	    ev->addr >= (uintptr_t)rs->base + rs->len)
+		return tier_err(-EFAULT, "record: write-protect fault at %#"
+				PRIxPTR " outside the recorded range", ev->addr);
+	w = (ev->addr - (uintptr_t)rs->base) / PG;
+	rc = rec_log(rs, w, TIER_ACCESS_W);	/* R becomes RW */
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&rs->stat_lock);
+	rs->st.wp_faults++;
+	rs->st.fault_ns += now_ns() - t0;
+	pthread_mutex_unlock(&rs->stat_lock);
+	/* un-protecting wakes the writer */
+	return RS_RETRY(rs, uffd_wp(rs->uffd, ev->addr, PG, 0, 0));
+}
+
+static int rs_serve_event(struct tier_restore *rs, const struct uffd_ev *ev)
+{
+	bool rec = rs->flags & TIER_RESTORE_RECORD;
+
+	switch (ev->kind) {
+	case UFFD_EV_FAULT:
+		return rec ? rec_fault(rs, ev) : rs_fault(rs, ev->addr);
+	case UFFD_EV_WP:
+		if (rec)
+			return rec_wp(rs, ev);
+		return tier_err(-EFAULT, "restore: unexpected write-protect fault at %#"
+				PRIxPTR, ev->addr);
+	case UFFD_EV_REMOVE:
+	case UFFD_EV_UNMAP:
+		rs_mark_removed(rs, ev->addr, ev->end);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* Reads and serves what is pending; the count of events, or -errno. */
+static int rs_handle(struct tier_restore *rs)
+{
+	struct uffd_ev ev[16];
+	int i, n, rc = 0;
+
+	pthread_mutex_lock(&rs->serve_lock);
+	n = uffd_read_events(rs->uffd, ev, 16);
+	if (n < 0) {
+		rc = n;
+		if (!atomic_load(&rs->error))
+			rs_fail(rs, rc);
+		goto out;
+	}
+	for (i = 0; i < n || rs->nq; i++) {
+		struct uffd_ev cur;
+
+		if (i < n) {
+			cur = ev[i];
+		} else {	/* faults queued while draining for EAGAIN */
+			cur = rs->q[0];
+			memmove(rs->q, rs->q + 1, --rs->nq * sizeof(*rs->q));
+		}
+		/* Dead: faulting threads stay blocked (never a zero page);
+		 * REMOVE/UNMAP are still read so the VMM's munmap returns. */
+		if (atomic_load(&rs->error))
+			continue;
+		rc = rs_serve_event(rs, &cur);
+		if (rc)
+			rs_fail(rs, rc);
+	}
+	rc = n;
+out:
+	pthread_mutex_unlock(&rs->serve_lock);
+	return rc;
+}
+
+static void *rs_thread(void *arg)
+{
+	struct tier_restore *rs = arg;
+	struct pollfd pfd[2] = {
+		{ .fd = rs->uffd, .events = POLLIN },
+		{ .fd = rs->stop_fd, .events = POLLIN },
+	};
+
+	/* Pool handles are per thread: the handler connects its own, and
+	 * start waits for it so a dead pool fails the start, not a fault. */
+	if (rs->need_pool)
+		rs->thread_rc = rs_pool_connect(rs, &rs->hpool, &rs->hseg);
+	if (rs->thread_rc)
+		snprintf(rs->errmsg, sizeof(rs->errmsg), "%s", tier_errmsg());
+	sem_post(&rs->ready);
+	if (rs->thread_rc)
+		return NULL;
+
+	for (;;) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			rs_fail(rs, tier_err(-errno, "restore: poll: %m"));
+			break;
+		}
+		if (pfd[1].revents)
+			break;
+		if (pfd[0].revents & (POLLERR | POLLHUP | POLLNVAL)) {
+			rs_fail(rs, tier_err(-EIO, "restore: userfaultfd closed"));
+			break;
+		}
+		if (pfd[0].revents & POLLIN)
+			rs_handle(rs);
+	}
+	return NULL;
+}
+
+static void *rs_loader(void *arg)
+{
+	struct tier_restore *rs = arg;
+	void *buf = malloc(LOADER_CHUNK);
+	size_t i;
+
+	if (!buf)
+		return NULL;
+	/* FaaSnap's loader: read the loading set in file order (which is
+	 * first-touch order), warming the page cache ahead of the guest. */
+	for (i = 0; i < rs->nra && !atomic_load(&rs->loader_stop); i++) {
+		uint64_t off = rs->ra[i].off, end = off + rs->ra[i].len;
+
+		while (off < end && !atomic_load(&rs->loader_stop)) {
+			size_t n = end - off < LOADER_CHUNK ? end - off : LOADER_CHUNK;
+			ssize_t r = pread(rs->ra[i].fd, buf, n, off);
+
+			if (r <= 0)
+				break;	/* only a hint: faults still read the file */
+			off += r;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static int ra_cmp(const void *a, const void *b)
+{
+	const struct rs_range *x = a, *y = b;
+
+	if (x->fd != y->fd)
+		return x->fd < y->fd ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/* -------------------------------------------------------------- setup */
+
+static struct tier_restore *rs_new(struct tier_snap *snap, void *addr,
+				   size_t len,
+				   const struct tier_restore_attr *attr)
+{
+	struct tier_restore *rs = calloc(1, sizeof(*rs));
+	uint64_t words;
+
+	if (!rs)
+		return NULL;
+	rs->snap = snap;
+	rs->policy = attr->policy;
+	rs->flags = attr->flags;
+	rs->window = attr->prefetch ? attr->prefetch : DEFAULT_WINDOW;
+	if (rs->window > WINDOW_MAX)
+		rs->window = WINDOW_MAX;
+	rs->base = addr;
+	rs->len = len;
+	rs->first = attr->offset / PG;
+	rs->npages = len / PG;
+	rs->uffd = -1;
+	rs->stop_fd = -1;
+	rs->image_fd = -1;
+	rs->local_fd = -1;
+	rs->on_error = attr->on_error;
+	rs->arg = attr->arg;
+	pthread_mutex_init(&rs->serve_lock, NULL);
+	pthread_mutex_init(&rs->stat_lock, NULL);
+	sem_init(&rs->ready, 0, 0);
+
+	words = (rs->npages + 63) / 64;
+	rs->installed = calloc(words, sizeof(uint64_t));
+	rs->removed = calloc(words, sizeof(uint64_t));
+	rs->bounce = aligned_alloc(PG, (size_t)rs->window * PG);
+	rs->zero = aligned_alloc(PG, PG);
+	if (!rs->installed || !rs->removed || !rs->bounce || !rs->zero) {
+		free(rs->installed);
+		free(rs->removed);
+		free(rs->bounce);
+		free(rs->zero);
+		free(rs);
+		return NULL;
+	}
+	memset(rs->zero, 0, PG);
+	return rs;
+}
+
+static void rs_free(struct tier_restore *rs)
+{
+	if (!rs)
+		return;
+	rs_close_sources(rs);
+	if (rs->uffd >= 0)
+		close(rs->uffd);
+	if (rs->stop_fd >= 0)
+		close(rs->stop_fd);
+	sem_destroy(&rs->ready);
+	pthread_mutex_destroy(&rs->serve_lock);
+	pthread_mutex_destroy(&rs->stat_lock);
+	free(rs->installed);
+	free(rs->removed);
+	free(rs->bounce);
+	free(rs->zero);
+	free(rs->q);
+	free(rs->ext);
+	free(rs->ra);
+	free(rs->rec_idx);
+	free(rs->ent);
+	free(rs);
+}
+
+static int rs_check_range(const struct tier_snap *snap, void *addr,
+			  size_t len, const struct tier_restore_attr *attr)
+{
+	if (!snap || !addr || !len)
+		return tier_err(-EINVAL, "restore: no snapshot, address or length");
+	if ((uintptr_t)addr % PG || len % PG || attr->offset % PG)
+		return tier_err(-EINVAL, "restore: address %p, length %zu and "
+				"offset %" PRIu64 " must be page aligned",
+				addr, len, attr->offset);
+	if (attr->offset > snap->size || len > snap->size - attr->offset)
+		return tier_err(-EINVAL, "restore: bytes [%" PRIu64 ", +%zu) are "
+				"past the end of snapshot %s (%" PRIu64 " bytes)",
+				attr->offset, len, snap->name, snap->size);
+	if (attr->flags & ~(TIER_RESTORE_RECORD | TIER_RESTORE_NO_THREAD))
+		return tier_err(-EINVAL, "restore: unknown flags %#x",
+				attr->flags);
+	return 0;
+}
+
+/* Copies the extents that intersect the range, clipped to it and made
+ * relative to its first page; checks they cover it. */
+static int rs_clip(struct tier_restore *rs, const struct plan *plan)
+{
+	uint64_t lo = rs->first, hi = rs->first + rs->npages, next = lo;
+	size_t a = 0, b = plan->n, i;
+
+	if (plan->hdr.npages && plan->hdr.npages != rs->snap->npages)
+		return tier_err(-EINVAL, "restore: plan of %" PRIu64 " pages for "
+				"snapshot %s of %" PRIu64, plan->hdr.npages,
+				rs->snap->name, rs->snap->npages);
+	while (a < b) {		/* first extent ending after lo */
+		size_t mid = a + (b - a) / 2;
+
+		if (plan->ext[mid].page + plan->ext[mid].npages <= lo)
+			a = mid + 1;
+		else
+			b = mid;
+	}
+	rs->ext = calloc(plan->n - a + 1, sizeof(*rs->ext));
+	if (!rs->ext)
+		return tier_err(-ENOMEM, "restore: out of memory");
+	for (i = a; i < plan->n && plan->ext[i].page < hi; i++) {
+		struct placer_ext e = plan->ext[i];
+		uint64_t s = e.page > lo ? e.page : lo;
+		uint64_t end = e.page + e.npages < hi ? e.page + e.npages : hi;
+
+		if (e.page != next && !(i == a && e.page < lo))
+			break;
+		if (e.source > PLACER_SRC_POOL || e.method > PLACER_M_LAZY ||
+		    e.cls >= TIER_CLASS_MAX)
+			return tier_err(-EINVAL, "restore: plan extent at page %"
+					PRIu64 ": bad source, method or class",
+					e.page);
+		if ((e.method == PLACER_M_MAP && (e.source == PLACER_SRC_NONE ||
+						  e.source == PLACER_SRC_POOL)) ||
+		    (e.method == PLACER_M_ANON && e.source != PLACER_SRC_NONE))
+			return tier_err(-EINVAL, "restore: plan extent at page %"
+					PRIu64 ": %s cannot be installed that way",
+					e.page, src_name(e.source));
+		e.src_off += (s - e.page) * PG;
+		e.page = s - lo;
+		e.npages = end - s;
+		rs->ext[rs->n++] = e;
+		rs->st.pages[e.cls] += e.npages;
+		next = end;
+	}
+	if (next != hi)
+		return tier_err(-EINVAL, "restore: plan does not cover page %"
+				PRIu64, next);
+	return 0;
+}
+
+static int rs_populate(void *addr, size_t len)
+{
+	if (madvise(addr, len, MADV_POPULATE_READ) < 0)
+		return tier_err(-errno, "restore: populate %p+%zu: %m", addr, len);
+	return 0;
+}
+
+static int rs_add_ra(struct tier_restore *rs, int fd, uint64_t off,
+		     uint64_t len)
+{
+	struct rs_range *r = realloc(rs->ra, (rs->nra + 1) * sizeof(*r));
+
+	if (!r)
+		return tier_err(-ENOMEM, "restore: out of memory");
+	rs->ra = r;
+	r[rs->nra++] = (struct rs_range){ .fd = fd, .off = off, .len = len };
+	return 0;
+}
+
+/* Step 1: one mmap per run [i, j) of MAP extents. */
+static int rs_map_run(struct tier_restore *rs, size_t i, size_t j)
+{
+	const struct placer_ext *e = &rs->ext[i];
+	uint8_t *addr = rs->base + e->page * PG;
+	uint64_t off = e->src_off, len = 0;
+	bool all_pop = true, any_pop = false;
+	unsigned src = e->source;
+	uint64_t size;
+	size_t k;
+	int fd, rc;
+
+	for (k = i; k < j; k++) {
+		len += rs->ext[k].npages * PG;
+		all_pop &= !!(rs->ext[k].flags & PLACER_F_POPULATE);
+		any_pop |= !!(rs->ext[k].flags & PLACER_F_POPULATE);
+	}
+	if (src == PLACER_SRC_CXL) {
+		rc = cxl_obj_map(rs->cxl_obj, off, addr, len, all_pop);
+		if (rc)
+			return rc;
+		rs->st.cxl_mapped_bytes += len;
+	} else {
+		fd = src == PLACER_SRC_IMAGE ? rs->image_fd : rs->local_fd;
+		size = src == PLACER_SRC_IMAGE ? rs->image_size : rs->local_size;
+		/* past the end would be SIGBUS in the guest: refuse now */
+		if (off > size || len > size - off)
+			return tier_err(-ERANGE, "restore: %s: bytes [%" PRIu64
+					", +%" PRIu64 ") past its end (%" PRIu64 ")",
+					src == PLACER_SRC_IMAGE ? rs->snap->image :
+					rs->local_path, off, len, size);
+		if (mmap(addr, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, off) ==
+		    MAP_FAILED)
+			return tier_err(-errno, "restore: mmap %s at %" PRIu64
+					": %m", src == PLACER_SRC_IMAGE ?
+					rs->snap->image : rs->local_path, off);
+		if (all_pop) {
+			rc = rs_populate(addr, len);
+			if (rc)
+				return rc;
+			any_pop = false;
+		}
+	}
+	rs->st.mappings++;
+
+	for (k = i; k < j; k++) {
+		e = &rs->ext[k];
+		if (any_pop && (e->flags & PLACER_F_POPULATE)) {
+			rc = rs_populate(rs->base + e->page * PG, e->npages * PG);
+			if (rc)
+				return rc;
+		}
+		if ((e->flags & PLACER_F_READAHEAD) && src != PLACER_SRC_CXL) {
+			rc = rs_add_ra(rs, src == PLACER_SRC_IMAGE ? rs->image_fd :
+				       rs->local_fd, e->src_off, e->npages * PG);
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+static int rs_map(struct tier_restore *rs)
+{
+	size_t i = 0, j;
+	int rc;
+
+	while (i < rs->n) {
+		const struct placer_ext *e = &rs->ext[i];
+
+		if (e->method != PLACER_M_MAP) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < rs->n; j++) {
+			const struct placer_ext *p = &rs->ext[j - 1], *f = &rs->ext[j];
+
+			if (f->method != PLACER_M_MAP || f->source != e->source ||
+			    f->page != p->page + p->npages ||
+			    f->src_off != p->src_off + p->npages * PG)
+				break;
+		}
+		rc = rs_map_run(rs, i, j);
+		if (rc)
+			return rc;
+		i = j;
+	}
+	if (rs->nra) {
+		qsort(rs->ra, rs->nra, sizeof(*rs->ra), ra_cmp);
+		if (pthread_create(&rs->loader, NULL, rs_loader, rs) == 0)
+			rs->have_loader = true;
+	}
+	return 0;
+}
+
+static bool uffd_method(const struct placer_ext *e)
+{
+	return e->method == PLACER_M_COPY || e->method == PLACER_M_LAZY;
+}
+
+/* Step 2: one registration per run of adjacent COPY/LAZY extents. */
+static int rs_register(struct tier_restore *rs)
+{
+	size_t i = 0, j;
+	int rc;
+
+	while (i < rs->n) {
+		if (!uffd_method(&rs->ext[i])) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < rs->n && uffd_method(&rs->ext[j]); j++)
+			;
+		if (rs->uffd < 0) {
+			rc = uffd_open(UFFD_F_NONBLOCK, &rs->uffd);
+			if (rc)
+				return rc;
+		}
+		rc = uffd_register(rs->uffd, rs->base + rs->ext[i].page * PG,
+				   (rs->ext[j - 1].page + rs->ext[j - 1].npages -
+				    rs->ext[i].page) * PG, UFFD_REG_MISSING);
+		if (rc)
+			return rc;
+		rs->st.mappings++;
+		i = j;
+	}
+	return 0;
+}
+
+/* ---- step 3: prefetch */
+
+struct piece {
+	uint64_t w, np, off;
+	unsigned src;
+	void *buf;
+};
+
+struct batch {
+	struct piece p[BATCH_PIECES];
+	unsigned n;
+	uint64_t pages;			/* in the bounce buffer */
+	uint8_t *bounce;
+	struct pool_iov iov[BATCH_PIECES];
+};
+
+static int rs_flush(struct tier_restore *rs, struct batch *b,
+		    struct pool_seg *seg)
+{
+	unsigned i, k, niov = 0;
+	uint64_t pool = 0, local = 0;
+	int rc;
+
+	for (i = 0; i < b->n; i++) {	/* one round trip for the pool */
+		if (b->p[i].src == PLACER_SRC_POOL)
+			b->iov[niov++] = (struct pool_iov){
+				.off = b->p[i].off, .buf = b->p[i].buf,
+				.len = b->p[i].np * PG,
+			};
+	}
+	if (niov) {
+		rc = pool_readv(seg, b->iov, niov);
+		if (rc)
+			return tier_err_ctx(rc, "prefetch");
+	}
+	for (i = 0; i < b->n; i++) {
+		struct piece *p = &b->p[i];
+
+		if (p->src == PLACER_SRC_POOL || p->src == PLACER_SRC_NONE)
+			continue;
+		rc = rs_read_src(rs, NULL, p->src, p->off, p->buf, p->np * PG);
+		if (rc)
+			return tier_err_ctx(rc, "prefetch");
+	}
+	for (i = 0; i < b->n; i++) {
+		struct piece *p = &b->p[i];
+
+		if (p->src == PLACER_SRC_NONE)
+			continue;
+		rc = rs_verify(rs, p->w, p->buf, p->np, p->src);
+		if (rc)
+			return rc;
+		if (p->src == PLACER_SRC_POOL)
+			pool += p->np * PG;
+		else if (p->src != PLACER_SRC_CXL)	/* CXL: no counter */
+			local += p->np * PG;
+	}
+	/* install: merge pieces adjacent in the range and in the buffer */
+	for (i = 0; i < b->n; i = k) {
+		struct piece *p = &b->p[i];
+		uint64_t np = p->np;
+
+		for (k = i + 1; k < b->n; k++) {
+			struct piece *q = &b->p[k];
+
+			if ((q->src == PLACER_SRC_NONE) != (p->src == PLACER_SRC_NONE) ||
+			    q->w != p->w + np ||
+			    (p->src != PLACER_SRC_NONE &&
+			     (uint8_t *)q->buf != (uint8_t *)p->buf + np * PG))
+				break;
+			np += q->np;
+		}
+		if (p->src == PLACER_SRC_NONE)
+			rc = RS_RETRY(rs, uffd_zeropage(rs->uffd,
+					(uintptr_t)rs->base + p->w * PG,
+					np * PG, UFFD_COPY_DONTWAKE));
+		else
+			rc = RS_RETRY(rs, uffd_copy(rs->uffd,
+					(uintptr_t)rs->base + p->w * PG, p->buf,
+					np * PG, UFFD_COPY_DONTWAKE));
+		if (rc)
+			return tier_err_ctx(rc, "prefetch");
+		rs_mark_installed(rs, p->w, np);
+		rs->st.prefetched_pages += np;
+	}
+	rs->st.pool_bytes += pool;
+	rs->st.local_bytes += local;
+	b->n = 0;
+	b->pages = 0;
+	return 0;
+}
+
+static int rs_prefetch(struct tier_restore *rs)
+{
+	struct pool *pool = NULL;
+	struct pool_seg *seg = NULL;
+	struct batch *b;
+	bool need_pool = false;
+	size_t i;
+	int rc = 0;
+
+	for (i = 0; i < rs->n; i++)
+		need_pool |= rs->ext[i].method == PLACER_M_COPY &&
+			     rs->ext[i].source == PLACER_SRC_POOL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return tier_err(-ENOMEM, "restore: out of memory");
+	b->bounce = aligned_alloc(PG, BATCH_PAGES * PG);
+	if (!b->bounce) {
+		free(b);
+		return tier_err(-ENOMEM, "restore: out of memory");
+	}
+	if (need_pool) {
+		rc = rs_pool_connect(rs, &pool, &seg);
+		if (rc)
+			goto out;
+	}
+
+	for (i = 0; i < rs->n && !rc; i++) {
+		const struct placer_ext *e = &rs->ext[i];
+		uint64_t w = e->page, left = e->npages;
+
+		if (e->method != PLACER_M_COPY)
+			continue;
+		while (left) {
+			uint64_t room = BATCH_PAGES - b->pages, np;
+			struct piece *p;
+
+			if (!room || b->n == BATCH_PIECES) {
+				rc = rs_flush(rs, b, seg);
+				if (rc)
+					break;
+				continue;
+			}
+			np = e->source == PLACER_SRC_NONE || left < room ?
+			     left : room;
+			p = &b->p[b->n++];
+			*p = (struct piece){
+				.w = w, .np = np, .off = ext_off(e, w),
+				.src = e->source,
+			};
+			if (e->source != PLACER_SRC_NONE) {
+				p->buf = b->bounce + b->pages * PG;
+				b->pages += np;
+			}
+			w += np;
+			left -= np;
+		}
+	}
+	if (!rc && b->n)
+		rc = rs_flush(rs, b, seg);
+out:
+	if (pool)
+		rs_pool_disconnect(&pool, &seg);
+	free(b->bounce);
+	free(b);
+	return rc;
+}
+
+static int rs_start_thread(struct tier_restore *rs)
+{
+	int rc;
+
+	if (rs->flags & TIER_RESTORE_NO_THREAD) {
+		if (rs->need_pool)
+			return rs_pool_connect(rs, &rs->hpool, &rs->hseg);
+		return 0;
+	}
+	rs->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (rs->stop_fd < 0)
+		return tier_err(-errno, "restore: eventfd: %m");
+	rc = pthread_create(&rs->thread, NULL, rs_thread, rs);
+	if (rc)
+		return tier_err(-rc, "restore: cannot start the fault handler: %s",
+				strerror(rc));
+	rs->have_thread = true;
+	while (sem_wait(&rs->ready) < 0 && errno == EINTR)
+		;
+	if (rs->thread_rc) {
+		pthread_join(rs->thread, NULL);
+		rs->have_thread = false;
+		return tier_err(rs->thread_rc, "%s", rs->errmsg);
+	}
+	return 0;
+}
+
+static void rs_stop_threads(struct tier_restore *rs)
+{
+	uint64_t one = 1;
+
+	if (rs->have_thread) {
+		if (write(rs->stop_fd, &one, sizeof(one)) != sizeof(one))
+			tier_log(TIER_LOG_ERR, "restore: cannot wake the handler");
+		pthread_join(rs->thread, NULL);
+		rs->have_thread = false;
+	}
+	if (rs->have_loader) {
+		atomic_store(&rs->loader_stop, true);
+		pthread_join(rs->loader, NULL);
+		rs->have_loader = false;
+	}
+}
+
+static void *rs_fresh_anon(void *addr, size_t len, int prot)
+{
+	return mmap(addr, len, prot,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		    -1, 0);
+}
+
+/*
+ * A start that failed after touching the range: stop the threads, drop
+ * the userfaultfd (before remapping: with EVENT_UNMAP, an mmap over a
+ * registered range waits for a reader) and leave the range inaccessible.
+ */
+static void rs_abort(struct tier_restore *rs, bool touched)
+{
+	rs_stop_threads(rs);
+	if (rs->uffd >= 0) {
+		close(rs->uffd);
+		rs->uffd = -1;
+	}
+	if (touched)
+		rs_fresh_anon(rs->base, rs->len, PROT_NONE);
+	rs_free(rs);
+}
+
+static int rs_start(struct tier_snap *snap, const struct plan *plan,
+		    void *addr, size_t len,
+		    const struct tier_restore_attr *attr, uint64_t t0,
+		    struct tier_restore **ret)
+{
+	struct tier_restore *rs;
+	uint64_t t;
+	int rc;
+
+	rc = rs_check_range(snap, addr, len, attr);
+	if (rc)
+		return rc;
+	if (attr->flags & TIER_RESTORE_RECORD)
+		return tier_err(-EINVAL, "restore: a recording takes no plan");
+	rs = rs_new(snap, addr, len, attr);
+	if (!rs)
+		return tier_err(-ENOMEM, "restore: out of memory");
+	rs->t0 = t0;
+
+	rc = rs_clip(rs, plan);
+	if (rc)
+		goto err;
+	rc = rs_open_sources(rs, plan, attr);
+	if (rc)
+		goto err;
+
+	/* 0 + 1: fresh anonymous memory, then the mapped extents over it */
+	t = now_ns();
+	if (rs_fresh_anon(addr, len, PROT_READ | PROT_WRITE) == MAP_FAILED) {
+		rc = tier_err(-errno, "restore: mmap %p+%zu: %m", addr, len);
+		goto err;
+	}
+	rc = rs_map(rs);
+	if (rc)
+		goto err_touched;
+	rs->st.map_ns = now_ns() - t;
+
+	t = now_ns();
+	rc = rs_register(rs);
+	if (rc)
+		goto err_touched;
+	rs->st.register_ns = now_ns() - t;
+
+	t = now_ns();
+	rc = rs_prefetch(rs);
+	if (rc)
+		goto err_touched;
+	rs->st.prefetch_ns = now_ns() - t;
+
+	if (rs->uffd >= 0) {
+		rc = rs_start_thread(rs);
+		if (rc)
+			goto err_touched;
+	}
+	rs->st.setup_ns = now_ns() - t0;
+	*ret = rs;
+	return 0;
+
+err_touched:
+	rs_abort(rs, true);
+	return rc;
+err:
+	rs_abort(rs, false);
+	return rc;
+}
+
+int restore_start_plan(struct tier_snap *snap, const struct plan *plan,
+		       void *addr, size_t len,
+		       const struct tier_restore_attr *attr,
+		       struct tier_restore **ret)
+{
+	static const struct tier_restore_attr zero_attr;
+
+	if (!plan)
+		return tier_err(-EINVAL, "restore: no plan");
+	return rs_start(snap, plan, addr, len, attr ? attr : &zero_attr,
+			now_ns(), ret);
+}
+
+static int rec_start(struct tier_snap *snap, void *addr, size_t len,
+		     const struct tier_restore_attr *attr, uint64_t t0,
+		     struct tier_restore **ret)
+{
+	struct tier_restore_attr a = *attr;
+	struct tier_restore *rs;
+	uint64_t p, t;
+	int rc;
+
+	a.prefetch = 1;		/* a window would hide touches */
+	rs = rs_new(snap, addr, len, &a);
+	if (!rs)
+		return tier_err(-ENOMEM, "record: out of memory");
+	rs->t0 = t0;
+	rs->recording = true;
+	rs->rec_idx = calloc(rs->npages, sizeof(*rs->rec_idx));
+	if (!rs->rec_idx) {
+		rs_free(rs);
+		return tier_err(-ENOMEM, "record: out of memory");
+	}
+	for (p = rs->first; p < rs->first + rs->npages; p++)
+		rs->st.pages[snap_page_zero(snap, p) ? TIER_CLASS_ZERO :
+			     TIER_CLASS_COLD]++;
+	rc = snap_image_fd(snap);
+	if (rc < 0)
+		goto err;
+	rs->image_fd = rc;
+	rc = uffd_open(UFFD_F_WP | UFFD_F_NONBLOCK, &rs->uffd);
+	if (rc)
+		goto err;
+
+	t = now_ns();
+	if (rs_fresh_anon(addr, len, PROT_READ | PROT_WRITE) == MAP_FAILED) {
+		rc = tier_err(-errno, "record: mmap %p+%zu: %m", addr, len);
+		goto err;
+	}
+	rs->st.map_ns = now_ns() - t;
+	t = now_ns();
+	rc = uffd_register(rs->uffd, addr, len, UFFD_REG_MISSING | UFFD_REG_WP);
+	if (rc)
+		goto err_touched;
+	rs->st.mappings = 1;
+	rs->st.register_ns = now_ns() - t;
+	rc = rs_start_thread(rs);
+	if (rc)
+		goto err_touched;
+	rs->st.setup_ns = now_ns() - t0;
+	*ret = rs;
+	return 0;
+
+err_touched:
+	rs_abort(rs, true);
+	return rc;
+err:
+	rs_abort(rs, false);
+	return rc;
+}
+
+/* ---------------------------------------------------------- public API */
+
+int tier_restore_start(struct tier_snap *snap, void *addr, size_t len,
+		       const struct tier_restore_attr *attr,
+		       struct tier_restore **ret)
+{
+	static const struct tier_restore_attr zero_attr;
+	uint64_t t0 = now_ns();
+	struct plan plan;
+	int rc;
+
+	if (!attr)
+		attr = &zero_attr;
+	rc = rs_check_range(snap, addr, len, attr);
+	if (rc)
+		return rc;
+	if (attr->flags & TIER_RESTORE_RECORD)
+		return rec_start(snap, addr, len, attr, t0, ret);
+
+	rc = plan_load(snap, attr->policy, &plan);
+	if (rc)
+		return rc;
+	rc = rs_start(snap, &plan, addr, len, attr, t0, ret);
+	plan_free(&plan);
+	return rc;
+}
+
+int tier_restore_fd(const struct tier_restore *rs)
+{
+	if (!rs || !(rs->flags & TIER_RESTORE_NO_THREAD))
+		return -1;
+	return rs->uffd;
+}
+
+int tier_restore_handle(struct tier_restore *rs)
+{
+	int rc;
+
+	if (!rs)
+		return tier_err(-EINVAL, "restore: no handle");
+	if (rs->uffd < 0)
+		return 0;	/* nothing registered: nothing to serve */
+	rc = rs_handle(rs);
+	if (rc >= 0 && atomic_load(&rs->error))
+		return tier_err(atomic_load(&rs->error), "%s", rs->errmsg);
+	return rc;
+}
+
+void tier_restore_stats(const struct tier_restore *rs,
+			struct tier_restore_stats *ret)
+{
+	struct tier_restore *m = (struct tier_restore *)rs;
+
+	pthread_mutex_lock(&m->stat_lock);
+	*ret = rs->st;
+	ret->error = atomic_load(&m->error);
+	pthread_mutex_unlock(&m->stat_lock);
+}
+
+int tier_restore_error(const struct tier_restore *rs)
+{
+	return atomic_load(&((struct tier_restore *)rs)->error);
+}
+
+int restore_trace(struct tier_restore *rs, struct tier_trace_ent **ret,
+		  size_t *ret_n)
+{
+	struct tier_trace_ent *ent;
+	size_t n;
+
+	if (!(rs->flags & TIER_RESTORE_RECORD))
+		return tier_err(-EINVAL, "restore: not recording");
+	pthread_mutex_lock(&rs->stat_lock);
+	n = rs->nent;
+	ent = malloc((n ? n : 1) * sizeof(*ent));
+	if (ent)
+		memcpy(ent, rs->ent, n * sizeof(*ent));
+	pthread_mutex_unlock(&rs->stat_lock);
+	if (!ent)
+		return tier_err(-ENOMEM, "record: out of memory");
+	*ret = ent;
+	*ret_n = n;
+	return 0;
+}
+
+int tier_restore_save_trace(struct tier_restore *rs, const char *name)
+{
+	struct tier_trace_ent *ent;
+	size_t n;
+	int rc;
+
+	if (!rs || !name)
+		return tier_err(-EINVAL, "record: no handle or trace name");
+	rc = snap_check_name("trace", name);
+	if (rc)
+		return rc;
+	/* stop logging, keep serving: the guest may go on running */
+	pthread_mutex_lock(&rs->stat_lock);
+	rs->recording = false;
+	pthread_mutex_unlock(&rs->stat_lock);
+	rc = restore_trace(rs, &ent, &n);
+	if (rc)
+		return rc;
+	rc = trace_save(rs->snap, name, ent, n, FMT_TRACE_SRC_RECORD);
+	free(ent);
+	return rc;
+}
+
+void tier_restore_stop(struct tier_restore *rs)
+{
+	if (!rs)
+		return;
+	rs_stop_threads(rs);
+	/*
+	 * Closing the userfaultfd lets every blocked thread through, onto
+	 * kernel zero pages. For a dead restore that would be the silent
+	 * zero page fail-closed forbids: make the range inaccessible first
+	 * (mprotect raises no userfaultfd event).
+	 */
+	if (atomic_load(&rs->error))
+		mprotect(rs->base, rs->len, PROT_NONE);
+	if (rs->uffd >= 0) {
+		close(rs->uffd);
+		rs->uffd = -1;
+	}
+	rs_free(rs);
+}

@@ -3,6 +3,7 @@
 #define TIER_UTIL_URI_H
 
 #include <limits.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*

@@ -1,0 +1,445 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The restore benchmark (bench/README.md).
+
+In one run on this machine: generate a guest memory image and its trained
+trace (tier-gen), import it, place it under every policy, replay the trace
+under each (tierctl replay --json), measure the physical floor (floor), and
+report each policy next to the others and tiered next to its floor. Targets
+are printed PASS/MISS; only a failed command or a page that came back wrong
+makes the exit status non-zero (timings never do: the machine is shared).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+POLICIES = ["tiered", "vanilla", "reap", "faasnap", "aquifer", "eager"]
+TCP_POLICIES = ["tiered", "aquifer"]
+PAGE = 4096
+MIB = 1 << 20
+SNAP = "bench"
+TIMEOUT = 900
+
+
+class BenchError(Exception):
+    pass
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(cmd, timeout=TIMEOUT, capture=True):
+    """Runs @cmd; returns (stdout, seconds). Raises BenchError on failure."""
+    log("+ " + " ".join(cmd))
+    t = time.monotonic()
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE if capture else None,
+                           stderr=subprocess.PIPE, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError("%s: timed out after %d s" % (cmd[0], timeout))
+    except OSError as e:
+        raise BenchError("%s: %s" % (cmd[0], e))
+    dt = time.monotonic() - t
+    if p.returncode != 0:
+        raise BenchError("%s exited %d: %s" % (" ".join(cmd), p.returncode,
+                                               p.stderr.strip()[-2000:]))
+    return (p.stdout or ""), dt
+
+
+def last_json(text, what):
+    """The last line of @text that parses as a JSON object."""
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise BenchError("%s printed no JSON object: %r" % (what, text[-500:]))
+
+
+def parse_size(s):
+    m = re.fullmatch(r"(\d+)([KMGT]?)(i?B)?", s.strip(), re.I)
+    if not m:
+        raise argparse.ArgumentTypeError("bad size %r" % s)
+    return int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30,
+                               "T": 40}[m.group(2).upper()]
+
+
+def fmt_size(n):
+    for unit, sh in (("G", 30), ("M", 20), ("K", 10)):
+        if n >= 1 << sh and n % (1 << sh) == 0:
+            return "%d%s" % (n >> sh, unit)
+    return str(n)
+
+
+def find_tools(args):
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    build = args.build or os.environ.get("TIER_BUILD")
+    if not build:
+        tc = os.environ.get("TIERCTL")
+        build = (os.path.dirname(os.path.dirname(tc)) if tc
+                 else os.path.join(src, "build"))
+    tools = {
+        "tierctl": os.environ.get("TIERCTL") or os.path.join(build, "tierctl", "tierctl"),
+        "gen": os.path.join(build, "bench", "tier-gen"),
+        "floor": os.path.join(build, "bench", "floor"),
+    }
+    for name, path in tools.items():
+        if not os.access(path, os.X_OK):
+            raise BenchError("%s not found at %s (build with ninja -C %s, or "
+                             "pass --build)" % (name, path, build))
+    return tools
+
+
+def g(d, *keys, default=0):
+    """d[k1][k2]... or @default."""
+    for k in keys:
+        if not isinstance(d, dict) or k not in d or d[k] is None:
+            return default
+        d = d[k]
+    return d
+
+
+def faults_total(r):
+    f = r.get("faults") or {}
+    return sum(v for v in f.values() if isinstance(v, (int, float)))
+
+
+class Bench:
+    def __init__(self, args, tools, tmp):
+        self.a = args
+        self.t = tools
+        self.tmp = tmp
+        self.store = os.path.join(tmp, "store")
+        self.image = os.path.join(tmp, "image")
+        self.trace = os.path.join(tmp, "trained.trace")
+        self.trace2 = os.path.join(tmp, "second.trace")
+        self.result = {
+            "date": datetime.datetime.now(datetime.timezone.utc)
+                    .strftime("%Y-%m-%d %H:%M UTC"),
+            "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+            "machine": machine_notes(),
+            "size": args.size,
+            "seed": args.seed,
+            "runs": {},
+        }
+
+    def tierctl(self, cmd, *argv, timeout=TIMEOUT):
+        """tierctl CMD --store STORE ARGV... ("trace import" is one CMD)."""
+        return run([self.t["tierctl"]] + cmd.split() + ["--store", self.store]
+                   + list(argv), timeout=timeout)
+
+    def prepare(self):
+        a = self.a
+        out, dt = run([self.t["gen"], "--size", fmt_size(a.size),
+                       "--zero", str(a.zero), "--ro", str(a.ro),
+                       "--rw", str(a.rw), "--seed", str(a.seed),
+                       "--image", self.image, "--trace", self.trace,
+                       "--trace2", self.trace2])
+        self.gen = last_json(out, "tier-gen")
+        self.gen["seconds"] = round(dt, 3)
+        self.result["gen"] = self.gen
+        _, dt = self.tierctl("import", "--quiet", SNAP, self.image)
+        self.result["import_s"] = round(dt, 3)
+        # The store keeps its own sparse copy: the source image can go now.
+        if not a.keep:
+            os.unlink(self.image)
+        self.tierctl("trace import", "--name", "trained", SNAP, self.trace)
+        self.result["place_s"] = {}
+        for p in a.policies:
+            _, dt = self.tierctl("place", "--policy", p, "--trace", "trained",
+                                 SNAP)
+            self.result["place_s"][p] = round(dt, 3)
+
+    def floor(self):
+        out, _ = run([self.t["floor"], "--reps", str(self.a.floor_reps),
+                      "--mib", str(self.a.floor_mib), "--dir", self.tmp])
+        self.result["floor"] = last_json(out, "floor")
+
+    def replay(self, policy, instances=1, pool=None):
+        argv = ["replay", "--json", "--policy", policy, "--trace", "trained"]
+        if instances > 1:
+            argv += ["--instances", str(instances)]
+        if pool:
+            argv += ["--pool", pool]
+        out, dt = self.tierctl(*(argv + [SNAP]))  # argv[0] is "replay"
+        r = last_json(out, "tierctl replay")
+        r["wall_s"] = round(dt, 3)
+        return r
+
+    def run_set(self, name, policies, instances=1, pool=None):
+        res = {}
+        for p in policies:
+            res[p] = self.replay(p, instances, pool)
+        self.result["runs"][name] = {"instances": instances, "pool": pool,
+                                     "policies": res}
+        return res
+
+    def tcp(self):
+        """The pool behind "tierctl pool serve" on loopback TCP."""
+        d = os.path.join(self.tmp, "tcp-pool")
+        os.makedirs(d, exist_ok=True)
+        cmd = [self.t["tierctl"], "pool", "serve", "--listen",
+               "tcp://127.0.0.1:0", "--dir", d]
+        log("+ " + " ".join(cmd) + " &")
+        srv = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+        try:
+            line = ""
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                line = srv.stdout.readline()
+                if line or srv.poll() is not None:
+                    break
+            m = re.search(r"listening on (tcp://[\w.:\[\]-]+)", line)
+            if not m:
+                raise BenchError("pool serve did not say where it listens: "
+                                 "%r %s" % (line, srv.stderr.read()
+                                             if srv.poll() is not None else ""))
+            uri = m.group(1)
+            for p in TCP_POLICIES:
+                if p in self.a.policies:
+                    self.tierctl("place", "--policy", p, "--trace", "trained",
+                                 "--pool", uri, SNAP)
+            self.run_set("tcp", [p for p in TCP_POLICIES
+                                 if p in self.a.policies])
+            self.result["runs"]["tcp"]["pool"] = uri
+        finally:
+            srv.send_signal(signal.SIGTERM)
+            try:
+                srv.wait(10)
+            except subprocess.TimeoutExpired:
+                srv.kill()
+                srv.wait()
+
+    # ------------------------------------------------------------ report
+
+    def analyse(self):
+        """Floor, ratios and targets, from this run's numbers only."""
+        res, gen, fl = self.result, self.gen, self.result.get("floor", {})
+        base = res["runs"].get("local", {}).get("policies", {})
+        tiered = base.get("tiered")
+        checks = []
+        an = {}
+        touched = gen["trace_pages"]
+        if tiered:
+            pages = tiered.get("pages") or {}
+            ro = g(pages, "ro", default=gen["ro_pages"])
+            rw = g(pages, "rw", default=gen["rw_pages"])
+            an["ro_pages"], an["rw_pages"] = ro, rw
+            pr = fl.get("populate_read_ns_per_page")
+            uc = fl.get("uffd_copy_batch512_ns_per_page")
+            if pr and uc:
+                floor_ms = (ro * pr + rw * uc) / 1e6
+                an["floor_ms"] = round(floor_ms, 3)
+                an["floor_formula"] = ("ro %.2f MiB x %.0f ns/page x 256 + "
+                                       "rw %.2f MiB x %.0f ns/page x 256"
+                                       % (ro / 256, pr, rw / 256, uc))
+                setup = tiered.get("setup_ms")
+                if setup is not None and floor_ms > 0:
+                    an["setup_over_floor"] = round(setup / floor_ms, 2)
+                    checks.append(("tiered setup <= 1.5x floor",
+                                   "%.2f ms / %.2f ms = %.2fx" %
+                                   (setup, floor_ms, setup / floor_ms),
+                                   setup <= 1.5 * floor_ms))
+            lazy = faults_total(tiered)
+            an["lazy_faults"] = lazy
+            an["lazy_pct"] = round(100.0 * lazy / touched, 3) if touched else 0
+            checks.append(("lazy faults <= 1% of touched pages",
+                           "%d / %d = %.3f%%" % (lazy, touched, an["lazy_pct"]),
+                           lazy <= 0.01 * touched))
+            cold = g(tiered, "faults", "cold")
+            rss = tiered.get("anon_rss_bytes")
+            want = (rw + cold) * PAGE
+            if rss is not None and want:
+                an["anon_rss_over_rw_cold"] = round(rss / want, 3)
+                checks.append(("anon RSS <= rw + touched cold + 5%",
+                               "%.2f MiB vs %.2f MiB = %.3fx" %
+                               (rss / MIB, want / MIB, rss / want),
+                               rss <= 1.05 * want))
+        n8 = res["runs"].get("multi", {}).get("policies", {})
+        if "tiered" in n8 and "eager" in n8:
+            t = n8["tiered"].get("anon_rss_bytes")
+            e = n8["eager"].get("anon_rss_bytes")
+            if t is not None and e:
+                n = res["runs"]["multi"]["instances"]
+                an["n8_anon_tiered_over_eager"] = round(t / e, 3)
+                checks.append(("N=%d total anon <= 0.3x eager" % n,
+                               "%.1f MiB / %.1f MiB = %.3fx" %
+                               (t / MIB, e / MIB, t / e), t <= 0.3 * e))
+        for name, run_ in res["runs"].items():
+            for p, r in run_["policies"].items():
+                if g(r, "mismatches") or r.get("error"):
+                    checks.append(("%s/%s pages verified" % (name, p),
+                                   "%s mismatches" % g(r, "mismatches"), False))
+        res["analysis"] = an
+        res["checks"] = [{"target": c[0], "measured": c[1], "pass": c[2]}
+                         for c in checks]
+
+    def print_report(self, out=sys.stdout):
+        res, gen = self.result, self.gen
+        w = out.write
+        w("\ntier benchmark  %s  (%s)\n" % (res["date"], res["machine"]))
+        w("command: %s\n" % res["command"])
+        w("image: %s, %d pages: zero %.1f%%, ro hot %d, rw hot %d "
+          "(%d read first, %d written first), cold %d; trace %d pages in "
+          "%d runs\n" % (fmt_size(res["size"]), gen["pages"],
+                         100.0 * gen["zero_pages"] / gen["pages"],
+                         gen["ro_pages"], gen["rw_pages"], gen["kind_rw"],
+                         gen["kind_w"], gen["cold_pages"], gen["trace_pages"],
+                         gen["trace_runs"]))
+        fl = res.get("floor")
+        if fl:
+            w("floor (ns/page, median of %d): memcpy %s, UFFDIO_COPY x512 %s, "
+              "MAP_PRIVATE+POPULATE_READ %s, MISSING fault %s, anon "
+              "POPULATE_WRITE %s\n" % (
+                  fl.get("reps"), fl.get("memcpy_ns_per_page"),
+                  fl.get("uffd_copy_batch512_ns_per_page"),
+                  fl.get("populate_read_ns_per_page"),
+                  fl.get("missing_fault_ns_per_page"),
+                  fl.get("anon_populate_write_ns_per_page")))
+        for name, run_ in res["runs"].items():
+            w("\n== %s: %d instance%s, pool %s\n" % (
+                name, run_["instances"], "" if run_["instances"] == 1 else "s",
+                run_["pool"] or "(plan's)"))
+            hdr = ("policy", "setup_ms", "replay_ms", "f.zero", "f.ro",
+                   "f.rw", "f.cold", "lazy%", "pool_MiB", "anon_MiB",
+                   "cxl_MiB", "verified", "mism")
+            rows = []
+            for p, r in run_["policies"].items():
+                lazy = faults_total(r)
+                rows.append((
+                    p, "%.2f" % g(r, "setup_ms"), "%.2f" % g(r, "replay_ms"),
+                    str(g(r, "faults", "zero")), str(g(r, "faults", "ro")),
+                    str(g(r, "faults", "rw")), str(g(r, "faults", "cold")),
+                    "%.2f" % (100.0 * lazy / max(1, gen["trace_pages"] *
+                                                 run_["instances"])),
+                    "%.1f" % (g(r, "pool_bytes") / MIB),
+                    "%.1f" % (g(r, "anon_rss_bytes") / MIB),
+                    "%.1f" % (g(r, "cxl_mapped_bytes") / MIB),
+                    str(g(r, "verified_pages")), str(g(r, "mismatches"))))
+            widths = [max(len(x[i]) for x in rows + [hdr])
+                      for i in range(len(hdr))]
+            for row in [hdr] + rows:
+                w("  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i])
+                            for i, c in enumerate(row)).rstrip() + "\n")
+        an = res.get("analysis", {})
+        if "floor_ms" in an:
+            w("\ntiered floor: %s = %.2f ms\n" % (an["floor_formula"],
+                                                 an["floor_ms"]))
+        w("\ntargets:\n")
+        for c in res.get("checks", []):
+            w("  %-4s %-40s %s\n" % ("PASS" if c["pass"] else "MISS",
+                                     c["target"], c["measured"]))
+
+
+def machine_notes():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+            mem = "%.0f GiB" % (kb / (1 << 20))
+    except (OSError, ValueError, IndexError):
+        pass
+    return "%s, %d cpus, %s, kernel %s" % (cpu or "?", os.cpu_count() or 0,
+                                           mem, platform.release())
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=parse_size, default=parse_size("1G"),
+                    help="image size, K/M/G suffix (default 1G)")
+    ap.add_argument("--zero", type=float, default=82)
+    ap.add_argument("--ro", type=float, default=5)
+    ap.add_argument("--rw", type=float, default=1)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--instances", type=int, default=8,
+                    help="instances of the N-instance run (0: skip it)")
+    ap.add_argument("--policies", default=",".join(POLICIES),
+                    help="comma-separated (default: all)")
+    ap.add_argument("--no-tcp", action="store_true",
+                    help="skip the run with the pool over loopback TCP")
+    ap.add_argument("--floor-reps", type=int, default=5)
+    ap.add_argument("--floor-mib", type=int, default=64)
+    ap.add_argument("--dir", default="/dev/shm",
+                    help="where the temporary store goes (default /dev/shm)")
+    ap.add_argument("--build", help="meson build directory (default: "
+                    "$TIER_BUILD, else next to $TIERCTL, else ./build)")
+    ap.add_argument("--json", metavar="FILE",
+                    help="also write every number as JSON to FILE")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the temporary store and image")
+    args = ap.parse_args()
+    args.policies = [p for p in args.policies.split(",") if p]
+    for p in args.policies:
+        if p not in POLICIES:
+            ap.error("unknown policy %r" % p)
+    if args.size % PAGE:
+        ap.error("--size must be a multiple of 4096")
+
+    try:
+        tools = find_tools(args)
+    except BenchError as e:
+        log("run.py: %s" % e)
+        return 1
+    tmp = tempfile.mkdtemp(prefix="tier-bench.", dir=args.dir)
+    b = Bench(args, tools, tmp)
+    rc = 0
+    try:
+        b.prepare()
+        b.floor()
+        b.run_set("local", args.policies)
+        if args.instances > 1:
+            b.run_set("multi",
+                      [p for p in ("tiered", "eager") if p in args.policies],
+                      instances=args.instances)
+        if not args.no_tcp:
+            b.tcp()
+    except BenchError as e:
+        log("run.py: %s" % e)
+        b.result["error"] = str(e)
+        rc = 1
+    finally:
+        if args.keep:
+            log("run.py: kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    if hasattr(b, "gen"):
+        b.analyse()
+        b.print_report()
+        if any(not c["pass"] and c["target"].endswith("pages verified")
+               for c in b.result["checks"]):
+            rc = 1
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(b.result, f, indent=1)
+            f.write("\n")
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TIER_POOL_INT_H
+#define TIER_POOL_INT_H
+
+/*
+ * Private to rdma/: the transport table behind rdma/pool.h and the
+ * helpers the transports and the server share. pool.c validates names and
+ * bounds before it calls a transport, so the ops may assume a valid
+ * segment name and ranges inside the segment.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rdma/pool.h"
+
+#define POOL_NAME_MAX	127	/* "SNAP/POLICY", without the NUL */
+
+struct pool_ops {
+	void (*close)(struct pool *p);
+	int (*create)(struct pool *p, struct pool_wseg *w);
+	int (*write)(struct pool_wseg *w, uint64_t off, const void *buf,
+		     size_t len);
+	int (*commit)(struct pool_wseg *w);
+	void (*abort)(struct pool_wseg *w);
+	int (*seg_open)(struct pool *p, struct pool_seg *s);
+	void (*seg_close)(struct pool_seg *s);
+	int (*readv)(struct pool_seg *s, const struct pool_iov *iov,
+		     unsigned n);
+	int (*remove)(struct pool *p, const char *name);
+};
+
+struct pool {
+	const struct pool_ops *ops;
+	char uri[320];		/* "tcp://HOST:PORT", "file:PATH": for messages */
+	void *priv;		/* the transport's */
+};
+
+/* The transport fills everything but pool and name. */
+struct pool_seg {
+	struct pool *pool;
+	char name[POOL_NAME_MAX + 1];
+	uint64_t size;
+	uint32_t id;		/* tcp, rdma: the server's segment id */
+	int fd;			/* file */
+	uint64_t raddr;		/* rdma: remote address of byte 0 */
+	uint32_t rkey;		/* rdma */
+};
+
+struct pool_wseg {
+	struct pool *pool;
+	char name[POOL_NAME_MAX + 1];
+	uint64_t size;
+	uint32_t id;		/* tcp, rdma: the server's write id */
+	int fd;			/* file: the temporary */
+	char tmp[4096 + 64];	/* file: its path */
+	char path[4096 + 16];	/* file: the final path */
+};
+
+/* Transport constructors: set p->ops and p->priv, or fail with a reason. */
+int pool_file_open(struct pool *p, const char *dir);
+int pool_tcp_open(struct pool *p, const struct tier_uri *uri);
+int pool_verbs_open(struct pool *p, const struct tier_uri *uri);
+
+/* 0 if @name is "SNAP/POLICY" as pool.h defines it, else -EINVAL naming it. */
+int pool_name_check(const char *name);
+
+/*
+ * DIR/SNAP/POLICY.seg: the on-disk layout shared by the file pool and
+ * the server's --dir. -ENAMETOOLONG if it does not fit in @len.
+ */
+int pool_seg_path(const char *dir, const char *name, char *buf, size_t len);
+/* Creates @dir/SNAP if missing; errors name the directory. */
+int pool_seg_mkdir(const char *dir, const char *name);
+/* fsync of the directory holding @path, after a rename into it. */
+int pool_sync_parent(const char *path);
+
+/* "tcp://HOST:PORT" with [v6] brackets; for messages. */
+void pool_uri_name(const struct tier_uri *uri, char *buf, size_t len);
+
+/*
+ * Server side, shared by server.c (segments, requests, TCP) and verbs.c
+ * (rdma:// listeners and connections).
+ */
+struct pool_server;
+struct srv_conn;
+
+/*
+ * A connection's request handler, for a transport that receives whole
+ * messages (RDMA SEND/RECV). @verbs is the transport's connection, passed
+ * back to pool_verbs_reg; @max_data the largest WRITE payload a message can
+ * carry, announced in HELLO.
+ */
+struct srv_conn *srv_conn_new(struct pool_server *srv, const char *peer,
+			      void *verbs, uint32_t max_data);
+/* Closes its segments and drops its uncommitted writes. */
+void srv_conn_free(struct srv_conn *c);
+/*
+ * Handles the message @msg of @len bytes as received and writes the reply
+ * message to @out (at most @cap bytes, 512 suffice: no READ data); returns
+ * the reply's length. *@close is set when the peer broke the protocol and
+ * the connection must end after this reply.
+ */
+size_t srv_conn_msg(struct srv_conn *c, void *msg, size_t len, void *out,
+		    size_t cap, bool *close);
+
+/* rdma:// listener (verbs.c; the stub fails with -EOPNOTSUPP). */
+int pool_verbs_listen(struct pool_server *srv, const struct tier_uri *uri,
+		      const char *name, void **ret, int *ret_fd,
+		      uint16_t *ret_port);
+/* The listener's fd is readable: handle its connection events. */
+void pool_verbs_event(void *l);
+/* Disconnects every client and waits for their threads. */
+void pool_verbs_disconnect_all(void *l);
+void pool_verbs_free(void *l);
+/*
+ * Registers [@mem, @mem + @len) for remote reads on the device of the
+ * connection @verbs; *@ret is the handle for pool_verbs_unreg.
+ */
+int pool_verbs_reg(void *verbs, void *mem, uint64_t len, void **ret,
+		   uint32_t *ret_rkey);
+void pool_verbs_unreg(void *mr);
+
+#endif

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tier.h"
+#include "tierctl/tierctl.h"
+#include "util/uri.h"
+
+static const char place_usage[] =
+	"usage: tierctl place [options] SNAP\n"
+	"\n"
+	"Computes the plan of a policy from the snapshot's traces and writes\n"
+	"its tier data: read-only hot pages to the CXL tier, read-write and cold\n"
+	"pages to the pool, zero pages nowhere.\n"
+	"\n"
+	STORE_USAGE
+	"  --policy P           tiered (default), vanilla, reap, faasnap, aquifer, eager, or all\n"
+	"  --cxl URI            the CXL tier: cxl=dir:PATH, cxl=devdax:DEV, cxl=numa:NODE\n"
+	"  --pool URI           the pool: pool=file:PATH, pool=tcp://HOST:PORT, pool=rdma://HOST:PORT\n"
+	"  --trace NAME         merge only this trace (repeatable; default: every trace)\n"
+	"  --confidence F       hot when at least this fraction of traces touched a page (default 0.5)\n"
+	"  --gap N              bridge runs of up to N pages inside an extent (default 4; 0: none)\n"
+	"  --cxl-capacity SIZE  CXL tier capacity, K/M/G/T suffixes (default: unlimited)\n"
+	"  -h, --help           show this help\n";
+
+int cmd_place(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		STORE_OPTION,
+		{ "policy",       required_argument, NULL, 'p' },
+		{ "cxl",          required_argument, NULL, 'c' },
+		{ "pool",         required_argument, NULL, 'P' },
+		{ "trace",        required_argument, NULL, 't' },
+		{ "confidence",   required_argument, NULL, 'f' },
+		{ "gap",          required_argument, NULL, 'g' },
+		{ "cxl-capacity", required_argument, NULL, 'C' },
+		{ "help",         no_argument,       NULL, 'h' },
+		{ 0 }
+	};
+	struct tier_place_attr attr = { 0 };
+	const char *store_path = NULL, *policy = "tiered";
+	const char **traces = NULL, **tmp;
+	struct tier_plan_info info;
+	struct tier_store *store;
+	struct tier_snap *snap;
+	struct tier_uri uri;
+	enum tier_policy first, last, p;
+	char b1[32], b2[32], b3[32];
+	unsigned ntraces = 0;
+	uint64_t v;
+	char *end;
+	int c, rc = 0;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_STORE:
+			store_path = optarg;
+			break;
+		case 'p':
+			policy = optarg;
+			break;
+		case 'c':
+			attr.cxl = optarg;
+			break;
+		case 'P':
+			attr.pool = optarg;
+			break;
+		case 't':
+			tmp = realloc(traces, (ntraces + 2) * sizeof(*traces));
+			if (!tmp) {
+				free(traces);
+				fprintf(stderr, "%s: out of memory\n", argv[0]);
+				return 1;
+			}
+			traces = tmp;
+			traces[ntraces++] = optarg;
+			traces[ntraces] = NULL;
+			break;
+		case 'f':
+			attr.confidence = strtod(optarg, &end);
+			if (*end || end == optarg || !(attr.confidence > 0 &&
+						       attr.confidence <= 1)) {
+				free(traces);
+				return cli_bad(argv[0], place_usage,
+					       "bad confidence '%s': want a number in (0, 1]", optarg);
+			}
+			break;
+		case 'g':
+			if (parse_uint(optarg, 1U << 30, &v)) {
+				free(traces);
+				return cli_bad(argv[0], place_usage, "bad gap '%s'", optarg);
+			}
+			attr.gap = v ? (unsigned)v : TIER_PLACE_NO_GAP;
+			break;
+		case 'C':
+			if (parse_size(optarg, &attr.cxl_capacity)) {
+				free(traces);
+				return cli_bad(argv[0], place_usage, "%s", tier_errmsg());
+			}
+			break;
+		case 'h':
+			free(traces);
+			return cli_usage(place_usage, 0);
+		default:
+			free(traces);
+			return cli_usage(place_usage, 2);
+		}
+	}
+	attr.traces = traces;
+	if (optind != argc - 1) {
+		free(traces);
+		return cli_usage(place_usage, 2);
+	}
+	if (!strcmp(policy, "all")) {
+		first = 0;
+		last = TIER_POLICY_MAX - 1;
+	} else if (tier_policy_parse(policy, &first)) {
+		free(traces);
+		return cli_bad(argv[0], place_usage, "%s", tier_errmsg());
+	} else {
+		last = first;
+	}
+	/* a wrong URI is reported before any snapshot is touched */
+	if ((attr.cxl && uri_parse(attr.cxl, URI_WANT_CXL, &uri)) ||
+	    (attr.pool && uri_parse(attr.pool, URI_WANT_POOL, &uri))) {
+		free(traces);
+		return cli_fail(argv[0]);
+	}
+
+	if (cli_open_snap(argv[0], store_path, argv[optind], &store, &snap)) {
+		free(traces);
+		return 1;
+	}
+	for (p = first; p <= last; p++) {
+		if (tier_place(snap, p, &attr) || tier_plan_info(snap, p, &info)) {
+			rc = cli_fail(argv[0]);
+			break;
+		}
+		printf("%s %s: %llu zero, %llu ro, %llu rw, %llu cold pages; "
+		       "%llu mappings; cxl %s, pool %s, local %s\n",
+		       tier_snap_name(snap), tier_policy_name(p),
+		       (unsigned long long)info.pages[TIER_CLASS_ZERO],
+		       (unsigned long long)info.pages[TIER_CLASS_RO],
+		       (unsigned long long)info.pages[TIER_CLASS_RW],
+		       (unsigned long long)info.pages[TIER_CLASS_COLD],
+		       (unsigned long long)info.mappings,
+		       fmt_bytes(info.cxl_bytes, b1, sizeof(b1)),
+		       fmt_bytes(info.pool_bytes, b2, sizeof(b2)),
+		       fmt_bytes(info.local_bytes, b3, sizeof(b3)));
+	}
+	tier_snap_close(snap);
+	tier_store_close(store);
+	free(traces);
+	return rc;
+}

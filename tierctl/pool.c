@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tier.h"
+#include "tierctl/tierctl.h"
+#include "rdma/pool.h"
+#include "util/err.h"
+#include "util/uri.h"
+
+static const char serve_usage[] =
+	"usage: tierctl pool serve --listen URI [options]\n"
+	"\n"
+	"Serves a memory pool until SIGINT or SIGTERM. Prints\n"
+	"\"listening on URI\" with the port actually bound once it is ready.\n"
+	"\n"
+	"  --listen URI         tcp://HOST:PORT or rdma://HOST:PORT (port 0: any)\n"
+	"  --dir DIR            keep segments in DIR (default: in memory only)\n"
+	"  -h, --help           show this help\n";
+
+static struct pool_server *volatile the_server;
+
+static void on_signal(int sig)
+{
+	struct pool_server *srv = the_server;
+
+	if (srv)
+		pool_server_stop(srv);
+}
+
+int cmd_pool_serve(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "dir",    required_argument, NULL, 'd' },
+		{ "help",   no_argument,       NULL, 'h' },
+		{ 0 }
+	};
+	struct pool_server_attr attr = { 0 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	const char *listen = NULL;
+	struct pool_server *srv;
+	struct tier_uri uri;
+	int c, rc;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			listen = optarg;
+			break;
+		case 'd':
+			attr.dir = optarg;
+			break;
+		case 'h':
+			return cli_usage(serve_usage, 0);
+		default:
+			return cli_usage(serve_usage, 2);
+		}
+	}
+	if (optind != argc || !listen)
+		return cli_usage(serve_usage, 2);
+	if (uri_parse(listen, URI_WANT_POOL, &uri))
+		return cli_fail(argv[0]);
+	if (uri.kind != URI_POOL_TCP && uri.kind != URI_POOL_RDMA) {
+		tier_err(-EINVAL, "\"%s\": a pool listens on tcp:// or rdma://", listen);
+		return cli_fail(argv[0]);
+	}
+
+	if (pool_server_start(&uri, &attr, &srv))
+		return cli_fail(argv[0]);
+	the_server = srv;
+	/* no SA_RESTART: the serve loop's poll must see the stop */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+
+	printf("listening on %s://%s%s%s:%u\n",
+	       uri.kind == URI_POOL_TCP ? "tcp" : "rdma",
+	       strchr(uri.host, ':') ? "[" : "", uri.host,
+	       strchr(uri.host, ':') ? "]" : "", pool_server_port(srv));
+	/* scripts wait for this line */
+	if (fflush(stdout) || ferror(stdout)) {
+		perror("tierctl pool serve: write error on stdout");
+		pool_server_free(srv);
+		return 1;
+	}
+
+	rc = pool_server_run(srv);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	the_server = NULL;
+	if (rc)
+		cli_fail(argv[0]);
+	pool_server_free(srv);
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,698 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * tierctl replay: restores a snapshot into this process (or into N forked
+ * children at once) and touches its pages in a trace's order and kinds,
+ * verifying every page against the image's checksums. The measurement
+ * tool of the project: setup time, replay time, faults per class, bytes
+ * fetched, DRAM held.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tier.h"
+#include "tierctl/tierctl.h"
+#include "store/snap.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/uri.h"
+
+static const char replay_usage[] =
+	"usage: tierctl replay [options] SNAP\n"
+	"\n"
+	"Restores SNAP into this process with a policy's plan and replays a\n"
+	"trace on it: r pages are read, w pages and rw pages read then written;\n"
+	"every page read is verified against the image. Reports setup and\n"
+	"replay time, faults per class, pool bytes, anonymous RSS.\n"
+	"\n"
+	STORE_USAGE
+	"  --trace NAME         the stored trace to replay (default: the first by name)\n"
+	"  --trace-file FILE    replay a text trace file instead (not stored)\n"
+	"  --policy P           the plan to restore (default: tiered); placed first\n"
+	"                       with defaults if it does not exist yet\n"
+	"  --instances N        N concurrent restores in N processes (default 1)\n"
+	"  --prefetch N         pages fetched per lazy fault (default: the library's, 8)\n"
+	"  --cxl URI            override the plan's CXL tier\n"
+	"  --pool URI           override the plan's pool\n"
+	"  --json               print one JSON object\n"
+	"  -h, --help           show this help\n";
+
+#define MAX_INSTANCES	1024
+#define MAX_REPORTED	3	/* mismatches printed per instance */
+
+struct replay_cfg {
+	const char *cmd;		/* "tierctl replay" */
+	struct tier_snap *snap;
+	const struct tier_trace_ent *ent;
+	size_t n;
+	struct tier_restore_attr attr;
+	unsigned instances;
+	int ready_fd, go_fd;		/* the start barrier; -1: none */
+};
+
+/* Sent by each child through a pipe: one write, below PIPE_BUF, atomic. */
+struct replay_result {
+	unsigned instance;
+	int failed;			/* an error, not a mismatch */
+	uint64_t verified, mismatches;
+	double setup_ms, replay_ms;
+	uint64_t anon_rss;
+	uint64_t minflt, majflt;
+	struct tier_restore_stats st;
+	char err[512];
+};
+_Static_assert(sizeof(struct replay_result) <= 4096, "one atomic pipe write");
+
+static const char *cmd_name = "tierctl replay";
+
+/*
+ * Fail closed. This runs in the fault-handling thread while the replaying
+ * thread is blocked in the fault that could not be served: it must never
+ * go on to read a zero page, so the whole process goes, now.
+ */
+static void on_restore_error(struct tier_restore *rs, int err,
+			     const char *msg, void *arg)
+{
+	char line[640];
+	int n;
+
+	n = snprintf(line, sizeof(line), "%s: %s\n", cmd_name, msg);
+	if (n >= (int)sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	if (write(STDERR_FILENO, line, n) < 0) {
+		/* nothing more we can do */
+	}
+	_exit(1);
+}
+
+/* Anonymous kB of the VMAs inside [lo, hi), from /proc/self/smaps. */
+static uint64_t anon_rss(uintptr_t lo, uintptr_t hi)
+{
+	unsigned long start, end, kb;
+	char *line = NULL;
+	size_t cap = 0;
+	uint64_t sum = 0;
+	int inside = 0;
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return 0;
+	while (getline(&line, &cap, f) > 0) {
+		/* field lines like "Anonymous:" parse one hex digit at most */
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
+			inside = start >= lo && end <= hi;
+		else if (inside && sscanf(line, "Anonymous: %lu kB", &kb) == 1)
+			sum += kb * 1024;
+	}
+	free(line);
+	fclose(f);
+	return sum;
+}
+
+static void fail_result(struct replay_result *res, const char *msg)
+{
+	res->failed = 1;
+	snprintf(res->err, sizeof(res->err), "%s", msg);
+}
+
+/* Every child blocks here until all are ready, so setups overlap. */
+static void barrier(const struct replay_cfg *cfg)
+{
+	char c = 0;
+
+	if (cfg->ready_fd < 0)
+		return;
+	if (write(cfg->ready_fd, &c, 1) < 0) {
+		/* the parent is gone: the read below says so too */
+	}
+	close(cfg->ready_fd);
+	while (read(cfg->go_fd, &c, 1) < 0 && errno == EINTR)
+		;
+	close(cfg->go_fd);
+}
+
+static void run_instance(const struct replay_cfg *cfg, unsigned idx,
+			 struct replay_result *res)
+{
+	uint64_t size = tier_snap_size(cfg->snap);
+	struct tier_restore *rs;
+	struct rusage ru0, ru1;
+	char *resv, *addr;
+	double t0;
+	size_t i;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	res->instance = idx;
+
+	/*
+	 * PROT_NONE guard pages on both sides: the restored range's VMAs
+	 * never merge with a neighbour, so smaps counts only our pages.
+	 */
+	resv = mmap(NULL, size + 2 * TIER_PAGE_SIZE, PROT_NONE,
+		    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (resv == MAP_FAILED) {
+		tier_err(-errno, "mmap %llu bytes: %m", (unsigned long long)size);
+		fail_result(res, tier_errmsg());
+		return;
+	}
+	addr = resv + TIER_PAGE_SIZE;
+	if (mmap(addr, size, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED,
+		 -1, 0) == MAP_FAILED) {
+		tier_err(-errno, "mmap %llu bytes: %m", (unsigned long long)size);
+		fail_result(res, tier_errmsg());
+		goto out_unmap;
+	}
+
+	barrier(cfg);
+	getrusage(RUSAGE_SELF, &ru0);
+	t0 = now_ms();
+	rc = tier_restore_start(cfg->snap, addr, size, &cfg->attr, &rs);
+	res->setup_ms = now_ms() - t0;
+	if (rc) {
+		fail_result(res, tier_errmsg());
+		goto out_unmap;
+	}
+
+	t0 = now_ms();
+	for (i = 0; i < cfg->n; i++) {
+		const struct tier_trace_ent *e = &cfg->ent[i];
+		volatile uint64_t *page = (uint64_t *)(addr + e->page * TIER_PAGE_SIZE);
+		unsigned w;
+
+		/* a w page is verified too: the first touch is then a read */
+		rc = tier_snap_verify_page(cfg->snap, e->page, (const void *)page);
+		if (rc == -EBADMSG) {
+			if (++res->mismatches <= MAX_REPORTED) {
+				if (cfg->instances > 1)
+					fprintf(stderr, "%s: instance %u: %s\n",
+						cfg->cmd, idx, tier_errmsg());
+				else
+					fprintf(stderr, "%s: %s\n", cfg->cmd,
+						tier_errmsg());
+			}
+		} else if (rc) {
+			fail_result(res, tier_errmsg());
+			break;
+		} else {
+			res->verified++;
+		}
+		if (e->kind & TIER_ACCESS_W)
+			for (w = 0; w < 8; w++)
+				page[w] = 0x7469657200000000ULL | (e->page << 3 | w);
+	}
+	res->replay_ms = now_ms() - t0;
+	getrusage(RUSAGE_SELF, &ru1);
+	res->minflt = ru1.ru_minflt - ru0.ru_minflt;
+	res->majflt = ru1.ru_majflt - ru0.ru_majflt;
+
+	tier_restore_stats(rs, &res->st);
+	rc = tier_restore_error(rs);
+	if (rc && !res->failed) {
+		tier_err(rc, "restore failed: %s", strerror(-rc));
+		fail_result(res, tier_errmsg());
+	}
+	res->anon_rss = anon_rss((uintptr_t)addr, (uintptr_t)addr + size);
+
+	/* unmap first: the restore leaves untouched pages unserved */
+	munmap(resv, size + 2 * TIER_PAGE_SIZE);
+	tier_restore_stop(rs);
+	return;
+
+out_unmap:
+	munmap(resv, size + 2 * TIER_PAGE_SIZE);
+}
+
+static void close_pipe(int p[2])
+{
+	int saved = errno;
+
+	close(p[0]);
+	close(p[1]);
+	errno = saved;
+}
+
+/* Forks the instances, releases them together, collects their results. */
+static int run_children(struct replay_cfg *cfg, struct replay_result *res,
+			int *got)
+{
+	int ready[2], go[2], out[2], status, rc = 0;
+	struct replay_result r;
+	unsigned i, nready = 0;
+	pid_t *pids;
+	ssize_t n;
+	char c;
+
+	pids = calloc(cfg->instances, sizeof(*pids));
+	if (!pids)
+		return tier_err(-ENOMEM, "out of memory");
+	if (pipe2(ready, O_CLOEXEC))
+		goto err;
+	if (pipe2(go, O_CLOEXEC))
+		goto err_ready;
+	if (pipe2(out, O_CLOEXEC))
+		goto err_go;
+	fflush(stdout);
+	fflush(stderr);
+
+	for (i = 0; i < cfg->instances; i++) {
+		pids[i] = fork();
+		if (pids[i] < 0) {
+			rc = tier_err(-errno, "fork: %m");
+			break;
+		}
+		if (pids[i] == 0) {
+			close(ready[0]);
+			close(go[1]);
+			close(out[0]);
+			cfg->ready_fd = ready[1];
+			cfg->go_fd = go[0];
+			run_instance(cfg, i, &r);
+			n = write(out[1], &r, sizeof(r));
+			_exit(n == sizeof(r) && !r.failed && !r.mismatches ? 0 : 1);
+		}
+	}
+	close(ready[1]);
+	close(go[0]);
+	close(out[1]);
+	if (rc) {
+		/* a fork failed: stop the children we did start */
+		while (i-- > 0)
+			kill(pids[i], SIGKILL);
+	} else {
+		/* every child has mapped its range; closing "go" starts them all */
+		while (nready < cfg->instances &&
+		       ((n = read(ready[0], &c, 1)) > 0 || (n < 0 && errno == EINTR)))
+			nready += n > 0;
+	}
+	close(go[1]);
+	close(ready[0]);
+
+	while ((n = read(out[0], &r, sizeof(r))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != sizeof(r) || r.instance >= cfg->instances)
+			break;
+		res[r.instance] = r;
+		got[r.instance] = 1;
+	}
+	close(out[0]);
+
+	for (i = 0; i < cfg->instances; i++) {
+		if (pids[i] <= 0)
+			continue;
+		while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
+			;
+		if (rc)
+			continue;
+		if (WIFSIGNALED(status))
+			fprintf(stderr, "%s: instance %u killed by signal %d (%s)\n",
+				cfg->cmd, i, WTERMSIG(status), strsignal(WTERMSIG(status)));
+		/*
+		 * A child that exited without a result reported its own
+		 * error (the restore's on_error); it is counted as failed.
+		 */
+		if (!got[i] || !WIFEXITED(status) || WEXITSTATUS(status))
+			if (!got[i] || !res[i].mismatches)
+				res[i].failed = 1;
+	}
+	free(pids);
+	return rc;
+
+err_go:
+	close_pipe(go);
+err_ready:
+	close_pipe(ready);
+err:
+	rc = tier_err(-errno, "pipe: %m");
+	free(pids);
+	return rc;
+}
+
+/* First trace name of the snapshot. */
+static int first_trace(const char *name, void *arg)
+{
+	snprintf(arg, 64, "%s", name);
+	return 1;
+}
+
+static int load_trace_file(struct tier_snap *snap, const char *path,
+			   struct tier_trace_ent **ent, size_t *n)
+{
+	void *buf;
+	size_t len;
+	int rc;
+
+	rc = read_file(path, &buf, &len);
+	if (rc)
+		return rc;
+	rc = trace_parse_text(buf, len, tier_snap_npages(snap), path, ent, n);
+	free(buf);
+	return rc;
+}
+
+/*
+ * The entries to replay: --trace-file parsed (not stored), else --trace,
+ * else the snapshot's first trace. *name is set for the report.
+ */
+static int load_trace(struct replay_cfg *cfg, const char *file,
+		      const char **name, char first[64],
+		      struct tier_trace_ent **ent)
+{
+	int rc;
+
+	if (file) {
+		*name = file;
+		rc = load_trace_file(cfg->snap, file, ent, &cfg->n);
+	} else {
+		if (!*name) {
+			rc = tier_trace_foreach(cfg->snap, first_trace, first);
+			if (rc < 0)
+				return rc;
+			if (rc == 0)
+				return tier_err(-ENOENT, "%s: no trace to replay; add one "
+						"with \"tierctl trace import\" or give --trace-file",
+						tier_snap_name(cfg->snap));
+			*name = first;
+		}
+		rc = tier_trace_load(cfg->snap, *name, ent, &cfg->n);
+	}
+	if (!rc)
+		cfg->ent = *ent;
+	return rc;
+}
+
+/* Places the policy's plan with the defaults if it is not there yet. */
+static int ensure_plan(const struct replay_cfg *cfg)
+{
+	struct tier_place_attr pattr = {
+		.cxl = cfg->attr.cxl,
+		.pool = cfg->attr.pool,
+	};
+	struct tier_plan_info info;
+	int rc;
+
+	rc = tier_plan_info(cfg->snap, cfg->attr.policy, &info);
+	if (rc != -ENOENT)
+		return rc;
+	fprintf(stderr, "%s: no %s plan for %s yet: placing it with defaults\n",
+		cfg->cmd, tier_policy_name(cfg->attr.policy),
+		tier_snap_name(cfg->snap));
+	return tier_place(cfg->snap, cfg->attr.policy, &pattr);
+}
+
+struct totals {
+	uint64_t verified, mismatches, faults[TIER_CLASS_MAX];
+	uint64_t pool, local, cxl, anon, prefetched, lazy, minflt, majflt;
+	uint64_t mappings;
+	double setup_mean, setup_max, replay_mean, replay_max;
+	unsigned n;
+};
+
+static void sum_results(const struct replay_result *res, unsigned count,
+			struct totals *t)
+{
+	const struct replay_result *r;
+	unsigned i, c;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < count; i++) {
+		r = &res[i];
+		t->verified += r->verified;
+		t->mismatches += r->mismatches;
+		for (c = 0; c < TIER_CLASS_MAX; c++)
+			t->faults[c] += r->st.faults[c];
+		t->pool += r->st.pool_bytes;
+		t->local += r->st.local_bytes;
+		t->cxl += r->st.cxl_mapped_bytes;
+		t->anon += r->anon_rss;
+		t->prefetched += r->st.prefetched_pages;
+		t->lazy += r->st.lazy_pages;
+		t->minflt += r->minflt;
+		t->majflt += r->majflt;
+		if (r->st.mappings > t->mappings)
+			t->mappings = r->st.mappings;
+		t->setup_mean += r->setup_ms / count;
+		t->replay_mean += r->replay_ms / count;
+		if (r->setup_ms > t->setup_max)
+			t->setup_max = r->setup_ms;
+		if (r->replay_ms > t->replay_max)
+			t->replay_max = r->replay_ms;
+	}
+	t->n = count;
+}
+
+static void print_json(const struct replay_cfg *cfg, const char *trace,
+		       const struct replay_result *res, const struct totals *t)
+{
+	const struct replay_result *r;
+	unsigned i;
+
+	printf("{\"snapshot\":");
+	json_str(stdout, tier_snap_name(cfg->snap));
+	printf(",\"policy\":");
+	json_str(stdout, tier_policy_name(cfg->attr.policy));
+	printf(",\"trace\":");
+	json_str(stdout, trace);
+	printf(",\"trace_pages\":%zu,\"instances\":%u", cfg->n, cfg->instances);
+	printf(",\"verified_pages\":%llu,\"mismatches\":%llu",
+	       (unsigned long long)t->verified, (unsigned long long)t->mismatches);
+	printf(",\"setup_ms\":%.3f,\"setup_ms_max\":%.3f,\"replay_ms\":%.3f,"
+	       "\"replay_ms_max\":%.3f", t->setup_mean, t->setup_max,
+	       t->replay_mean, t->replay_max);
+	printf(",\"faults\":{\"zero\":%llu,\"ro\":%llu,\"rw\":%llu,\"cold\":%llu}",
+	       (unsigned long long)t->faults[TIER_CLASS_ZERO],
+	       (unsigned long long)t->faults[TIER_CLASS_RO],
+	       (unsigned long long)t->faults[TIER_CLASS_RW],
+	       (unsigned long long)t->faults[TIER_CLASS_COLD]);
+	printf(",\"pool_bytes\":%llu,\"local_bytes\":%llu,\"anon_rss_bytes\":%llu,"
+	       "\"cxl_mapped_bytes\":%llu,\"prefetched_pages\":%llu,"
+	       "\"lazy_pages\":%llu,\"mappings\":%llu,\"minflt\":%llu,\"majflt\":%llu",
+	       (unsigned long long)t->pool, (unsigned long long)t->local,
+	       (unsigned long long)t->anon, (unsigned long long)t->cxl,
+	       (unsigned long long)t->prefetched, (unsigned long long)t->lazy,
+	       (unsigned long long)t->mappings, (unsigned long long)t->minflt,
+	       (unsigned long long)t->majflt);
+	printf(",\"per_instance\":[");
+	for (i = 0; i < cfg->instances; i++) {
+		r = &res[i];
+		printf("%s{\"instance\":%u,\"verified_pages\":%llu,\"mismatches\":%llu,"
+		       "\"setup_ms\":%.3f,\"replay_ms\":%.3f,\"restore_setup_ms\":%.3f,"
+		       "\"map_ms\":%.3f,\"prefetch_ms\":%.3f,\"register_ms\":%.3f,"
+		       "\"fault_ms\":%.3f,"
+		       "\"faults\":{\"zero\":%llu,\"ro\":%llu,\"rw\":%llu,\"cold\":%llu},"
+		       "\"pool_bytes\":%llu,\"anon_rss_bytes\":%llu,"
+		       "\"cxl_mapped_bytes\":%llu,\"prefetched_pages\":%llu,"
+		       "\"lazy_pages\":%llu,\"mappings\":%llu,\"minflt\":%llu,"
+		       "\"majflt\":%llu}",
+		       i ? "," : "", r->instance,
+		       (unsigned long long)r->verified,
+		       (unsigned long long)r->mismatches, r->setup_ms, r->replay_ms,
+		       r->st.setup_ns / 1e6, r->st.map_ns / 1e6, r->st.prefetch_ns / 1e6,
+		       r->st.register_ns / 1e6, r->st.fault_ns / 1e6,
+		       (unsigned long long)r->st.faults[TIER_CLASS_ZERO],
+		       (unsigned long long)r->st.faults[TIER_CLASS_RO],
+		       (unsigned long long)r->st.faults[TIER_CLASS_RW],
+		       (unsigned long long)r->st.faults[TIER_CLASS_COLD],
+		       (unsigned long long)r->st.pool_bytes,
+		       (unsigned long long)r->anon_rss,
+		       (unsigned long long)r->st.cxl_mapped_bytes,
+		       (unsigned long long)r->st.prefetched_pages,
+		       (unsigned long long)r->st.lazy_pages,
+		       (unsigned long long)r->st.mappings,
+		       (unsigned long long)r->minflt, (unsigned long long)r->majflt);
+	}
+	printf("]}\n");
+}
+
+static void print_human(const struct replay_cfg *cfg, const char *trace,
+			const struct replay_result *res, const struct totals *t)
+{
+	char b1[32], b2[32], b3[32], b4[32];
+	unsigned i;
+
+	printf("replay of %s, plan %s, trace %s (%zu pages), %u instance%s\n",
+	       tier_snap_name(cfg->snap), tier_policy_name(cfg->attr.policy),
+	       trace, cfg->n, cfg->instances, cfg->instances == 1 ? "" : "s");
+	printf("  %-12s %12s %12s\n", "", "mean", "max");
+	printf("  %-12s %9.3f ms %9.3f ms\n", "setup", t->setup_mean, t->setup_max);
+	printf("  %-12s %9.3f ms %9.3f ms\n", "replay", t->replay_mean, t->replay_max);
+	printf("  %-12s %llu pages, %llu mismatches\n", "verified",
+	       (unsigned long long)t->verified, (unsigned long long)t->mismatches);
+	printf("  %-12s zero %llu, ro %llu, rw %llu, cold %llu\n", "uffd faults",
+	       (unsigned long long)t->faults[TIER_CLASS_ZERO],
+	       (unsigned long long)t->faults[TIER_CLASS_RO],
+	       (unsigned long long)t->faults[TIER_CLASS_RW],
+	       (unsigned long long)t->faults[TIER_CLASS_COLD]);
+	printf("  %-12s %llu prefetched, %llu lazy\n", "pages",
+	       (unsigned long long)t->prefetched, (unsigned long long)t->lazy);
+	printf("  %-12s pool %s read, local %s read, cxl %s mapped\n", "bytes",
+	       fmt_bytes(t->pool, b1, sizeof(b1)), fmt_bytes(t->local, b2, sizeof(b2)),
+	       fmt_bytes(t->cxl, b3, sizeof(b3)));
+	printf("  %-12s %s anonymous RSS\n", "dram", fmt_bytes(t->anon, b4, sizeof(b4)));
+	printf("  %-12s %llu per instance\n", "mappings",
+	       (unsigned long long)t->mappings);
+	printf("  %-12s %llu minor, %llu major\n", "page faults",
+	       (unsigned long long)t->minflt, (unsigned long long)t->majflt);
+	if (cfg->instances == 1)
+		return;
+	printf("\n  %-8s %12s %12s %10s %10s %12s %12s\n", "instance", "setup ms",
+	       "replay ms", "verified", "cold flt", "pool", "anon rss");
+	for (i = 0; i < cfg->instances; i++)
+		printf("  %-8u %12.3f %12.3f %10llu %10llu %12s %12s\n", i,
+		       res[i].setup_ms, res[i].replay_ms,
+		       (unsigned long long)res[i].verified,
+		       (unsigned long long)res[i].st.faults[TIER_CLASS_COLD],
+		       fmt_bytes(res[i].st.pool_bytes, b1, sizeof(b1)),
+		       fmt_bytes(res[i].anon_rss, b2, sizeof(b2)));
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		STORE_OPTION,
+		{ "trace",      required_argument, NULL, 't' },
+		{ "trace-file", required_argument, NULL, 'T' },
+		{ "policy",     required_argument, NULL, 'p' },
+		{ "instances",  required_argument, NULL, 'n' },
+		{ "prefetch",   required_argument, NULL, 'P' },
+		{ "cxl",        required_argument, NULL, 'c' },
+		{ "pool",       required_argument, NULL, 'o' },
+		{ "json",       no_argument,       NULL, 'j' },
+		{ "help",       no_argument,       NULL, 'h' },
+		{ 0 }
+	};
+	struct replay_cfg cfg = { .instances = 1, .ready_fd = -1, .go_fd = -1 };
+	const char *store_path = NULL, *trace = NULL, *trace_file = NULL;
+	const char *policy = "tiered";
+	struct tier_trace_ent *ent = NULL;
+	struct replay_result *res = NULL;
+	struct tier_store *store;
+	struct tier_uri uri;
+	struct totals t;
+	char first[64];
+	int c, json = 0, rc = 1, failed = 0, *got = NULL;
+	uint64_t v;
+	unsigned i;
+
+	cmd_name = cfg.cmd = argv[0];
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_STORE:
+			store_path = optarg;
+			break;
+		case 't':
+			trace = optarg;
+			break;
+		case 'T':
+			trace_file = optarg;
+			break;
+		case 'p':
+			policy = optarg;
+			break;
+		case 'n':
+			if (parse_uint(optarg, MAX_INSTANCES, &v) || !v)
+				return cli_bad(argv[0], replay_usage,
+					       "bad instance count '%s': want 1..%u",
+					       optarg, MAX_INSTANCES);
+			cfg.instances = v;
+			break;
+		case 'P':
+			if (parse_uint(optarg, 1U << 20, &v))
+				return cli_bad(argv[0], replay_usage,
+					       "bad prefetch '%s'", optarg);
+			cfg.attr.prefetch = v;
+			break;
+		case 'c':
+			cfg.attr.cxl = optarg;
+			break;
+		case 'o':
+			cfg.attr.pool = optarg;
+			break;
+		case 'j':
+			json = 1;
+			break;
+		case 'h':
+			return cli_usage(replay_usage, 0);
+		default:
+			return cli_usage(replay_usage, 2);
+		}
+	}
+	if (optind != argc - 1)
+		return cli_usage(replay_usage, 2);
+	if (trace && trace_file)
+		return cli_bad(argv[0], replay_usage,
+			       "--trace and --trace-file are exclusive");
+	if (tier_policy_parse(policy, &cfg.attr.policy))
+		return cli_bad(argv[0], replay_usage, "%s", tier_errmsg());
+	if ((cfg.attr.cxl && uri_parse(cfg.attr.cxl, URI_WANT_CXL, &uri)) ||
+	    (cfg.attr.pool && uri_parse(cfg.attr.pool, URI_WANT_POOL, &uri)))
+		return cli_fail(argv[0]);
+	cfg.attr.on_error = on_restore_error;
+
+	if (cli_open_snap(argv[0], store_path, argv[optind], &store, &cfg.snap))
+		return 1;
+
+	if (load_trace(&cfg, trace_file, &trace, first, &ent) ||
+	    ensure_plan(&cfg)) {
+		cli_fail(argv[0]);
+		goto out;
+	}
+
+	res = calloc(cfg.instances, sizeof(*res));
+	got = calloc(cfg.instances, sizeof(*got));
+	if (!res || !got) {
+		tier_err(-ENOMEM, "out of memory");
+		cli_fail(argv[0]);
+		goto out;
+	}
+	if (cfg.instances == 1) {
+		run_instance(&cfg, 0, &res[0]);
+		got[0] = 1;
+	} else if (run_children(&cfg, res, got)) {
+		cli_fail(argv[0]);
+		goto out;
+	}
+
+	/* errors are reported once each; a failed run prints no report */
+	for (i = 0; i < cfg.instances; i++) {
+		if (!res[i].failed)
+			continue;
+		failed++;
+		if (got[i] && res[i].err[0]) {
+			if (cfg.instances > 1)
+				fprintf(stderr, "%s: instance %u: %s\n", argv[0], i,
+					res[i].err);
+			else
+				fprintf(stderr, "%s: %s\n", argv[0], res[i].err);
+		}
+	}
+	if (failed)
+		goto out;
+
+	sum_results(res, cfg.instances, &t);
+	if (json)
+		print_json(&cfg, trace, res, &t);
+	else
+		print_human(&cfg, trace, res, &t);
+	rc = t.mismatches ? 1 : 0;
+out:
+	free(got);
+	free(res);
+	free(ent);
+	tier_snap_close(cfg.snap);
+	tier_store_close(store);
+	return rc;
+}

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * "tierctl restore" and "tierctl record": run QEMU with its guest RAM
+ * served by tier through the LD_PRELOAD adapter (vmm/qemu-adapter.c),
+ * load the snapshot's device state over QMP and let the guest continue.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tier.h"
+#include "store/snap.h"
+#include "util/err.h"
+#include "vmm/qmp.h"
+
+#ifndef TIER_QEMU_ADAPTER
+#define TIER_QEMU_ADAPTER "libtier-qemu.so"
+#endif
+
+static const char restore_usage[] =
+	"usage: tierctl restore SNAP [--policy P] [--cxl URI] [--pool URI]\n"
+	"                       [--stats FILE] [--store DIR] -- QEMU-ARGS...\n"
+	"       tierctl record SNAP [--trace NAME] [--workload LINE]\n"
+	"                       [--stats FILE] [--store DIR] -- QEMU-ARGS...\n"
+	"\n"
+	"Runs QEMU with the snapshot's guest RAM served by tier (an LD_PRELOAD\n"
+	"adapter takes over the memory-backend-file mapping), loads the saved\n"
+	"device state over QMP and continues the guest. QEMU-ARGS must be the\n"
+	"command line of the snapshot, with a -qmp unix socket; tierctl adds\n"
+	"-incoming defer. The mem-path file may be an all-zero placeholder.\n"
+	"\n"
+	"  -p, --policy P      restore with the plan of policy P (default tiered)\n"
+	"      --cxl URI       override the plan's CXL tier\n"
+	"      --pool URI      override the plan's pool\n"
+	"  -t, --trace NAME    record: trace name (default qemu)\n"
+	"  -w, --workload LINE record: send LINE on the serial socket after the\n"
+	"                      guest continues, save the trace when the answer\n"
+	"                      line arrives, then quit QEMU\n"
+	"      --stats FILE    write restore statistics as JSON at exit\n"
+	"      --store DIR     the store (default $TIER_STORE or /var/lib/tier)\n";
+
+static long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* Finds "key=VALUE" inside the comma-separated option string @opts. */
+static int opt_value(const char *opts, const char *key, char *buf, size_t len)
+{
+	size_t kl = strlen(key);
+	const char *p = opts;
+
+	while (p && *p) {
+		if (!strncmp(p, key, kl) && p[kl] == '=') {
+			const char *v = p + kl + 1;
+			size_t vl = strcspn(v, ",");
+
+			snprintf(buf, len, "%.*s", (int)vl, v);
+			return 1;
+		}
+		p = strchr(p, ',');
+		if (p)
+			p++;
+	}
+	return 0;
+}
+
+struct qemu_args {
+	char ramfile[PATH_MAX];
+	char qmp[108];
+	char serial[108];
+};
+
+static int scan_qemu_args(int argc, char **argv, struct qemu_args *qa)
+{
+	int i;
+
+	memset(qa, 0, sizeof(*qa));
+	for (i = 0; i + 1 < argc; i++) {
+		const char *o = argv[i], *v = argv[i + 1];
+
+		if (!strcmp(o, "-object") && !strncmp(v, "memory-backend-file,", 20))
+			opt_value(v, "mem-path", qa->ramfile, sizeof(qa->ramfile));
+		else if (!strcmp(o, "-qmp") && !strncmp(v, "unix:", 5))
+			snprintf(qa->qmp, sizeof(qa->qmp), "%.*s",
+				 (int)strcspn(v + 5, ","), v + 5);
+		else if (!strcmp(o, "-serial") && !strncmp(v, "unix:", 5))
+			snprintf(qa->serial, sizeof(qa->serial), "%.*s",
+				 (int)strcspn(v + 5, ","), v + 5);
+		else if (!strcmp(o, "-chardev") && !strncmp(v, "socket,", 7) &&
+			 strstr(v, "id=serial"))
+			opt_value(v, "path", qa->serial, sizeof(qa->serial));
+	}
+	if (!qa->ramfile[0])
+		return tier_err(-EINVAL, "QEMU arguments have no -object memory-backend-file,...,mem-path=FILE");
+	if (!qa->qmp[0])
+		return tier_err(-EINVAL, "QEMU arguments have no -qmp unix:PATH,server=on,wait=off");
+	if (access(qa->ramfile, R_OK))
+		return tier_err(-errno, "%s: %m", qa->ramfile);
+	return 0;
+}
+
+static const char *adapter_path(void)
+{
+	static char path[PATH_MAX];
+	const char *env = getenv("TIER_QEMU_ADAPTER");
+	char self[PATH_MAX], *slash;
+	ssize_t n;
+
+	if (env && *env)
+		return env;
+	/* Next to the tierctl binary (build tree: ../vmm/), else installed. */
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(path, sizeof(path), "%s/../vmm/libtier-qemu.so", self);
+			if (!access(path, R_OK))
+				return path;
+			snprintf(path, sizeof(path), "%s/../lib/tier/libtier-qemu.so", self);
+			if (!access(path, R_OK))
+				return path;
+		}
+	}
+	return TIER_QEMU_ADAPTER;
+}
+
+/* Sends @line on the serial socket and waits for the guest's next line
+ * that starts with the answer marker "=> " (emu/ workload protocol). */
+static int serial_request(const char *path, const char *line, char *answer,
+			  size_t len, int timeout_ms)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	long long deadline = now_ms() + timeout_ms;
+	char buf[65536];
+	size_t have = 0;
+	int fd, rc = 0;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		rc = tier_err(-errno, "serial %s: %m", path);
+		goto out;
+	}
+	if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) != 1) {
+		rc = tier_err(-errno, "serial %s: %m", path);
+		goto out;
+	}
+	for (;;) {
+		char *p, *nl;
+		ssize_t n;
+		struct timeval tv = { .tv_sec = 1 };
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (now_ms() > deadline) {
+			rc = tier_err(-ETIMEDOUT, "serial %s: no answer to '%s'",
+				      path, line);
+			goto out;
+		}
+		if (have == sizeof(buf) - 1)
+			have = 0;
+		n = read(fd, buf + have, sizeof(buf) - 1 - have);
+		if (n == 0) {
+			rc = tier_err(-ECONNRESET, "serial %s: closed", path);
+			goto out;
+		}
+		if (n < 0)
+			continue;
+		have += n;
+		buf[have] = '\0';
+		for (p = buf; (nl = strchr(p, '\n')); p = nl + 1) {
+			char *a = strstr(p, "=> ");
+
+			if (a && a < nl) {
+				snprintf(answer, len, "%.*s", (int)(nl - a - 3), a + 3);
+				answer[strcspn(answer, "\r")] = '\0';
+				goto out;
+			}
+		}
+		memmove(buf, p, have - (p - buf));
+		have -= p - buf;
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int run(const char *cmd, struct tier_store *store, const char *snapname,
+	       int record, const char *policy, const char *cxl,
+	       const char *pool, const char *trace, const char *workload,
+	       const char *stats, int qargc, char **qargv)
+{
+	char state[PATH_MAX + 32], incoming[PATH_MAX + 64], reply[4096];
+	struct tier_snap *snap;
+	struct qemu_args qa;
+	struct qmp *q = NULL;
+	long long t0, t_cont;
+	char **argv;
+	int rc, status, i;
+	pid_t pid;
+
+	rc = tier_snap_open(store, snapname, &snap);
+	if (rc)
+		goto fail;
+	snprintf(state, sizeof(state), "%s/vmstate", snap->dir);
+	if (access(state, R_OK)) {
+		rc = tier_err(-ENOENT, "snapshot %s: no device state (import it with --state VMSTATE)",
+			      snapname);
+		goto fail_snap;
+	}
+	rc = scan_qemu_args(qargc, qargv, &qa);
+	if (rc)
+		goto fail_snap;
+	if (workload && !qa.serial[0]) {
+		rc = tier_err(-EINVAL, "--workload needs a -serial unix:PATH socket in the QEMU arguments");
+		goto fail_snap;
+	}
+
+	argv = calloc(qargc + 3, sizeof(*argv));
+	if (!argv) {
+		rc = tier_err(-ENOMEM, "out of memory");
+		goto fail_snap;
+	}
+	for (i = 0; i < qargc; i++)
+		argv[i] = qargv[i];
+	argv[qargc] = "-incoming";
+	argv[qargc + 1] = "defer";
+
+	unlink(qa.qmp);
+	t0 = now_ms();
+	pid = fork();
+	if (pid < 0) {
+		rc = tier_err(-errno, "fork: %m");
+		free(argv);
+		goto fail_snap;
+	}
+	if (pid == 0) {
+		setenv("LD_PRELOAD", adapter_path(), 1);
+		setenv("TIER_QEMU_RAMFILE", qa.ramfile, 1);
+		setenv("TIER_QEMU_SNAP", snapname, 1);
+		setenv("TIER_STORE", tier_store_path(store), 1);
+		setenv("TIER_QEMU_MODE", record ? "record" : "restore", 1);
+		if (policy)
+			setenv("TIER_QEMU_POLICY", policy, 1);
+		if (cxl)
+			setenv("TIER_QEMU_CXL", cxl, 1);
+		if (pool)
+			setenv("TIER_QEMU_POOL", pool, 1);
+		if (trace)
+			setenv("TIER_QEMU_TRACE", trace, 1);
+		if (stats)
+			setenv("TIER_QEMU_STATS", stats, 1);
+		execvp(argv[0], argv);
+		fprintf(stderr, "tierctl %s: %s: %s\n", cmd, argv[0], strerror(errno));
+		_exit(127);
+	}
+	free(argv);
+
+	rc = qmp_connect(qa.qmp, 20000, &q);
+	if (!rc)
+		rc = qmp_exec(q, "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+			      "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": true}]}}",
+			      NULL, 0, 5000);
+	if (!rc) {
+		snprintf(incoming, sizeof(incoming),
+			 "{\"execute\": \"migrate-incoming\", \"arguments\": {\"uri\": \"exec:cat %s\"}}",
+			 state);
+		rc = qmp_exec(q, incoming, NULL, 0, 5000);
+	}
+	if (!rc)
+		rc = qmp_wait_migration(q, 60000);
+	if (!rc)
+		rc = qmp_exec(q, "{\"execute\": \"cont\"}", NULL, 0, 5000);
+	t_cont = now_ms();
+	if (rc) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		goto fail_q;
+	}
+	fprintf(stderr, "tierctl %s: %s: guest running %lld ms after QEMU start\n",
+		cmd, snapname, t_cont - t0);
+
+	if (workload) {
+		char answer[4096];
+
+		rc = serial_request(qa.serial, workload, answer, sizeof(answer),
+				    120000);
+		if (!rc)
+			printf("%s\n", answer);
+		qmp_exec(q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5000);
+	}
+	qmp_close(q);
+	q = NULL;
+
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (!rc && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		goto out;
+	if (!rc)
+		rc = tier_err(-EIO, "QEMU %s", WIFSIGNALED(status) ?
+			      "was killed by a signal" : "exited with an error");
+	goto fail_snap;
+out:
+	tier_snap_close(snap);
+	return 0;
+fail_q:
+	qmp_close(q);
+fail_snap:
+	tier_snap_close(snap);
+fail:
+	fprintf(stderr, "tierctl %s: %s\n", cmd, tier_errmsg());
+	return 1;
+}
+
+static int cmd_vm(int argc, char **argv, int record)
+{
+	static const struct option opts[] = {
+		{ "policy",   required_argument, NULL, 'p' },
+		{ "cxl",      required_argument, NULL, 'c' },
+		{ "pool",     required_argument, NULL, 'P' },
+		{ "trace",    required_argument, NULL, 't' },
+		{ "workload", required_argument, NULL, 'w' },
+		{ "stats",    required_argument, NULL, 's' },
+		{ "store",    required_argument, NULL, 'S' },
+		{ "help",     no_argument,       NULL, 'h' },
+		{ 0 }
+	};
+	const char *cmd = record ? "record" : "restore";
+	const char *policy = NULL, *cxl = NULL, *pool = NULL, *trace = NULL;
+	const char *workload = NULL, *stats = NULL, *storedir = NULL;
+	struct tier_store *store;
+	int c, rc, dd;
+
+	/* Everything after "--" belongs to QEMU: stop getopt there. */
+	for (dd = 1; dd < argc && strcmp(argv[dd], "--"); dd++)
+		;
+	while ((c = getopt_long(dd, argv, "p:t:w:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p': policy = optarg; break;
+		case 'c': cxl = optarg; break;
+		case 'P': pool = optarg; break;
+		case 't': trace = optarg; break;
+		case 'w': workload = optarg; break;
+		case 's': stats = optarg; break;
+		case 'S': storedir = optarg; break;
+		case 'h':
+			fputs(restore_usage, stdout);
+			return 0;
+		default:
+			fputs(restore_usage, stderr);
+			return 2;
+		}
+	}
+	if (optind != dd - 1 || dd >= argc - 1) {
+		fputs(restore_usage, stderr);
+		return 2;
+	}
+	if ((record && policy) || (!record && (trace || workload))) {
+		fprintf(stderr, "tierctl %s: %s\n", cmd, record ?
+			"--policy is for restore" : "--trace and --workload are for record");
+		return 2;
+	}
+	rc = tier_store_open(storedir, &store);
+	if (rc) {
+		fprintf(stderr, "tierctl %s: %s\n", cmd, tier_errmsg());
+		return 1;
+	}
+	rc = run(cmd, store, argv[optind], record, policy, cxl, pool, trace,
+		 workload, stats, argc - dd - 1, argv + dd + 1);
+	tier_store_close(store);
+	return rc;
+}
+
+int cmd_restore(int argc, char **argv)
+{
+	return cmd_vm(argc, argv, 0);
+}
+
+int cmd_record(int argc, char **argv)
+{
+	return cmd_vm(argc, argv, 1);
+}
