@@ -129,6 +129,8 @@ class Bench:
         self.image = os.path.join(tmp, "image")
         self.trace = os.path.join(tmp, "trained.trace")
         self.trace2 = os.path.join(tmp, "second.trace")
+        # Inside the temporary directory, not the library's shared default.
+        self.cxl = "cxl=dir:" + os.path.join(tmp, "cxl")
         self.result = {
             "date": datetime.datetime.now(datetime.timezone.utc)
                     .strftime("%Y-%m-%d %H:%M UTC"),
@@ -136,6 +138,7 @@ class Bench:
             "machine": machine_notes(),
             "size": args.size,
             "seed": args.seed,
+            "loadavg_start": loadavg(),
             "runs": {},
         }
 
@@ -150,7 +153,8 @@ class Bench:
                        "--zero", str(a.zero), "--ro", str(a.ro),
                        "--rw", str(a.rw), "--seed", str(a.seed),
                        "--image", self.image, "--trace", self.trace,
-                       "--trace2", self.trace2])
+                       "--trace2", self.trace2, "--diff", str(a.diff),
+                       "--cold-touch", str(a.cold_touch)])
         self.gen = last_json(out, "tier-gen")
         self.gen["seconds"] = round(dt, 3)
         self.result["gen"] = self.gen
@@ -163,16 +167,23 @@ class Bench:
         self.result["place_s"] = {}
         for p in a.policies:
             _, dt = self.tierctl("place", "--policy", p, "--trace", "trained",
-                                 SNAP)
+                                 "--cxl", self.cxl, SNAP)
             self.result["place_s"][p] = round(dt, 3)
+        try:
+            out, _ = self.tierctl("show", "--json", SNAP)
+            self.result["plans"] = last_json(out, "tierctl show")
+        except BenchError as e:
+            log("run.py: no plan summary: %s" % e)
 
     def floor(self):
         out, _ = run([self.t["floor"], "--reps", str(self.a.floor_reps),
                       "--mib", str(self.a.floor_mib), "--dir", self.tmp])
         self.result["floor"] = last_json(out, "floor")
 
-    def replay(self, policy, instances=1, pool=None):
-        argv = ["replay", "--json", "--policy", policy, "--trace", "trained"]
+    def replay(self, policy, instances=1, pool=None, trace_file=None):
+        argv = ["replay", "--json", "--policy", policy]
+        argv += (["--trace-file", trace_file] if trace_file
+                 else ["--trace", "trained"])
         if instances > 1:
             argv += ["--instances", str(instances)]
         if pool:
@@ -182,12 +193,13 @@ class Bench:
         r["wall_s"] = round(dt, 3)
         return r
 
-    def run_set(self, name, policies, instances=1, pool=None):
+    def run_set(self, name, policies, instances=1, pool=None,
+                trace_file=None, what="trained trace"):
         res = {}
         for p in policies:
-            res[p] = self.replay(p, instances, pool)
+            res[p] = self.replay(p, instances, pool, trace_file)
         self.result["runs"][name] = {"instances": instances, "pool": pool,
-                                     "policies": res}
+                                     "trace": what, "policies": res}
         return res
 
     def tcp(self):
@@ -215,7 +227,7 @@ class Bench:
             for p in TCP_POLICIES:
                 if p in self.a.policies:
                     self.tierctl("place", "--policy", p, "--trace", "trained",
-                                 "--pool", uri, SNAP)
+                                 "--cxl", self.cxl, "--pool", uri, SNAP)
             self.run_set("tcp", [p for p in TCP_POLICIES
                                  if p in self.a.policies])
             self.result["runs"]["tcp"]["pool"] = uri
@@ -295,6 +307,8 @@ class Bench:
         res, gen = self.result, self.gen
         w = out.write
         w("\ntier benchmark  %s  (%s)\n" % (res["date"], res["machine"]))
+        w("load average: %s at start, %s at end\n" % (
+            res.get("loadavg_start", "?"), res.get("loadavg_end", "?")))
         w("command: %s\n" % res["command"])
         w("image: %s, %d pages: zero %.1f%%, ro hot %d, rw hot %d "
           "(%d read first, %d written first), cold %d; trace %d pages in "
@@ -314,21 +328,33 @@ class Bench:
                   fl.get("missing_fault_ns_per_page"),
                   fl.get("anon_populate_write_ns_per_page")))
         for name, run_ in res["runs"].items():
-            w("\n== %s: %d instance%s, pool %s\n" % (
-                name, run_["instances"], "" if run_["instances"] == 1 else "s",
-                run_["pool"] or "(plan's)"))
-            hdr = ("policy", "setup_ms", "replay_ms", "f.zero", "f.ro",
-                   "f.rw", "f.cold", "lazy%", "pool_MiB", "anon_MiB",
-                   "cxl_MiB", "verified", "mism")
+            n = run_["instances"]
+            w("\n== %s: %s, %d instance%s%s, pool %s\n" % (
+                name, run_.get("trace", "trained trace"), n,
+                "" if n == 1 else "s",
+                " (times: mean, max; bytes and faults: total)" if n > 1
+                else "", run_["pool"] or "(the plan's)"))
+            hdr = ("policy", "setup_ms", "replay_ms", "total_ms", "f.zero",
+                   "f.ro", "f.rw", "f.cold", "lazy%", "prefetch", "maps",
+                   "minflt", "pool_MiB", "anon_MiB", "cxl_MiB", "verified",
+                   "mism")
             rows = []
             for p, r in run_["policies"].items():
                 lazy = faults_total(r)
+                setup, rep = g(r, "setup_ms"), g(r, "replay_ms")
+                if n > 1:
+                    st = "%.2f,%.2f" % (setup, g(r, "setup_ms_max"))
+                    rt = "%.2f,%.2f" % (rep, g(r, "replay_ms_max"))
+                else:
+                    st, rt = "%.2f" % setup, "%.2f" % rep
                 rows.append((
-                    p, "%.2f" % g(r, "setup_ms"), "%.2f" % g(r, "replay_ms"),
+                    p, st, rt, "%.2f" % (setup + rep),
                     str(g(r, "faults", "zero")), str(g(r, "faults", "ro")),
                     str(g(r, "faults", "rw")), str(g(r, "faults", "cold")),
-                    "%.2f" % (100.0 * lazy / max(1, gen["trace_pages"] *
-                                                 run_["instances"])),
+                    "%.2f" % (100.0 * lazy / max(1, g(r, "trace_pages",
+                                                      default=gen["trace_pages"]) * n)),
+                    str(g(r, "prefetched_pages")), str(g(r, "mappings")),
+                    str(g(r, "minflt")),
                     "%.1f" % (g(r, "pool_bytes") / MIB),
                     "%.1f" % (g(r, "anon_rss_bytes") / MIB),
                     "%.1f" % (g(r, "cxl_mapped_bytes") / MIB),
@@ -346,6 +372,14 @@ class Bench:
         for c in res.get("checks", []):
             w("  %-4s %-40s %s\n" % ("PASS" if c["pass"] else "MISS",
                                      c["target"], c["measured"]))
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3])
+    except OSError:
+        return "?"
 
 
 def machine_notes():
@@ -381,6 +415,12 @@ def main():
                     help="instances of the N-instance run (0: skip it)")
     ap.add_argument("--policies", default=",".join(POLICIES),
                     help="comma-separated (default: all)")
+    ap.add_argument("--diff", type=float, default=2,
+                    help="%% of pages the second run's trace changes")
+    ap.add_argument("--cold-touch", type=float, default=0,
+                    help="extra cold pages the second run reads, %% of trace")
+    ap.add_argument("--no-second", action="store_true",
+                    help="skip the replay of the second run's trace")
     ap.add_argument("--no-tcp", action="store_true",
                     help="skip the run with the pool over loopback TCP")
     ap.add_argument("--floor-reps", type=int, default=5)
@@ -417,6 +457,10 @@ def main():
             b.run_set("multi",
                       [p for p in ("tiered", "eager") if p in args.policies],
                       instances=args.instances)
+        if not args.no_second:
+            b.run_set("second", args.policies, trace_file=b.trace2,
+                      what="second run's trace (%d pages, ~%g%% different)"
+                      % (b.gen["trace2_pages"], args.diff))
         if not args.no_tcp:
             b.tcp()
     except BenchError as e:
@@ -424,6 +468,7 @@ def main():
         b.result["error"] = str(e)
         rc = 1
     finally:
+        b.result["loadavg_end"] = loadavg()
         if args.keep:
             log("run.py: kept %s" % tmp)
         else:

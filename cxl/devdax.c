@@ -98,7 +98,7 @@ struct dax {
 	struct pmem2_map *map;
 	char *base;
 	pmem2_memcpy_fn memcpy_fn;
-	pmem2_persist_fn persist_fn;
+	pmem2_drain_fn drain_fn;
 	unsigned nlocked;	/* writers in flight: hold the flock */
 	struct dax_pending pending[DAX_MAX_PENDING];
 	struct dax_table tab;	/* scratch, too big for the stack */
@@ -237,7 +237,7 @@ static int dax_tier_open(struct cxl_tier *t)
 	if (pmem2_map_get_size(d->map) < d->size)
 		d->size = pmem2_map_get_size(d->map);
 	d->memcpy_fn = pmem2_get_memcpy_fn(d->map);
-	d->persist_fn = pmem2_get_persist_fn(d->map);
+	d->drain_fn = pmem2_get_drain_fn(d->map);
 	t->priv = d;
 	return 0;
 
@@ -496,7 +496,7 @@ static int dax_create(struct cxl_wobj *w)
 	if (w->size) {
 		pmem2_memset_fn set = pmem2_get_memset_fn(d->map);
 
-		set(d->base + w->off, 0, w->size, 0);
+		set(d->base + w->off, 0, w->size, PMEM2_F_MEM_NODRAIN);
 	}
 	return 0;
 err:
@@ -509,7 +509,8 @@ static int dax_write(struct cxl_wobj *w, uint64_t off, const void *buf,
 {
 	struct dax *d = dax_of(w->t);
 
-	d->memcpy_fn(d->base + w->off + off, buf, len, 0);
+	/* Flushed now, drained once at commit, before the table names it. */
+	d->memcpy_fn(d->base + w->off + off, buf, len, PMEM2_F_MEM_NODRAIN);
 	return 0;
 }
 
@@ -529,6 +530,7 @@ static int dax_commit(struct cxl_wobj *w)
 	struct dax_table *tab = &d->tab;
 	int rc, i;
 
+	d->drain_fn();		/* the object's bytes are durable first */
 	rc = table_load(t, tab);
 	if (rc)
 		goto out;

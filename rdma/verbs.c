@@ -655,6 +655,18 @@ static int v_hello(struct pool *p)
 	return 0;
 }
 
+/*
+ * TIER_POOL_RDMA_SRC picks the local address (and so the device) on a
+ * host with several, e.g. the two ends of a soft-RoCE veth pair.
+ */
+static int resolve_src(struct pool *p, const char **ret)
+{
+	*ret = getenv("TIER_POOL_RDMA_SRC");
+	if (*ret && !**ret)
+		*ret = NULL;
+	return 0;
+}
+
 static int v_connect(struct pool *p, const struct tier_uri *uri)
 {
 	struct vpool *v = vp_of(p);
@@ -666,6 +678,8 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 	struct ibv_qp_init_attr qa = { 0 };
 	struct rdma_conn_param cp = { 0 };
 	struct ibv_device_attr dev;
+	struct sockaddr_storage ss = { 0 };
+	const char *src;
 	char port[8];
 	int rc;
 
@@ -684,8 +698,23 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 		freeaddrinfo(res);
 		return tier_err(-errno, "pool %s: rdma_create_id: %m", p->uri);
 	}
-	rc = rdma_resolve_addr(v->id, NULL, res->ai_addr, V_CM_TIMEOUT_MS) ?
-	     -errno : 0;
+	rc = resolve_src(p, &src);
+	if (!rc && src) {
+		struct addrinfo *sres;
+
+		hints.ai_flags |= AI_NUMERICHOST;
+		if (getaddrinfo(src, NULL, &hints, &sres)) {
+			rc = tier_err(-EINVAL, "pool %s: TIER_POOL_RDMA_SRC '%s' is not an address",
+				      p->uri, src);
+			freeaddrinfo(res);
+			return rc;
+		}
+		memcpy(&ss, sres->ai_addr, sres->ai_addrlen);
+		freeaddrinfo(sres);
+	}
+	if (!rc)
+		rc = rdma_resolve_addr(v->id, src ? (struct sockaddr *)&ss : NULL,
+				       res->ai_addr, V_CM_TIMEOUT_MS) ? -errno : 0;
 	freeaddrinfo(res);
 	if (!rc)
 		rc = cm_wait(v->ch, RDMA_CM_EVENT_ADDR_RESOLVED, V_CM_TIMEOUT_MS + 1000);

@@ -476,8 +476,13 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 	if (rc && pl.committed) {
 		/* The old plan would now read the new data: drop it. */
 		snap_plan_path(snap, policy, path, sizeof(path));
-		if (unlink(path) == 0)
-			tier_err_ctx(rc, "old plan removed");
+		if (unlink(path) == 0) {
+			char why[512];
+
+			snprintf(why, sizeof(why), "%s", tier_errmsg());
+			tier_err(rc, "%s (the old plan was removed: its data was already replaced)",
+				 why);
+		}
 	}
 	placing_free(&pl);
 	if (rc)

@@ -1085,6 +1085,16 @@ static bool uffd_method(const struct placer_ext *e)
 	return e->method == PLACER_M_COPY || e->method == PLACER_M_LAZY;
 }
 
+static bool rs_needs_uffd(const struct tier_restore *rs)
+{
+	size_t i;
+
+	for (i = 0; i < rs->n; i++)
+		if (uffd_method(&rs->ext[i]))
+			return true;
+	return false;
+}
+
 /* Step 2: one registration per run of adjacent COPY/LAZY extents. */
 static int rs_register(struct tier_restore *rs)
 {
@@ -1098,11 +1108,6 @@ static int rs_register(struct tier_restore *rs)
 		}
 		for (j = i + 1; j < rs->n && uffd_method(&rs->ext[j]); j++)
 			;
-		if (rs->uffd < 0) {
-			rc = uffd_open(UFFD_F_NONBLOCK, &rs->uffd);
-			if (rc)
-				return rc;
-		}
 		rc = uffd_register(rs->uffd, rs->base + rs->ext[i].page * PG,
 				   (rs->ext[j - 1].page + rs->ext[j - 1].npages -
 				    rs->ext[i].page) * PG, UFFD_REG_MISSING);
@@ -1206,6 +1211,45 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 	return 0;
 }
 
+/*
+ * The prefetch bounce buffer: a fresh one faults in page by page (~2.4 us
+ * each, more than the copy itself), so one is kept for the process and
+ * reused by the next restore (a host restoring many instances); restores
+ * running at the same time allocate their own.
+ */
+static pthread_mutex_t bounce_lock = PTHREAD_MUTEX_INITIALIZER;
+static void *bounce_cache;
+
+static void *bounce_get(void)
+{
+	void *b;
+
+	pthread_mutex_lock(&bounce_lock);
+	b = bounce_cache;
+	bounce_cache = NULL;
+	pthread_mutex_unlock(&bounce_lock);
+	if (b)
+		return b;
+	b = mmap(NULL, BATCH_PAGES * PG, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (b == MAP_FAILED)
+		return NULL;
+	madvise(b, BATCH_PAGES * PG, MADV_HUGEPAGE);	/* a hint only */
+	return b;
+}
+
+static void bounce_put(void *b)
+{
+	pthread_mutex_lock(&bounce_lock);
+	if (!bounce_cache) {
+		bounce_cache = b;
+		b = NULL;
+	}
+	pthread_mutex_unlock(&bounce_lock);
+	if (b)
+		munmap(b, BATCH_PAGES * PG);
+}
+
 static int rs_prefetch(struct tier_restore *rs)
 {
 	struct pool *pool = NULL;
@@ -1215,13 +1259,19 @@ static int rs_prefetch(struct tier_restore *rs)
 	size_t i;
 	int rc = 0;
 
-	for (i = 0; i < rs->n; i++)
+	bool any = false;
+
+	for (i = 0; i < rs->n; i++) {
+		any |= rs->ext[i].method == PLACER_M_COPY;
 		need_pool |= rs->ext[i].method == PLACER_M_COPY &&
 			     rs->ext[i].source == PLACER_SRC_POOL;
+	}
+	if (!any)
+		return 0;
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return tier_err(-ENOMEM, "restore: out of memory");
-	b->bounce = aligned_alloc(PG, BATCH_PAGES * PG);
+	b->bounce = bounce_get();
 	if (!b->bounce) {
 		free(b);
 		return tier_err(-ENOMEM, "restore: out of memory");
@@ -1268,12 +1318,18 @@ static int rs_prefetch(struct tier_restore *rs)
 out:
 	if (pool)
 		rs_pool_disconnect(&pool, &seg);
-	free(b->bounce);
+	bounce_put(b->bounce);
 	free(b);
 	return rc;
 }
 
-static int rs_start_thread(struct tier_restore *rs)
+/*
+ * Starts the handler; it connects its own pool handle meanwhile, so a
+ * restore overlaps that round trip with its map and prefetch steps, and
+ * rs_wait_thread collects the result. The handler serves nothing before
+ * the prefetch is done: that runs under serve_lock.
+ */
+static int rs_spawn_thread(struct tier_restore *rs)
 {
 	int rc;
 
@@ -1290,6 +1346,13 @@ static int rs_start_thread(struct tier_restore *rs)
 		return tier_err(-rc, "restore: cannot start the fault handler: %s",
 				strerror(rc));
 	rs->have_thread = true;
+	return 0;
+}
+
+static int rs_wait_thread(struct tier_restore *rs)
+{
+	if (!rs->have_thread)
+		return 0;
 	while (sem_wait(&rs->ready) < 0 && errno == EINTR)
 		;
 	if (rs->thread_rc) {
@@ -1298,6 +1361,13 @@ static int rs_start_thread(struct tier_restore *rs)
 		return tier_err(rs->thread_rc, "%s", rs->errmsg);
 	}
 	return 0;
+}
+
+static int rs_start_thread(struct tier_restore *rs)
+{
+	int rc = rs_spawn_thread(rs);
+
+	return rc ? rc : rs_wait_thread(rs);
 }
 
 static void rs_stop_threads(struct tier_restore *rs)
@@ -1347,7 +1417,7 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 		    struct tier_restore **ret)
 {
 	struct tier_restore *rs;
-	uint64_t t;
+	uint64_t t, t_open, t_thread = 0;
 	int rc;
 
 	rc = rs_check_range(snap, addr, len, attr);
@@ -1355,6 +1425,7 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 		return rc;
 	if (attr->flags & TIER_RESTORE_RECORD)
 		return tier_err(-EINVAL, "restore: a recording takes no plan");
+	t_open = now_ns();
 	rs = rs_new(snap, addr, len, attr);
 	if (!rs)
 		return tier_err(-ENOMEM, "restore: out of memory");
@@ -1366,6 +1437,17 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	rc = rs_open_sources(rs, plan, attr);
 	if (rc)
 		goto err;
+	t_open = now_ns() - t_open;
+
+	/* the handler (and its pool connection) comes up in the meantime */
+	if (rs_needs_uffd(rs)) {
+		rc = uffd_open(UFFD_F_NONBLOCK, &rs->uffd);
+		if (rc)
+			goto err;
+		rc = rs_spawn_thread(rs);
+		if (rc)
+			goto err;
+	}
 
 	/* 0 + 1: fresh anonymous memory, then the mapped extents over it */
 	t = now_ns();
@@ -1385,17 +1467,25 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	rs->st.register_ns = now_ns() - t;
 
 	t = now_ns();
+	pthread_mutex_lock(&rs->serve_lock);
 	rc = rs_prefetch(rs);
+	pthread_mutex_unlock(&rs->serve_lock);
 	if (rc)
 		goto err_touched;
 	rs->st.prefetch_ns = now_ns() - t;
 
-	if (rs->uffd >= 0) {
-		rc = rs_start_thread(rs);
-		if (rc)
-			goto err_touched;
-	}
+	t_thread = now_ns();
+	rc = rs_wait_thread(rs);
+	if (rc)
+		goto err_touched;
+	t_thread = now_ns() - t_thread;
 	rs->st.setup_ns = now_ns() - t0;
+	tier_dbg("restore of %s: %zu extents, setup %" PRIu64 " us: plan+open %"
+		 PRIu64 ", map %" PRIu64 ", register %" PRIu64 ", prefetch %"
+		 PRIu64 ", handler wait %" PRIu64, snap->name, rs->n,
+		 rs->st.setup_ns / 1000, t_open / 1000, rs->st.map_ns / 1000,
+		 rs->st.register_ns / 1000, rs->st.prefetch_ns / 1000,
+		 t_thread / 1000);
 	*ret = rs;
 	return 0;
 

@@ -413,6 +413,26 @@ static void write_image(const char *path, uint64_t npages, int seed)
 	free(img);
 }
 
+/* The same image as write_image(.., 0), but with holes for zero pages,
+ * which import must not need to read. */
+static void write_sparse_image(const char *path)
+{
+	unsigned char page[PAGE];
+	uint64_t i;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	t_assert(fd >= 0);
+	t_assert(ftruncate(fd, I_PAGES * PAGE) == 0);
+	for (i = 0; i < I_PAGES; i++) {
+		if (!i_nonzero(i))
+			continue;
+		fill_page(page, i);
+		t_assert(pwrite(fd, page, PAGE, i * PAGE) == PAGE);
+	}
+	close(fd);
+}
+
 static uint64_t last_done, last_total;
 static unsigned ncalls;
 
@@ -612,10 +632,16 @@ static void test_import(void)
 	check_snap(st, "vm", img2);
 	check_no_temp();
 
+	/* A sparse source: same snapshot as the dense one. */
+	snprintf(path, sizeof(path), "%s/../sparse.mem", root);
+	write_sparse_image(path);
+	t_ok(tier_import(st, "sparse", path, NULL));
+	check_snap(st, "sparse", img);
+
 	/* Listing is sorted and shows only snapshots. */
 	t_ok(tier_import(st, "a-first", img, NULL));
 	t_ok(tier_store_foreach(st, collect, names));
-	t_assert(!strcmp(names, "a-first,regions,vm,"));
+	t_assert(!strcmp(names, "a-first,regions,sparse,vm,"));
 
 	/* A flipped manifest byte is caught, naming the snapshot. */
 	t_ok(tier_import(st, "flip", img, NULL));
@@ -640,7 +666,7 @@ static void test_import(void)
 	t_fails(tier_snap_remove(st, "flip"), -ENOENT);
 	names[0] = '\0';
 	t_ok(tier_store_foreach(st, collect, names));
-	t_assert(!strcmp(names, "a-first,regions,vm,"));
+	t_assert(!strcmp(names, "a-first,regions,sparse,vm,"));
 	check_no_temp();
 
 	tier_store_close(st);
@@ -670,8 +696,77 @@ static void test_store_env(void)
 	t_ok(store_rmtree(dir));
 }
 
+/* util/file.c: the helpers every store file goes through. */
+static void test_file(void)
+{
+	char dir[256], path[300], sub[350];
+	struct atomic_file af;
+	unsigned char b[16];
+	struct stat sb;
+	size_t len;
+	void *buf;
+	int fd;
+
+	snprintf(dir, sizeof(dir), "%s/tier-file-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	t_assert(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/f", dir);
+
+	t_ok(write_file_atomic(path, "hello", 5));
+	t_ok(read_file(path, &buf, &len));
+	t_eq(len, 5);
+	t_assert(!strcmp(buf, "hello"));		/* NUL-terminated */
+	free(buf);
+	/* Replaced whole; an aborted write leaves the old file alone. */
+	t_ok(write_file_atomic(path, "", 0));
+	t_ok(read_file(path, &buf, &len));
+	t_eq(len, 0);
+	free(buf);
+	t_ok(atomic_open(&af, path));
+	t_ok(write_full(af.fd, "partial", 7, path));
+	atomic_abort(&af);
+	t_assert(stat(af.tmp, &sb) < 0 && errno == ENOENT);
+	t_assert(stat(path, &sb) == 0 && sb.st_size == 0);
+
+	/* A full disk is -ENOSPC naming the file. */
+	fd = open("/dev/full", O_WRONLY);
+	if (fd >= 0) {
+		t_fails(write_full(fd, "x", 1, "/dev/full"), -ENOSPC);
+		t_assert(strstr(tier_errmsg(), "/dev/full"));
+		t_fails(pwrite_full(fd, "x", 1, 0, "/dev/full"), -ENOSPC);
+		close(fd);
+	}
+	/* Reading past the end is "truncated". */
+	t_ok(write_file_atomic(path, "0123456789", 10));
+	fd = open(path, O_RDONLY);
+	t_assert(fd >= 0);
+	t_ok(pread_full(fd, b, 4, 6, path));
+	t_assert(!memcmp(b, "6789", 4));
+	t_fails(pread_full(fd, b, 5, 6, path), -EBADMSG);
+	t_assert(strstr(tier_errmsg(), "truncated"));
+	close(fd);
+
+	snprintf(sub, sizeof(sub), "%s/missing", dir);
+	t_fails(read_file(sub, &buf, &len), -ENOENT);
+	t_assert(strstr(tier_errmsg(), sub));
+	t_fails(read_file(dir, &buf, &len), -EISDIR);
+
+	snprintf(sub, sizeof(sub), "%s/a//b/c/", dir);
+	t_ok(mkdir_p(sub, 0755));
+	t_ok(mkdir_p(sub, 0755));
+	snprintf(sub, sizeof(sub), "%s/a/b/c", dir);
+	t_assert(stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode));
+	snprintf(sub, sizeof(sub), "%s/f/x", dir);	/* f is a file */
+	t_fails(mkdir_p(sub, 0755), -ENOTDIR);
+	t_assert(strstr(tier_errmsg(), path));
+	t_ok(store_rmtree(dir));
+	t_assert(stat(dir, &sb) < 0 && errno == ENOENT);
+	t_ok(store_rmtree(dir));			/* already gone */
+}
+
 int main(void)
 {
+	test_file();
 	test_manifest();
 	test_plan();
 	test_trace_bin();

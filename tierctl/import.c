@@ -14,7 +14,8 @@ static const char import_usage[] =
 	"Imports the raw memory image IMAGE as snapshot SNAP.\n"
 	"\n"
 	STORE_USAGE
-	"  --region OFF:LEN     a guest region of the image (repeatable; default: all of it)\n"
+	"  --region OFF:LEN     a guest region of the image, in bytes (repeatable;\n"
+	"                       default: the whole image)\n"
 	"  --replace            replace an existing snapshot of that name\n"
 	"  --progress           show progress on stderr even when it is not a terminal\n"
 	"  --quiet              no progress and no summary\n"

@@ -17,12 +17,16 @@ static const char place_usage[] =
 	"pages to the pool, zero pages nowhere.\n"
 	"\n"
 	STORE_USAGE
-	"  --policy P           tiered (default), vanilla, reap, faasnap, aquifer, eager, or all\n"
-	"  --cxl URI            the CXL tier: cxl=dir:PATH, cxl=devdax:DEV, cxl=numa:NODE\n"
-	"  --pool URI           the pool: pool=file:PATH, pool=tcp://HOST:PORT, pool=rdma://HOST:PORT\n"
-	"  --trace NAME         merge only this trace (repeatable; default: every trace)\n"
-	"  --confidence F       hot when at least this fraction of traces touched a page (default 0.5)\n"
-	"  --gap N              bridge runs of up to N pages inside an extent (default 4; 0: none)\n"
+	"  --policy P           tiered (default), vanilla, reap, faasnap, aquifer,\n"
+	"                       eager, or all\n"
+	"  --cxl URI            the CXL tier: cxl=dir:PATH, cxl=devdax:DEV,\n"
+	"                       cxl=numa:NODE (default: cxl=dir:/dev/shm/tier-cxl)\n"
+	"  --pool URI           the pool: pool=file:PATH, pool=tcp://HOST:PORT,\n"
+	"                       pool=rdma://HOST:PORT (default: the store's file pool)\n"
+	"  --trace NAME         merge only this trace (repeatable; default: all)\n"
+	"  --confidence F       hot when at least this fraction of the traces\n"
+	"                       touched a page (default 0.5)\n"
+	"  --gap N              bridge up to N pages inside a run (default 4; 0: none)\n"
 	"  --cxl-capacity SIZE  CXL tier capacity, K/M/G/T suffixes (default: unlimited)\n"
 	"  -h, --help           show this help\n";
 
@@ -85,7 +89,8 @@ int cmd_place(int argc, char **argv)
 						       attr.confidence <= 1)) {
 				free(traces);
 				return cli_bad(argv[0], place_usage,
-					       "bad confidence '%s': want a number in (0, 1]", optarg);
+					       "bad confidence '%s': want a number in (0, 1]",
+					       optarg);
 			}
 			break;
 		case 'g':

@@ -39,7 +39,7 @@ static const char replay_usage[] =
 	"  --policy P           the plan to restore (default: tiered); placed first\n"
 	"                       with defaults if it does not exist yet\n"
 	"  --instances N        N concurrent restores in N processes (default 1)\n"
-	"  --prefetch N         pages fetched per lazy fault (default: the library's, 8)\n"
+	"  --prefetch N         pages fetched per lazy fault (default and 0: 8)\n"
 	"  --cxl URI            override the plan's CXL tier\n"
 	"  --pool URI           override the plan's pool\n"
 	"  --json               print one JSON object\n"
@@ -382,8 +382,8 @@ static int load_trace(struct replay_cfg *cfg, const char *file,
 			if (rc < 0)
 				return rc;
 			if (rc == 0)
-				return tier_err(-ENOENT, "%s: no trace to replay; add one "
-						"with \"tierctl trace import\" or give --trace-file",
+				return tier_err(-ENOENT,
+						"%s: no trace to replay; add one with \"tierctl trace import\" or give --trace-file",
 						tier_snap_name(cfg->snap));
 			*name = first;
 		}
@@ -472,6 +472,12 @@ static void print_json(const struct replay_cfg *cfg, const char *trace,
 	printf(",\"setup_ms\":%.3f,\"setup_ms_max\":%.3f,\"replay_ms\":%.3f,"
 	       "\"replay_ms_max\":%.3f", t->setup_mean, t->setup_max,
 	       t->replay_mean, t->replay_max);
+	/* the range's pages per class: the same in every instance */
+	printf(",\"pages\":{\"zero\":%llu,\"ro\":%llu,\"rw\":%llu,\"cold\":%llu}",
+	       (unsigned long long)res[0].st.pages[TIER_CLASS_ZERO],
+	       (unsigned long long)res[0].st.pages[TIER_CLASS_RO],
+	       (unsigned long long)res[0].st.pages[TIER_CLASS_RW],
+	       (unsigned long long)res[0].st.pages[TIER_CLASS_COLD]);
 	printf(",\"faults\":{\"zero\":%llu,\"ro\":%llu,\"rw\":%llu,\"cold\":%llu}",
 	       (unsigned long long)t->faults[TIER_CLASS_ZERO],
 	       (unsigned long long)t->faults[TIER_CLASS_RO],

@@ -35,7 +35,8 @@ int cmd_pool_serve(int argc, char **argv);
 /* The option every store-using command takes (ndctl's BASE_OPTIONS). */
 #define OPT_STORE	0x100
 #define STORE_OPTION	{ "store", required_argument, NULL, OPT_STORE }
-#define STORE_USAGE	"  --store DIR          the store (default: $TIER_STORE, else the library's default)\n"
+#define STORE_USAGE \
+	"  --store DIR          the store (default: $TIER_STORE, else the library's)\n"
 
 /* Prints @usage to stdout and returns 0 (asked for), or to stderr and
  * returns 2 (a usage error). */

@@ -26,6 +26,9 @@
  * cannot serve it stops QEMU (fail closed: the guest never runs on a page
  * that did not come from the snapshot).
  */
+/* We define both mmap and mmap64: glibc's large-file redirect would make
+ * them one symbol (off_t is 64-bit on every target QEMU runs us on). */
+#undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
