@@ -364,6 +364,29 @@ class Bench:
             for row in [hdr] + rows:
                 w("  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i])
                             for i, c in enumerate(row)).rstrip() + "\n")
+        local = res["runs"].get("local", {}).get("policies", {})
+        if local:
+            w("\nsetup breakdown (local run, instance 0):\n")
+            hdr = ("policy", "map_ms", "prefetch_ms", "register_ms",
+                   "other_ms", "mappings", "us/mapping", "prefetched",
+                   "ns/prefetched")
+            rows = []
+            for p, r in local.items():
+                i0 = (r.get("per_instance") or [r])[0]
+                mp, pf, rg = (g(i0, "map_ms"), g(i0, "prefetch_ms"),
+                              g(i0, "register_ms"))
+                maps, pre = g(i0, "mappings"), g(i0, "prefetched_pages")
+                rows.append((p, "%.2f" % mp, "%.2f" % pf, "%.2f" % rg,
+                             "%.2f" % (g(i0, "setup_ms") - mp - pf - rg),
+                             str(maps),
+                             "%.2f" % (1000.0 * mp / maps) if maps else "-",
+                             str(pre),
+                             "%.0f" % (1e6 * pf / pre) if pre else "-"))
+            widths = [max(len(x[i]) for x in rows + [hdr])
+                      for i in range(len(hdr))]
+            for row in [hdr] + rows:
+                w("  ".join(c.rjust(widths[i]) if i else c.ljust(widths[i])
+                            for i, c in enumerate(row)).rstrip() + "\n")
         an = res.get("analysis", {})
         if "floor_ms" in an:
             w("\ntiered floor: %s = %.2f ms\n" % (an["floor_formula"],

@@ -39,7 +39,9 @@
  *
  * Locking: one thread serves at a time (serve_lock: the handler thread,
  * or the caller of tier_restore_handle); it alone touches the page
- * bitmaps and the handler's pool handle. Counters and the trace are under
+ * bitmaps and the pool handle (pool handles are used by one thread at a
+ * time: start connects it and prefetches through it, then hands it to
+ * the handler, so a dead pool fails the start, not the first fault). Counters and the trace are under
  * stat_lock so tier_restore_stats and save_trace may run from anywhere.
  */
 #include <errno.h>
@@ -48,7 +50,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -109,8 +110,6 @@ struct tier_restore {
 	int stop_fd;			/* eventfd: wakes the handler to exit */
 	pthread_t thread;
 	bool have_thread;
-	sem_t ready;			/* the handler opened its pool, or failed */
-	int thread_rc;
 
 	/* sources */
 	int image_fd;			/* borrowed from the snapshot */
@@ -120,10 +119,9 @@ struct tier_restore {
 	char local_path[4096];
 	struct cxl_tier *cxl;
 	struct cxl_obj *cxl_obj;
-	bool need_pool;			/* some lazy extent comes from the pool */
 	struct tier_uri pool_uri;
 	char obj_name[128];
-	struct pool *hpool;		/* the handler's; one thread at a time */
+	struct pool *hpool;		/* start's, then the server's */
 	struct pool_seg *hseg;
 
 	/* readahead loader (PLACER_F_READAHEAD) */
@@ -234,15 +232,19 @@ static inline uint64_t ext_off(const struct placer_ext *e, uint64_t w)
 	return e->src_off + (w - e->page) * PG;
 }
 
-/* Compares fetched pages with the snapshot's checksums (when it has them:
- * a stale pool segment or a corrupt local file must not reach the guest). */
+/*
+ * Compares fetched pages with the snapshot's checksums: a stale pool
+ * segment or a corrupt CXL object or local file must not reach the guest.
+ * Not the image's pages: the checksums were computed from them, and at
+ * ~1 us a page here XXH3 costs as much as the copy.
+ */
 static int rs_verify(const struct tier_restore *rs, uint64_t w,
 		     const void *buf, uint64_t np, unsigned src)
 {
 	const struct tier_snap *s = rs->snap;
 	uint64_t i;
 
-	if (!s->csum)
+	if (!s->csum || src == PLACER_SRC_IMAGE)
 		return 0;
 	for (i = 0; i < np; i++) {
 		uint64_t p = rs->first + w + i;
@@ -328,7 +330,7 @@ static int rs_open_file(const char *path, int *ret_fd, uint64_t *ret_size)
 	return 0;
 }
 
-/* Opens what the extents reference; the handler opens its own pool. */
+/* Opens what the extents reference, the pool connection included. */
 static int rs_open_sources(struct tier_restore *rs, const struct plan *plan,
 			   const struct tier_restore_attr *attr)
 {
@@ -347,8 +349,6 @@ static int rs_open_sources(struct tier_restore *rs, const struct plan *plan,
 		image |= e->source == PLACER_SRC_IMAGE;
 		local |= e->source == PLACER_SRC_LOCAL;
 		pool |= e->source == PLACER_SRC_POOL;
-		if (e->source == PLACER_SRC_POOL && e->method == PLACER_M_LAZY)
-			rs->need_pool = true;
 	}
 	snap_object_name(rs->snap, rs->policy, rs->obj_name, sizeof(rs->obj_name));
 
@@ -391,6 +391,15 @@ static int rs_open_sources(struct tier_restore *rs, const struct plan *plan,
 			uri = buf;
 		}
 		rc = uri_parse(uri, URI_WANT_POOL, &rs->pool_uri);
+		if (rc)
+			return rc;
+		/*
+		 * One connection serves the prefetch and then the handler:
+		 * a pool handle is used by one thread at a time, and both
+		 * use it under serve_lock. Connecting here makes a dead pool
+		 * fail the start rather than the first fault.
+		 */
+		rc = rs_pool_connect(rs, &rs->hpool, &rs->hseg);
 		if (rc)
 			return rc;
 	}
@@ -757,16 +766,6 @@ static void *rs_thread(void *arg)
 		{ .fd = rs->stop_fd, .events = POLLIN },
 	};
 
-	/* Pool handles are per thread: the handler connects its own, and
-	 * start waits for it so a dead pool fails the start, not a fault. */
-	if (rs->need_pool)
-		rs->thread_rc = rs_pool_connect(rs, &rs->hpool, &rs->hseg);
-	if (rs->thread_rc)
-		snprintf(rs->errmsg, sizeof(rs->errmsg), "%s", tier_errmsg());
-	sem_post(&rs->ready);
-	if (rs->thread_rc)
-		return NULL;
-
 	for (;;) {
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -850,7 +849,6 @@ static struct tier_restore *rs_new(struct tier_snap *snap, void *addr,
 	rs->arg = attr->arg;
 	pthread_mutex_init(&rs->serve_lock, NULL);
 	pthread_mutex_init(&rs->stat_lock, NULL);
-	sem_init(&rs->ready, 0, 0);
 
 	words = (rs->npages + 63) / 64;
 	rs->installed = calloc(words, sizeof(uint64_t));
@@ -878,7 +876,6 @@ static void rs_free(struct tier_restore *rs)
 		close(rs->uffd);
 	if (rs->stop_fd >= 0)
 		close(rs->stop_fd);
-	sem_destroy(&rs->ready);
 	pthread_mutex_destroy(&rs->serve_lock);
 	pthread_mutex_destroy(&rs->stat_lock);
 	free(rs->installed);
@@ -1252,20 +1249,13 @@ static void bounce_put(void *b)
 
 static int rs_prefetch(struct tier_restore *rs)
 {
-	struct pool *pool = NULL;
-	struct pool_seg *seg = NULL;
 	struct batch *b;
-	bool need_pool = false;
+	bool any = false;
 	size_t i;
 	int rc = 0;
 
-	bool any = false;
-
-	for (i = 0; i < rs->n; i++) {
+	for (i = 0; i < rs->n; i++)
 		any |= rs->ext[i].method == PLACER_M_COPY;
-		need_pool |= rs->ext[i].method == PLACER_M_COPY &&
-			     rs->ext[i].source == PLACER_SRC_POOL;
-	}
 	if (!any)
 		return 0;
 	b = calloc(1, sizeof(*b));
@@ -1275,11 +1265,6 @@ static int rs_prefetch(struct tier_restore *rs)
 	if (!b->bounce) {
 		free(b);
 		return tier_err(-ENOMEM, "restore: out of memory");
-	}
-	if (need_pool) {
-		rc = rs_pool_connect(rs, &pool, &seg);
-		if (rc)
-			goto out;
 	}
 
 	for (i = 0; i < rs->n && !rc; i++) {
@@ -1293,7 +1278,7 @@ static int rs_prefetch(struct tier_restore *rs)
 			struct piece *p;
 
 			if (!room || b->n == BATCH_PIECES) {
-				rc = rs_flush(rs, b, seg);
+				rc = rs_flush(rs, b, rs->hseg);
 				if (rc)
 					break;
 				continue;
@@ -1314,30 +1299,23 @@ static int rs_prefetch(struct tier_restore *rs)
 		}
 	}
 	if (!rc && b->n)
-		rc = rs_flush(rs, b, seg);
-out:
-	if (pool)
-		rs_pool_disconnect(&pool, &seg);
+		rc = rs_flush(rs, b, rs->hseg);
 	bounce_put(b->bounce);
 	free(b);
 	return rc;
 }
 
 /*
- * Starts the handler; it connects its own pool handle meanwhile, so a
- * restore overlaps that round trip with its map and prefetch steps, and
- * rs_wait_thread collects the result. The handler serves nothing before
- * the prefetch is done: that runs under serve_lock.
+ * Starts the handler. Start does not wait for it to be scheduled (on a
+ * busy host that alone can take milliseconds): faults raised before it
+ * runs wait in the userfaultfd's queue.
  */
-static int rs_spawn_thread(struct tier_restore *rs)
+static int rs_start_thread(struct tier_restore *rs)
 {
 	int rc;
 
-	if (rs->flags & TIER_RESTORE_NO_THREAD) {
-		if (rs->need_pool)
-			return rs_pool_connect(rs, &rs->hpool, &rs->hseg);
+	if (rs->flags & TIER_RESTORE_NO_THREAD)
 		return 0;
-	}
 	rs->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (rs->stop_fd < 0)
 		return tier_err(-errno, "restore: eventfd: %m");
@@ -1347,27 +1325,6 @@ static int rs_spawn_thread(struct tier_restore *rs)
 				strerror(rc));
 	rs->have_thread = true;
 	return 0;
-}
-
-static int rs_wait_thread(struct tier_restore *rs)
-{
-	if (!rs->have_thread)
-		return 0;
-	while (sem_wait(&rs->ready) < 0 && errno == EINTR)
-		;
-	if (rs->thread_rc) {
-		pthread_join(rs->thread, NULL);
-		rs->have_thread = false;
-		return tier_err(rs->thread_rc, "%s", rs->errmsg);
-	}
-	return 0;
-}
-
-static int rs_start_thread(struct tier_restore *rs)
-{
-	int rc = rs_spawn_thread(rs);
-
-	return rc ? rc : rs_wait_thread(rs);
 }
 
 static void rs_stop_threads(struct tier_restore *rs)
@@ -1439,12 +1396,8 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 		goto err;
 	t_open = now_ns() - t_open;
 
-	/* the handler (and its pool connection) comes up in the meantime */
 	if (rs_needs_uffd(rs)) {
 		rc = uffd_open(UFFD_F_NONBLOCK, &rs->uffd);
-		if (rc)
-			goto err;
-		rc = rs_spawn_thread(rs);
 		if (rc)
 			goto err;
 	}
@@ -1467,22 +1420,22 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	rs->st.register_ns = now_ns() - t;
 
 	t = now_ns();
-	pthread_mutex_lock(&rs->serve_lock);
 	rc = rs_prefetch(rs);
-	pthread_mutex_unlock(&rs->serve_lock);
 	if (rc)
 		goto err_touched;
 	rs->st.prefetch_ns = now_ns() - t;
 
-	t_thread = now_ns();
-	rc = rs_wait_thread(rs);
-	if (rc)
-		goto err_touched;
-	t_thread = now_ns() - t_thread;
+	if (rs->uffd >= 0) {
+		t_thread = now_ns();
+		rc = rs_start_thread(rs);
+		if (rc)
+			goto err_touched;
+		t_thread = now_ns() - t_thread;
+	}
 	rs->st.setup_ns = now_ns() - t0;
 	tier_dbg("restore of %s: %zu extents, setup %" PRIu64 " us: plan+open %"
 		 PRIu64 ", map %" PRIu64 ", register %" PRIu64 ", prefetch %"
-		 PRIu64 ", handler wait %" PRIu64, snap->name, rs->n,
+		 PRIu64 ", handler %" PRIu64, snap->name, rs->n,
 		 rs->st.setup_ns / 1000, t_open / 1000, rs->st.map_ns / 1000,
 		 rs->st.register_ns / 1000, rs->st.prefetch_ns / 1000,
 		 t_thread / 1000);

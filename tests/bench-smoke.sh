@@ -10,6 +10,43 @@ build=$(dirname "$(dirname "$TIERCTL")")
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT INT TERM
 
+# tier-gen: same seed, same bytes; its summary matches what it wrote.
+gen=$build/bench/tier-gen
+"$gen" --size 16M --seed 7 --image "$out/a.img" --trace "$out/a.trace" \
+	--trace2 "$out/a2.trace" > "$out/a.json"
+"$gen" --size 16M --seed 7 --image "$out/b.img" --trace "$out/b.trace" \
+	--trace2 "$out/b2.trace" > "$out/b.json"
+cmp "$out/a.img" "$out/b.img"
+cmp "$out/a.trace" "$out/b.trace"
+cmp "$out/a2.trace" "$out/b2.trace"
+"$gen" --size 16M --seed 8 --trace "$out/c.trace" > /dev/null
+! cmp -s "$out/a.trace" "$out/c.trace"
+python3 - "$out" <<'PY'
+import json, sys
+d = sys.argv[1]
+s = json.load(open(d + "/a.json"))
+img = open(d + "/a.img", "rb").read()
+pages = [img[i:i + 4096] for i in range(0, len(img), 4096)]
+zero = {i for i, p in enumerate(pages) if not any(p)}
+assert len(pages) == s["pages"] == 4096, s
+assert len(zero) == s["zero_pages"], (len(zero), s["zero_pages"])
+assert len(set(pages[i] for i in range(len(pages)) if i not in zero)) == \
+    s["nonzero_pages"], "non-zero pages are not all distinct"
+kinds = {"r": 0, "w": 0, "rw": 0}
+seen = set()
+for line in open(d + "/a.trace"):
+    if line.startswith("#"):
+        continue
+    off, kind = line.split()
+    pg = int(off, 16) // 4096
+    assert int(off, 16) % 4096 == 0 and pg not in zero and pg not in seen, line
+    seen.add(pg)
+    kinds[kind] += 1
+assert len(seen) == s["trace_pages"] == s["ro_pages"] + s["rw_pages"], s
+assert (kinds["r"], kinds["rw"], kinds["w"]) == \
+    (s["kind_r"], s["kind_rw"], s["kind_w"]), (kinds, s)
+PY
+
 python3 "$src/bench/run.py" --build "$build" --size 64M --floor-reps 1 \
 	--floor-mib 8 --json "$out/result.json"
 

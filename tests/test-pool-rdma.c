@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * suite: guest -- the pool over RDMA (rdma_cm control messages, one-sided
+ * RDMA READ data). Needs an RDMA device: run it under soft-RoCE with
+ *	emu/run-in-guest.sh --rxe -- env TIER_TEST_RDMA_ADDR=10.9.0.1 \
+ *		TIER_POOL_RDMA_SRC=10.9.0.2 BUILD/tests/test-pool-rdma
+ * (the server listens on rxe0's address, the client leaves from rxe1's).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "t.h"
+#include "rdma/pool.h"
+
+#define MiB (1024 * 1024)
+
+static const char *addr;
+
+static uint8_t pat(uint64_t off, unsigned seed)
+{
+	uint64_t x = (off + 1) * 0x9e3779b97f4a7c15ULL ^ seed * 0xbf58476d1ce4e5b9ULL;
+
+	return (uint8_t)(x >> 29 ^ x >> 47);
+}
+
+static unsigned rnd_state = 777;
+
+static unsigned rnd(void)
+{
+	rnd_state = rnd_state * 1103515245 + 12345;
+	return rnd_state >> 8;
+}
+
+static struct tier_uri rdma_uri(uint16_t port)
+{
+	struct tier_uri u = { .kind = URI_POOL_RDMA, .port = port };
+
+	snprintf(u.host, sizeof(u.host), "%s", addr);
+	return u;
+}
+
+struct srv {
+	struct pool_server *s;
+	pthread_t thread;
+	uint16_t port;
+};
+
+static void *srv_main(void *arg)
+{
+	struct srv *sv = arg;
+
+	t_ok(pool_server_run(sv->s));
+	return NULL;
+}
+
+static void srv_start(struct srv *sv, const char *dir)
+{
+	struct tier_uri u = rdma_uri(0);
+	struct pool_server_attr attr = { .dir = dir };
+	int rc = pool_server_start(&u, &attr, &sv->s);
+
+	if (rc == -ENODEV || rc == -EOPNOTSUPP)
+		t_skip("%s", tier_errmsg());
+	t_ok(rc);
+	sv->port = pool_server_port(sv->s);
+	t_assert(sv->port != 0);
+	t_assert(pthread_create(&sv->thread, NULL, srv_main, sv) == 0);
+}
+
+static void srv_stop(struct srv *sv)
+{
+	pool_server_stop(sv->s);
+	t_assert(pthread_join(sv->thread, NULL) == 0);
+	pool_server_free(sv->s);
+}
+
+static struct pool *connect_pool(uint16_t port)
+{
+	struct tier_uri u = rdma_uri(port);
+	struct pool *p;
+
+	t_ok(pool_open(&u, &p));
+	return p;
+}
+
+static void put_seg(struct pool *p, const char *name, size_t len, unsigned seed)
+{
+	uint8_t *b = malloc(len + 1);
+	struct pool_wseg *w;
+	size_t i;
+
+	t_assert(b);
+	for (i = 0; i < len; i++)
+		b[i] = pat(i, seed);
+	t_ok(pool_create(p, name, len, &w));
+	t_ok(pool_write(w, 0, b, len));	/* many control messages */
+	t_ok(pool_commit(w));
+	free(b);
+}
+
+static void check_scattered(struct pool_seg *s, unsigned nr, unsigned seed)
+{
+	uint64_t size = pool_seg_size(s);
+	struct pool_iov *iov = calloc(nr, sizeof(*iov));
+	unsigned i;
+	size_t j;
+
+	t_assert(iov);
+	for (i = 0; i < nr; i++) {
+		size_t len = 1 + rnd() % 9000;
+
+		if (len > size)
+			len = size;
+		iov[i].off = rnd() % (size - len + 1);
+		iov[i].len = len;
+		iov[i].buf = malloc(len);
+		t_assert(iov[i].buf);
+		memset(iov[i].buf, 0xee, len);
+	}
+	t_ok(pool_readv(s, iov, nr));
+	for (i = 0; i < nr; i++) {
+		uint8_t *b = iov[i].buf;
+
+		for (j = 0; j < iov[i].len; j++)
+			if (b[j] != pat(iov[i].off + j, seed)) {
+				fprintf(stderr, "range %u off %llu byte %zu: %#x != %#x\n",
+					i, (unsigned long long)iov[i].off, j,
+					b[j], pat(iov[i].off + j, seed));
+				exit(T_FAIL);
+			}
+		free(b);
+	}
+	free(iov);
+}
+
+static void check_whole(struct pool_seg *s, unsigned seed)
+{
+	size_t size = pool_seg_size(s), i;
+	uint8_t *got = malloc(size + 1);
+	struct pool_iov iov = { .off = 0, .buf = got, .len = size };
+
+	t_assert(got);
+	memset(got, 0, size);
+	t_ok(pool_readv(s, &iov, 1));
+	for (i = 0; i < size; i++)
+		if (got[i] != pat(i, seed)) {
+			fprintf(stderr, "byte %zu: %#x != %#x\n", i, got[i],
+				pat(i, seed));
+			exit(T_FAIL);
+		}
+	free(got);
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/tier-pool-rdma.XXXXXX", cmd[256];
+	size_t size = 5 * MiB + 3;	/* more than the 4 MiB bounce buffer */
+	struct pool *a, *b;
+	struct pool_wseg *w;
+	struct pool_seg *s, *old;
+	uint8_t buf[64];
+	struct pool_iov iov = { .buf = buf, .len = sizeof(buf) };
+	struct srv sv;
+
+	addr = getenv("TIER_TEST_RDMA_ADDR");
+	if (!addr)
+		t_skip("set TIER_TEST_RDMA_ADDR to an address of an RDMA device "
+		       "(emu/run-in-guest.sh --rxe: 10.9.0.1, with TIER_POOL_RDMA_SRC=10.9.0.2)");
+
+	srv_start(&sv, NULL);
+	a = connect_pool(sv.port);
+	b = connect_pool(sv.port);
+
+	t_fails(pool_seg_open(b, "nosnap/tiered", &s), -ENOENT);
+	t_assert(strstr(tier_errmsg(), "nosnap/tiered"));
+	t_ok(pool_create(a, "snap1/tiered", size, &w));
+	t_ok(pool_write(w, 0, "abc", 3));
+	t_fails(pool_seg_open(b, "snap1/tiered", &s), -ENOENT);
+	pool_abort(w);
+
+	put_seg(a, "snap1/tiered", size, 1);
+	t_ok(pool_seg_open(b, "snap1/tiered", &s));
+	t_eq(pool_seg_size(s), size);
+	check_scattered(s, 1000, 1);
+	check_whole(s, 1);
+	iov.off = size - 10;
+	t_fails(pool_readv(s, &iov, 1), -ERANGE);
+	iov.off = size - sizeof(buf);
+	t_ok(pool_readv(s, &iov, 1));
+	t_eq(buf[sizeof(buf) - 1], pat(size - 1, 1));
+
+	/* Replaced and removed while open: the old registration stays valid. */
+	put_seg(a, "snap2/tiered", 100000, 2);
+	t_ok(pool_seg_open(b, "snap2/tiered", &old));
+	put_seg(a, "snap2/tiered", 200000, 3);
+	t_ok(pool_remove(a, "snap2/tiered"));
+	check_whole(old, 2);
+	pool_seg_close(old);
+	t_fails(pool_seg_open(b, "snap2/tiered", &old), -ENOENT);
+
+	pool_seg_close(s);
+	pool_close(a);
+	pool_close(b);
+	srv_stop(&sv);
+
+	/* Persisted, then served from the read-only mapping of its file. */
+	t_assert(mkdtemp(dir));
+	srv_start(&sv, dir);
+	a = connect_pool(sv.port);
+	put_seg(a, "psnap/tiered", 1 * MiB + 5, 11);
+	pool_close(a);
+	srv_stop(&sv);
+	srv_start(&sv, dir);
+	a = connect_pool(sv.port);
+	t_ok(pool_seg_open(a, "psnap/tiered", &s));
+	check_whole(s, 11);
+	check_scattered(s, 300, 11);
+	pool_seg_close(s);
+	pool_close(a);
+	srv_stop(&sv);
+	snprintf(cmd, sizeof(cmd), "rm -r %s", dir);
+	t_eq(system(cmd), 0);
+	return T_PASS;
+}
