@@ -134,7 +134,7 @@ static int seg_load(struct pool_server *srv, const char *name,
 	char path[4096 + 16];
 	struct srv_seg *g;
 	struct stat st;
-	int rc;
+	int rc, prot = PROT_READ;
 
 	rc = pool_seg_path(srv->dir, name, path, sizeof(path));
 	if (rc)
@@ -143,7 +143,16 @@ static int seg_load(struct pool_server *srv, const char *name,
 	if (!g)
 		return tier_err(-ENOMEM, "out of memory");
 	strcpy(g->name, name);
-	g->fd = open(path, O_RDONLY | O_CLOEXEC);
+	/*
+	 * Read-write if we may, though we never write: kernels before 6.2
+	 * pin every registered page with FOLL_WRITE | FOLL_FORCE, which fails
+	 * (-EFAULT) on a read-only shared mapping, so RDMA could not serve it.
+	 */
+	g->fd = open(path, O_RDWR | O_CLOEXEC);
+	if (g->fd >= 0)
+		prot |= PROT_WRITE;
+	else if (errno == EACCES || errno == EROFS || errno == EPERM)
+		g->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (g->fd < 0) {
 		rc = errno == ENOENT ?
 			tier_err(-ENOENT, "segment '%s': no such segment", name) :
@@ -161,7 +170,7 @@ static int seg_load(struct pool_server *srv, const char *name,
 	}
 	g->size = st.st_size;
 	if (g->size) {
-		g->mem = mmap(NULL, g->size, PROT_READ, MAP_SHARED, g->fd, 0);
+		g->mem = mmap(NULL, g->size, prot, MAP_SHARED, g->fd, 0);
 		if (g->mem == MAP_FAILED) {
 			g->mem = NULL;
 			rc = tier_err(-errno, "segment '%s': mmap %s: %m",

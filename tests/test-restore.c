@@ -570,6 +570,51 @@ static void corrupt_local(void)
 }
 
 /*
+ * A balloon gives pages back (MADV_DONTNEED: a REMOVE event): they read
+ * as zero afterwards, like any anonymous memory, and the restore stays
+ * healthy. An munmap of part of the range (an UNMAP event) does not hang.
+ */
+static void remove_events(void)
+{
+	struct tier_restore_attr attr = { .prefetch = 1 };
+	struct tier_restore_stats st;
+	struct tier_restore *rs;
+	struct plan plan = make_plan();
+	uint8_t *mem = map_range(NP * PG), *zero = calloc(1, PG);
+	struct touch t = { .mem = mem, .from = 176, .to = 180 };
+	pthread_t th;
+
+	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+	t_assert(pthread_create(&th, NULL, toucher, &t) == 0);
+	t_assert(pthread_join(th, NULL) == 0);
+	t_eq(t.bad, 0);
+	/* lazy pages 177-178 and prefetched page 120 go back */
+	t_assert(madvise(mem + 177 * PG, 2 * PG, MADV_DONTNEED) == 0);
+	t_assert(madvise(mem + 120 * PG, PG, MADV_DONTNEED) == 0);
+	t_assert(memcmp(mem + 177 * PG, zero, PG) == 0);
+	t_assert(memcmp(mem + 178 * PG, zero, PG) == 0);
+	t_assert(memcmp(mem + 120 * PG, zero, PG) == 0);
+	t_assert(memcmp(mem + 176 * PG, image + 176 * PG, PG) == 0);
+	t_assert(memcmp(mem + 179 * PG, image + 179 * PG, PG) == 0);
+	/* never fetched, given back, touched: zero too, not fetched */
+	t_assert(madvise(mem + 190 * PG, PG, MADV_DONTNEED) == 0);
+	t_assert(memcmp(mem + 190 * PG, zero, PG) == 0);
+	/* the rest is served as before */
+	t_assert(memcmp(mem + 191 * PG, image + 191 * PG, PG) == 0);
+	tier_restore_stats(rs, &st);
+	t_eq(st.error, 0);
+	t_eq(st.faults[TIER_CLASS_COLD], 4 + 1);	/* 176-179, 191 */
+	/* unmap a piece while served */
+	t_assert(munmap(mem + 300 * PG, 4 * PG) == 0);
+	t_assert(memcmp(mem + 304 * PG, image + 304 * PG, PG) == 0);
+	tier_restore_stats(rs, &st);
+	t_eq(st.error, 0);
+	tier_restore_stop(rs);
+	t_assert(munmap(mem, NP * PG) == 0);
+	free(zero);
+}
+
+/*
  * The whole path on real store code: import an image, record a run,
  * place it with every policy, restore each plan through plan_load, and
  * compare every byte.
@@ -711,6 +756,7 @@ int main(void)
 	cow();
 	window();
 	no_thread();
+	remove_events();
 	real_path();
 
 	/* fail closed: a corrupt local page, then a dead pool segment */
