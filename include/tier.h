@@ -87,6 +87,9 @@ struct tier_import_attr {
 	const struct tier_region *regions;
 	unsigned nregions;
 	unsigned flags;
+	/* A VMM's device-state file (QEMU's migration stream saved with
+	 * x-ignore-shared) kept with the snapshot; NULL: none. */
+	const char *state;
 	/* Called now and then from the importing thread; may be NULL. */
 	void (*progress)(uint64_t done, uint64_t total, void *arg);
 	void *arg;
@@ -124,6 +127,13 @@ const struct tier_region *tier_snap_region(const struct tier_snap *snap,
  */
 int tier_snap_verify_page(const struct tier_snap *snap, uint64_t page,
 			  const void *buf);
+
+/*
+ * The path of the snapshot's device-state file (see tier_import_attr)
+ * after checking it against its stored checksum: -ENOENT if the snapshot
+ * has none, -EBADMSG if it changed since the import.
+ */
+int tier_snap_state_path(struct tier_snap *snap, char *buf, size_t len);
 
 /* --------------------------------------------------------------- traces */
 

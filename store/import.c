@@ -379,6 +379,12 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 	if (rc)
 		goto err_rmdir;
 
+	if (attr->state) {
+		rc = state_import(attr->state, tmp);
+		if (rc)
+			goto err_rmdir;
+	}
+
 	rc = manifest_encode(&s, &mbuf, &mlen);
 	if (rc)
 		goto err_rmdir;

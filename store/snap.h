@@ -53,6 +53,12 @@ void snap_object_name(const struct tier_snap *s, enum tier_policy policy,
 /* The default pool URI ("pool=file:STORE/pool"). */
 void snap_default_pool(const struct tier_snap *s, char *buf, size_t len);
 
+/* ---- device state (store/state.c) */
+
+/* Copies @path into @dir as "vmstate" with its checksum ("vmstate.sum"),
+ * both written then renamed. */
+int state_import(const char *path, const char *dir);
+
 /* ---- manifest (store/manifest.c): pure encode/decode, fuzzable */
 
 /* Checks and decodes a manifest image of @len bytes into @s (regions,

@@ -61,12 +61,23 @@ static int uffd_new_fd(int oflags)
 	return -err;
 }
 
-/* The features this kernel offers: UFFDIO_API with none asked returns them. */
+/*
+ * The features this kernel offers: UFFDIO_API with none asked returns
+ * them. They cannot change while we run, so the answer is kept (a
+ * failure is not: permissions may).
+ */
 static int uffd_probe(uint64_t *ret)
 {
+	static uint64_t cached;		/* features | 1ULL << 63 once known */
 	struct uffdio_api api = { .api = UFFD_API };
-	int fd = uffd_new_fd(O_CLOEXEC);
+	uint64_t c = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	int fd;
 
+	if (c) {
+		*ret = c & ~(1ULL << 63);
+		return 0;
+	}
+	fd = uffd_new_fd(O_CLOEXEC);
 	if (fd < 0)
 		return fd;
 	if (ioctl(fd, UFFDIO_API, &api) < 0) {
@@ -76,6 +87,7 @@ static int uffd_probe(uint64_t *ret)
 		return rc;
 	}
 	close(fd);
+	__atomic_store_n(&cached, api.features | 1ULL << 63, __ATOMIC_RELAXED);
 	*ret = api.features;
 	return 0;
 }

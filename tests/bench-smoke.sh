@@ -47,7 +47,7 @@ assert (kinds["r"], kinds["rw"], kinds["w"]) == \
     (s["kind_r"], s["kind_rw"], s["kind_w"]), (kinds, s)
 PY
 
-python3 "$src/bench/run.py" --build "$build" --size 64M --floor-reps 1 \
+python3 "$src/bench/run.py" --build "$build" --size 64M --reps 1 --floor-reps 1 \
 	--floor-mib 8 --json "$out/result.json"
 
 python3 - "$out/result.json" <<'PY'

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "t.h"
@@ -28,7 +30,7 @@ static uint8_t pat(uint64_t off, unsigned seed)
 	return (uint8_t)(x >> 29 ^ x >> 47);
 }
 
-static unsigned rnd_state = 777;
+static __thread unsigned rnd_state = 777;
 
 static unsigned rnd(void)
 {
@@ -156,7 +158,99 @@ static void check_whole(struct pool_seg *s, unsigned seed)
 	free(got);
 }
 
-int main(void)
+struct reader {
+	uint16_t port;
+	int rc;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	struct pool *p = connect_pool(r->port);
+	struct pool_seg *s;
+
+	t_ok(pool_seg_open(p, "snap1/tiered", &s));
+	check_scattered(s, 300, 1);
+	check_whole(s, 1);
+	pool_seg_close(s);
+	pool_close(p);
+	r->rc = 0;
+	return NULL;
+}
+
+static void test_concurrent(uint16_t port)
+{
+	struct reader r[4];
+	pthread_t th[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		r[i] = (struct reader){ .port = port, .rc = -1 };
+		t_assert(pthread_create(&th[i], NULL, reader_main, &r[i]) == 0);
+	}
+	for (i = 0; i < 4; i++) {
+		t_assert(pthread_join(th[i], NULL) == 0);
+		t_eq(r[i].rc, 0);
+	}
+}
+
+static int serve_child(void)
+{
+	struct tier_uri u = rdma_uri(0);
+	struct pool_server *s;
+	uint16_t port;
+
+	t_ok(pool_server_start(&u, NULL, &s));
+	port = pool_server_port(s);
+	t_assert(write(1, &port, sizeof(port)) == sizeof(port));
+	t_ok(pool_server_run(s));
+	pool_server_free(s);
+	return 0;
+}
+
+/* A server that dies: reads fail (never hang, never claim data) after it. */
+static void test_server_killed(void)
+{
+	size_t len = 1 * MiB;
+	uint8_t *buf = malloc(len);
+	struct pool_iov iov = { .off = 0, .buf = buf, .len = len };
+	struct pool_seg *s;
+	struct pool *p;
+	uint16_t port;
+	int pfd[2], st, rc;
+	pid_t pid;
+
+	t_assert(pipe(pfd) == 0);
+	pid = fork();
+	t_assert(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		execl("/proc/self/exe", "test-pool-rdma", "--serve", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	t_assert(read(pfd[0], &port, sizeof(port)) == sizeof(port));
+	close(pfd[0]);
+
+	p = connect_pool(port);
+	put_seg(p, "snapk/tiered", len, 7);
+	t_ok(pool_seg_open(p, "snapk/tiered", &s));
+	check_whole(s, 7);
+	t_assert(kill(pid, SIGKILL) == 0);
+	t_assert(waitpid(pid, &st, 0) == pid);
+	rc = pool_readv(s, &iov, 1);
+	if (rc != -ECONNRESET && rc != -ETIMEDOUT && rc != -EPIPE) {
+		fprintf(stderr, "readv after SIGKILL = %d: %s\n", rc, tier_errmsg());
+		exit(T_FAIL);
+	}
+	t_assert(strstr(tier_errmsg(), "snapk/tiered"));
+	t_assert(pool_readv(s, &iov, 1) < 0);
+	pool_seg_close(s);
+	pool_close(p);
+	free(buf);
+}
+
+int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/tier-pool-rdma.XXXXXX", cmd[256];
 	size_t size = 5 * MiB + 3;	/* more than the 4 MiB bounce buffer */
@@ -171,6 +265,9 @@ int main(void)
 	if (!addr)
 		t_skip("set TIER_TEST_RDMA_ADDR to an address of an RDMA device "
 		       "(emu/run-in-guest.sh --rxe: 10.9.0.1, with TIER_POOL_RDMA_SRC=10.9.0.2)");
+
+	if (argc == 2 && !strcmp(argv[1], "--serve"))
+		return serve_child();
 
 	srv_start(&sv, NULL);
 	a = connect_pool(sv.port);
@@ -203,10 +300,14 @@ int main(void)
 	pool_seg_close(old);
 	t_fails(pool_seg_open(b, "snap2/tiered", &old), -ENOENT);
 
+	test_concurrent(sv.port);
+
 	pool_seg_close(s);
 	pool_close(a);
 	pool_close(b);
 	srv_stop(&sv);
+
+	test_server_killed();
 
 	/* Persisted, then served from the read-only mapping of its file. */
 	t_assert(mkdtemp(dir));

@@ -549,6 +549,36 @@ static void fail_closed(uint64_t page, void (*breakit)(void), int want)
 	close(down[1]);
 }
 
+/*
+ * A prefetch that cannot complete fails the start with the reason, and
+ * leaves the range inaccessible rather than half restored: a guest run
+ * by mistake crashes instead of reading zeros.
+ */
+static void start_fails(void)
+{
+	struct tier_restore *rs = NULL;
+	struct plan plan = make_plan();
+	uint8_t *mem = map_range(NP * PG);
+	int status, rc;
+	pid_t pid;
+
+	rc = restore_start_plan(&snap, &plan, mem, NP * PG, NULL, &rs);
+	t_assert(rc < 0);
+	t_assert(rs == NULL);
+	t_assert(strstr(tier_errmsg(), "snap/tiered") != NULL);
+	fprintf(stderr, "start failed as it should: %s\n", tier_errmsg());
+	pid = fork();
+	t_assert(pid >= 0);
+	if (pid == 0) {
+		volatile uint8_t *p = mem + 112 * PG;	/* E: never installed */
+
+		_exit(p[0] == 0 ? 0 : 1);
+	}
+	t_assert(waitpid(pid, &status, 0) == pid);
+	t_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+	t_assert(munmap(mem, NP * PG) == 0);
+}
+
 static char seg_path[4096 + 64];
 
 static void truncate_segment(void)
@@ -765,6 +795,7 @@ int main(void)
 	snprintf(seg_path, sizeof(seg_path), "%s/pool/%s.seg", dir, name);
 	t_assert(access(seg_path, F_OK) == 0);
 	fail_closed(ext[EXT_F].page + 3, truncate_segment, -EIO);
+	start_fails();		/* the segment is empty now */
 
 	{
 		char cmd[4200];

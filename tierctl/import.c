@@ -17,6 +17,8 @@ static const char import_usage[] =
 	"  --region OFF:LEN     a guest region of the image, in bytes (repeatable;\n"
 	"                       default: the whole image)\n"
 	"  --replace            replace an existing snapshot of that name\n"
+	"  --state FILE         keep a VMM's device-state file with the snapshot\n"
+	"                       (QEMU: the migration stream saved with x-ignore-shared)\n"
 	"  --progress           show progress on stderr even when it is not a terminal\n"
 	"  --quiet              no progress and no summary\n"
 	"  -h, --help           show this help\n";
@@ -66,6 +68,7 @@ int cmd_import(int argc, char **argv)
 		STORE_OPTION,
 		{ "region",   required_argument, NULL, 'r' },
 		{ "replace",  no_argument,       NULL, 'f' },
+		{ "state",    required_argument, NULL, 's' },
 		{ "progress", no_argument,       NULL, 'p' },
 		{ "quiet",    no_argument,       NULL, 'q' },
 		{ "help",     no_argument,       NULL, 'h' },
@@ -104,6 +107,9 @@ int cmd_import(int argc, char **argv)
 			break;
 		case 'f':
 			attr.flags |= TIER_IMPORT_REPLACE;
+			break;
+		case 's':
+			attr.state = optarg;
 			break;
 		case 'p':
 			progress = 1;

@@ -29,6 +29,8 @@ static const struct cmd cmds[] = {
 	{ "place",   cmd_place,   NULL,       "place a snapshot's pages in tiers by policy" },
 	{ "show",    cmd_show,    NULL,       "show a snapshot's plans, or draw a page map" },
 	{ "replay",  cmd_replay,  NULL,       "restore a snapshot and replay a trace on it" },
+	{ "record",  cmd_record,  NULL,       "run QEMU on a snapshot and record a trace" },
+	{ "restore", cmd_restore, NULL,       "run QEMU with its RAM restored by tier" },
 	{ "pool",    NULL,        pool_cmds,  "memory pool commands" },
 	{ "version", cmd_version, NULL,       "print the version" },
 	{ "help",    cmd_help,    NULL,       "show this list, or a command's usage" },

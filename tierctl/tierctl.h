@@ -30,6 +30,8 @@ int cmd_trace_list(int argc, char **argv);
 int cmd_place(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 int cmd_pool_serve(int argc, char **argv);
 
 /* The option every store-using command takes (ndctl's BASE_OPTIONS). */

@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "tier.h"
-#include "store/snap.h"
+#include "tierctl/tierctl.h"
 #include "util/err.h"
 #include "vmm/qmp.h"
 
@@ -49,14 +49,6 @@ static const char restore_usage[] =
 	"                      line arrives, then quit QEMU\n"
 	"      --stats FILE    write restore statistics as JSON at exit\n"
 	"      --store DIR     the store (default $TIER_STORE or /var/lib/tier)\n";
-
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
 
 /* Finds "key=VALUE" inside the comma-separated option string @opts. */
 static int opt_value(const char *opts, const char *key, char *buf, size_t len)
@@ -116,7 +108,7 @@ static int scan_qemu_args(int argc, char **argv, struct qemu_args *qa)
 
 static const char *adapter_path(void)
 {
-	static char path[PATH_MAX];
+	static char path[PATH_MAX + 64];
 	const char *env = getenv("TIER_QEMU_ADAPTER");
 	char self[PATH_MAX], *slash;
 	ssize_t n;
@@ -147,7 +139,7 @@ static int serial_request(const char *path, const char *line, char *answer,
 			  size_t len, int timeout_ms)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	long long deadline = now_ms() + timeout_ms;
+	double deadline = now_ms() + timeout_ms;
 	char buf[65536];
 	size_t have = 0;
 	int fd, rc = 0;
@@ -207,11 +199,11 @@ static int run(const char *cmd, struct tier_store *store, const char *snapname,
 	       const char *pool, const char *trace, const char *workload,
 	       const char *stats, int qargc, char **qargv)
 {
-	char state[PATH_MAX + 32], incoming[PATH_MAX + 64], reply[4096];
+	char state[PATH_MAX], incoming[PATH_MAX + 128], reply[4096];
 	struct tier_snap *snap;
 	struct qemu_args qa;
 	struct qmp *q = NULL;
-	long long t0, t_cont;
+	double t0, t_cont;
 	char **argv;
 	int rc, status, i;
 	pid_t pid;
@@ -219,12 +211,9 @@ static int run(const char *cmd, struct tier_store *store, const char *snapname,
 	rc = tier_snap_open(store, snapname, &snap);
 	if (rc)
 		goto fail;
-	snprintf(state, sizeof(state), "%s/vmstate", snap->dir);
-	if (access(state, R_OK)) {
-		rc = tier_err(-ENOENT, "snapshot %s: no device state (import it with --state VMSTATE)",
-			      snapname);
+	rc = tier_snap_state_path(snap, state, sizeof(state));
+	if (rc)
 		goto fail_snap;
-	}
 	rc = scan_qemu_args(qargc, qargv, &qa);
 	if (rc)
 		goto fail_snap;
@@ -294,7 +283,7 @@ static int run(const char *cmd, struct tier_store *store, const char *snapname,
 		waitpid(pid, &status, 0);
 		goto fail_q;
 	}
-	fprintf(stderr, "tierctl %s: %s: guest running %lld ms after QEMU start\n",
+	fprintf(stderr, "tierctl %s: %s: guest running %.0f ms after QEMU start\n",
 		cmd, snapname, t_cont - t0);
 
 	if (workload) {

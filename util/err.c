@@ -28,14 +28,16 @@ int tier_err(int rc, const char *fmt, ...)
 
 int tier_err_ctx(int rc, const char *fmt, ...)
 {
-	char old[ERRMSG_MAX], ctx[ERRMSG_MAX];
+	char old[ERRMSG_MAX], ctx[ERRMSG_MAX / 2];
 	va_list ap;
 
 	memcpy(old, errmsg, sizeof(old));
 	va_start(ap, fmt);
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
-	snprintf(errmsg, sizeof(errmsg), "%s: %s", ctx, old);
+	/* the context goes first; the old reason is cut if both don't fit */
+	snprintf(errmsg, sizeof(errmsg), "%s: %.*s", ctx,
+		 (int)(sizeof(errmsg) - strlen(ctx) - 3), old);
 	return rc;
 }
 
