@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: LGPL-2.1-or-later
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * floor: the physical rates a restore is built from (REFERENCE.md section 1),
  * measured on this machine now, so a restore can be compared with its floor
@@ -140,7 +140,7 @@ static int m_populate_read(int fd, size_t npages, double *ret)
 /* ------------------------------------------- UFFDIO_COPY, no faults */
 
 static int m_uffd_copy(int ufd, const uint8_t *src, size_t npages,
-		       double *ret)
+		       size_t batch, double *ret)
 {
 	uint8_t *dst = map_anon(npages * PAGE);
 	uint64_t t;
@@ -152,8 +152,8 @@ static int m_uffd_copy(int ufd, const uint8_t *src, size_t npages,
 	if (rc)
 		goto out;
 	t = now_ns();
-	for (size_t i = 0; i < npages && !rc; i += BATCH) {
-		size_t n = npages - i < BATCH ? npages - i : BATCH;
+	for (size_t i = 0; i < npages && !rc; i += batch) {
+		size_t n = npages - i < batch ? npages - i : batch;
 
 		rc = uffd_copy(ufd, (uintptr_t)(dst + i * PAGE),
 			       src + i * PAGE, n * PAGE, UFFD_COPY_DONTWAKE);
@@ -167,6 +167,36 @@ static int m_uffd_copy(int ufd, const uint8_t *src, size_t npages,
 	uffd_unregister(ufd, dst, npages * PAGE);
 out:
 	munmap(dst, npages * PAGE);
+	return rc;
+}
+
+/* ------------------------- one-page file mappings, not mergeable */
+
+/*
+ * What a plan of scattered read-only runs costs per extent: each run its
+ * own MAP_FIXED mapping (every other page, so the kernel cannot merge
+ * neighbours into one VMA), populated at once.
+ */
+static int m_map_scattered(int fd, size_t n, double *ret)
+{
+	uint8_t *base = mmap(NULL, 2 * n * PAGE, PROT_NONE,
+			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	uint64_t t;
+	int rc = 0;
+
+	if (base == MAP_FAILED)
+		return -errno;
+	t = now_ns();
+	for (size_t i = 0; i < n && !rc; i++) {
+		void *p = mmap(base + 2 * i * PAGE, PAGE, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_FIXED, fd, (off_t)(i * PAGE));
+
+		if (p == MAP_FAILED || madvise(p, PAGE, MADV_POPULATE_READ) < 0)
+			rc = -errno;
+	}
+	t = now_ns() - t;
+	munmap(base, 2 * n * PAGE);
+	*ret = (double)t / (double)n;
 	return rc;
 }
 
@@ -291,13 +321,16 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	enum { M_MEMCPY, M_UFFD_COPY, M_POP_READ, M_MISSING, M_POP_WRITE, M_N };
+	enum { M_MEMCPY, M_UFFD_COPY, M_POP_READ, M_MISSING, M_POP_WRITE,
+	       M_UFFD_COPY1, M_MAP1, M_N };
 	struct metric m[M_N] = {
 		[M_MEMCPY] = { .name = "memcpy_ns_per_page" },
 		[M_UFFD_COPY] = { .name = "uffd_copy_batch512_ns_per_page" },
 		[M_POP_READ] = { .name = "populate_read_ns_per_page" },
 		[M_MISSING] = { .name = "missing_fault_ns_per_page" },
 		[M_POP_WRITE] = { .name = "anon_populate_write_ns_per_page" },
+		[M_UFFD_COPY1] = { .name = "uffd_copy_batch1_ns_per_page" },
+		[M_MAP1] = { .name = "map_1page_populate_ns_per_mapping" },
 	};
 	const char *dir = "/dev/shm";
 	char path[4096];
@@ -359,7 +392,14 @@ int main(int argc, char **argv)
 				break;
 			case M_UFFD_COPY:
 				rc = uffd_err ? uffd_err :
-				     m_uffd_copy(ufd, src, npages, &v);
+				     m_uffd_copy(ufd, src, npages, BATCH, &v);
+				break;
+			case M_UFFD_COPY1:
+				rc = uffd_err ? uffd_err :
+				     m_uffd_copy(ufd, src, npages / 4, 1, &v);
+				break;
+			case M_MAP1:
+				rc = m_map_scattered(fd, npages / 4, &v);
 				break;
 			case M_POP_READ:
 				rc = m_populate_read(fd, npages, &v);

@@ -139,6 +139,7 @@ class Bench:
             "size": args.size,
             "seed": args.seed,
             "loadavg_start": loadavg(),
+            "tree": tree_version(),
             "runs": {},
         }
 
@@ -284,6 +285,20 @@ class Bench:
                                    "%.2f ms / %.2f ms = %.2fx" %
                                    (setup, an["floor_ms"], setup / floor_ms),
                                    setup <= 1.5 * floor_ms))
+            # Not a target: what this plan's shape costs at the physical
+            # rates (every mapping a populated one-page mmap, every rw page
+            # its own UFFDIO_COPY), to tell plan shape from implementation.
+            m1 = fl.get("map_1page_populate_ns_per_mapping")
+            c1 = fl.get("uffd_copy_batch1_ns_per_page")
+            maps = tiered.get("mappings")
+            if m1 and c1 and maps and tiered.get("setup_ms") is not None:
+                sf = (maps * m1 + rw * c1) / 1e6
+                an["scattered_floor_ms"] = round(sf, 3)
+                an["setup_over_scattered_floor"] = round(
+                    tiered["setup_ms"] / sf, 2) if sf else None
+                an["scattered_floor_formula"] = (
+                    "%d mappings x %.0f ns + rw %d pages x %.0f ns"
+                    % (maps, m1, rw, c1))
             lazy = faults_total(tiered)
             an["lazy_faults"] = lazy
             an["lazy_pct"] = round(100.0 * lazy / touched, 3) if touched else 0
@@ -335,7 +350,7 @@ class Bench:
         w("\ntier benchmark  %s  (%s)\n" % (res["date"], res["machine"]))
         w("load average: %s at start, %s at end\n" % (
             res.get("loadavg_start", "?"), res.get("loadavg_end", "?")))
-        w("command: %s\n" % res["command"])
+        w("command: %s  (tree %s)\n" % (res["command"], res.get("tree", "?")))
         w("image: %s, %d pages: zero %.1f%%, ro hot %d, rw hot %d "
           "(%d read first, %d written first), cold %d; trace %d pages in "
           "%d runs\n" % (fmt_size(res["size"]), gen["pages"],
@@ -347,12 +362,15 @@ class Bench:
         if fl:
             w("floor (ns/page, median of %d): memcpy %s, UFFDIO_COPY x512 %s, "
               "MAP_PRIVATE+POPULATE_READ %s, MISSING fault %s, anon "
-              "POPULATE_WRITE %s\n" % (
+              "POPULATE_WRITE %s, UFFDIO_COPY x1 %s, one-page mmap+populate "
+              "%s ns/mapping\n" % (
                   fl.get("reps"), fl.get("memcpy_ns_per_page"),
                   fl.get("uffd_copy_batch512_ns_per_page"),
                   fl.get("populate_read_ns_per_page"),
                   fl.get("missing_fault_ns_per_page"),
-                  fl.get("anon_populate_write_ns_per_page")))
+                  fl.get("anon_populate_write_ns_per_page"),
+                  fl.get("uffd_copy_batch1_ns_per_page"),
+                  fl.get("map_1page_populate_ns_per_mapping")))
         for name, run_ in res["runs"].items():
             n = run_["instances"]
             w("\n== %s: %s, %d instance%s, pool %s; median of %d\n" % (
@@ -416,6 +434,11 @@ class Bench:
         if "floor_ms" in an:
             w("\ntiered floor: %s = %.2f ms\n" % (an["floor_formula"],
                                                  an["floor_ms"]))
+        if "scattered_floor_ms" in an:
+            w("tiered with this plan's shape (not a target): %s = %.2f ms; "
+              "setup / that = %.2fx\n" % (an["scattered_floor_formula"],
+                                          an["scattered_floor_ms"],
+                                          an["setup_over_scattered_floor"]))
         if "vs_tiered" in an:
             w("\neach policy / tiered (local run): setup, setup+replay, anon RSS\n")
             for p, v in an["vs_tiered"].items():
@@ -425,6 +448,21 @@ class Bench:
         for c in res.get("checks", []):
             w("  %-4s %-40s %s\n" % ("PASS" if c["pass"] else "MISS",
                                      c["target"], c["measured"]))
+
+
+def tree_version():
+    """The source tree's commit, "+dirty" if it has changes."""
+    src = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        head = subprocess.run(["git", "-C", src, "rev-parse", "--short",
+                               "HEAD"], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", src, "status", "--porcelain",
+                                "--untracked-files=no"], capture_output=True,
+                               text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (head or "?") + ("+dirty" if dirty else "")
 
 
 def loadavg():

@@ -25,7 +25,8 @@ fi
 
 command -v apt-cache >/dev/null || { echo "fetch-kernel: apt-cache missing" >&2; exit 1; }
 command -v depmod >/dev/null || { echo "fetch-kernel: depmod missing (apt-get install kmod)" >&2; exit 1; }
-pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+# awk reads to the end: an early exit could SIGPIPE apt-cache (pipefail).
+pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ && !p {print $2; p=1}')
 if [ -z "$pkg" ]; then
 	echo "fetch-kernel: apt-cache knows no linux-image-amd64 (run apt-get update)" >&2
 	exit 1

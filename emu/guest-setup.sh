@@ -6,8 +6,8 @@
 #   guest-setup.sh devdax           pmem namespace0.0 -> devdax, prints /dev/daxN.M
 #   guest-setup.sh fsdax [MNT]      namespace0.0 -> fsdax, ext4, mount -o dax
 #                                   (default /mnt/dax), prints MNT
-#   guest-setup.sh cxl-region       CXL mem0 -> pmem region (then devdax/fsdax
-#                                   on its namespace with NS=namespaceX.Y)
+#   guest-setup.sh cxl-region       CXL mem0 -> pmem region, prints its name
+#                                   (then REGION=regionN guest-setup.sh devdax|fsdax)
 set -euo pipefail
 [ "${EMU_GUEST:-}" = 1 ] || { echo "guest-setup: only inside emu/run-in-guest.sh" >&2; exit 2; }
 
@@ -53,6 +53,10 @@ setup_rxe() {
 	wait_for /sys/class/infiniband/rxe1 10
 }
 
+setup_numa() {
+	[ -d /sys/devices/system/node/node1 ]
+}
+
 setup_pmem() {
 	wait_for /dev/pmem0 20
 }
@@ -67,24 +71,33 @@ setup_cxl() {
 	return 1
 }
 
+# Which namespace to reconfigure: $NS, or a new one in $REGION (a CXL
+# region has labels, so it starts without one), or legacy pmem's namespace0.0.
 ns=${NS:-namespace0.0}
+if [ -n "${REGION:-}" ] && [ -z "${NS:-}" ]; then
+	target=(-r "$REGION")
+else
+	target=(-f -e "$ns")
+fi
+# The namespace ndctl just made or changed: "dev" of its JSON.
+ns_of() { sed -n 's/.*"dev":"\(namespace[^"]*\)".*/\1/p' | head -n1; }
 case ${1:-} in
 setup)
 	shift
-	for f in $*; do
-		"setup_$f" 2>&1 || [ "$f" = numa ] || { echo "guest-setup: $f failed" >&2; exit 1; }
+	for f in "$@"; do
+		"setup_$f" 2>&1 || { echo "guest-setup: $f failed" >&2; exit 1; }
 	done
 	;;
 devdax)
-	ndctl create-namespace -f -e "$ns" -m devdax -a 4096 >/dev/null
-	dev=$(ndctl list -N -n "$ns" | sed -n 's/.*"chardev":"\([^"]*\)".*/\1/p' | head -n1)
+	ns=$(ndctl create-namespace "${target[@]}" -m devdax -a 4096 | tr -d ' \n' | ns_of)
+	dev=$(ndctl list -N -n "$ns" | tr -d ' \n' | sed -n 's/.*"chardev":"\([^"]*\)".*/\1/p' | head -n1)
 	wait_for "/dev/${dev:-dax0.0}" 10
 	echo "/dev/${dev:-dax0.0}"
 	;;
 fsdax)
 	mnt=${2:-/mnt/dax}
-	ndctl create-namespace -f -e "$ns" -m fsdax >/dev/null
-	dev=$(ndctl list -N -n "$ns" | sed -n 's/.*"blockdev":"\([^"]*\)".*/\1/p' | head -n1)
+	ns=$(ndctl create-namespace "${target[@]}" -m fsdax | tr -d ' \n' | ns_of)
+	dev=$(ndctl list -N -n "$ns" | tr -d ' \n' | sed -n 's/.*"blockdev":"\([^"]*\)".*/\1/p' | head -n1)
 	wait_for "/dev/${dev:-pmem0}" 10
 	mkfs.ext4 -q -F -b 4096 "/dev/${dev:-pmem0}"
 	mkdir -p "$mnt"
@@ -92,8 +105,8 @@ fsdax)
 	echo "$mnt"
 	;;
 cxl-region)
-	cxl create-region -m -d decoder0.0 -t pmem -w 1 -g 256 mem0 >/dev/null
-	ndctl list -N | sed -n 's/.*"dev":"\(namespace[^"]*\)".*/\1/p' | head -n1
+	cxl create-region -m -d decoder0.0 -t pmem -w 1 -g 256 mem0 | tr -d ' \n' |
+		sed -n 's/.*"region":"\([^"]*\)".*/\1/p' | head -n1
 	;;
 *)
 	sed -n '3,12p' "$0" >&2

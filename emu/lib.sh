@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=bash disable=SC2034 # variables for the sourcing scripts
 # Shared by the emu/ scripts (sourced).  Environment knobs:
 #   EMU_CACHE          kernel + initramfs cache (default emu/cache)
 #   EMU_QEMU           the QEMU binary (default qemu-system-x86_64)

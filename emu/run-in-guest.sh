@@ -16,13 +16,17 @@
 #            (inside: emu/guest-setup.sh cxl-region)
 #   --keep   keep the work directory (console log, results) and print it
 # Inside, EMU_GUEST=1 and EMU_RESULTS=/run/results (a writable host
-# directory).  The host's /tmp is not visible inside (the guest has its own).
+# directory).  The guest's /tmp is an overlay: host files show through,
+# writes stay in the guest.
 # EMU_GUEST_APPEND adds kernel arguments (e.g. "loglevel=7" to see the boot).
 # Exit: CMD's exit code; 124 if the guest timed out; 125 if setup failed.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
-flags=() mem= tmo=${EMU_GUEST_TIMEOUT:-600} keep=
+flags=()
+mem=''
+tmo=${EMU_GUEST_TIMEOUT:-600}
+keep=''
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rxe | --pmem | --numa | --cxl) flags+=("${1#--}") ;;
@@ -58,8 +62,9 @@ trap cleanup EXIT
 	echo 'export EMU_GUEST=1 EMU_RESULTS=/run/results'
 	echo '[ -n "${TMPDIR:-}" ] && mkdir -p "$TMPDIR"'
 	printf 'cd %q || { echo "emu: no %q in the guest"; echo 126 >/run/results/rc; exit; }\n' "$PWD" "$PWD"
-	printf '%q setup %s >/run/results/setup.log 2>&1 || { echo 125 >/run/results/rc; exit; }\n' \
-		"$emu_dir/guest-setup.sh" "${flags[*]}"
+	[ ${#flags[@]} = 0 ] ||
+		printf '%q setup %s >/run/results/setup.log 2>&1 || { echo 125 >/run/results/rc; exit; }\n' \
+			"$emu_dir/guest-setup.sh" "${flags[*]}"
 	printf '%q ' "$@"
 	echo '</dev/null >/run/results/output 2>&1'
 	echo 'echo $? >/run/results/rc'
@@ -68,7 +73,11 @@ trap cleanup EXIT
 machine=pc
 append="console=ttyS0 quiet panic=-1 mitigations=off ${EMU_GUEST_APPEND:-}"
 [ -n "$mem" ] || { mem=1024; { has pmem || has numa; } && mem=2048; }
-args=(-accel tcg -nodefaults -display none -nic none -no-user-config -smp 2 -m "${mem}M")
+# The 9p devices come first: a device without bus= lands on the last PCI
+# bus created, which must not be the CXL host bridge.
+args=(-accel tcg -nodefaults -display none -nic none -no-user-config -smp 2 -m "${mem}M"
+	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
+	-virtfs "local,path=$w/results,mount_tag=results,security_model=none,multidevs=remap")
 if has pmem; then
 	[ "$mem" -ge 1280 ] || { emu_log "--pmem needs --mem >= 1280"; exit 2; }
 	append+=" memmap=256M!1G"
@@ -95,8 +104,6 @@ fi
 args+=(-machine "$machine"
 	-kernel "$EMU_VMLINUZ" -initrd "$initrd" -append "$append"
 	-serial "file:$w/console.log"
-	-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
-	-virtfs "local,path=$w/results,mount_tag=results,security_model=none,multidevs=remap"
 	-no-reboot)
 
 t0=$(emu_now)

@@ -289,6 +289,29 @@ static int v_fail(struct pool *p, const char *seg, unsigned op, int rc,
 	return tier_err(rc, "pool %s: %s%s: %m", p->uri, what, proto_op_name(op));
 }
 
+/* Drains the connection's CM events; true once it is disconnected. */
+static bool v_cm_gone(struct vpool *v)
+{
+	struct rdma_cm_event *ev;
+	bool gone = false;
+
+	while (rdma_get_cm_event(v->ch, &ev) == 0) {
+		switch (ev->event) {
+		case RDMA_CM_EVENT_DISCONNECTED:
+		case RDMA_CM_EVENT_DEVICE_REMOVAL:
+		case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+			gone = true;
+			break;
+		default:
+			break;
+		}
+		rdma_ack_cm_event(ev);
+	}
+	if (gone)
+		v->connected = false;
+	return gone;
+}
+
 /*
  * Waits until the completions of every tag in @want (a mask of 1 << WR_*)
  * have arrived; any error completion is fatal. *@recv_len gets the byte
@@ -301,8 +324,15 @@ static int v_complete(struct pool *p, const char *seg, unsigned op,
 	struct ibv_wc wc[4];
 
 	while (want) {
-		int i, n = vcq_wait(&v->q, wc, 4, v->timeout_ms, -1);
+		/* The CM fd too: a dead server's DREQ beats the retry timeout. */
+		int i, n = vcq_wait(&v->q, wc, 4, v->timeout_ms, v->ch->fd);
 
+		if (n == -ECANCELED) {
+			if (v_cm_gone(v))
+				return v_fail(p, seg, op, -ECONNRESET,
+					      "the server disconnected");
+			continue;
+		}
 		if (n < 0)
 			return v_fail(p, seg, op, n, NULL);
 		for (i = 0; i < n; i++) {

@@ -8,6 +8,7 @@
  *      the caller left there can leak into the guest;
  *   1. MAP extents: one mmap MAP_PRIVATE|MAP_FIXED per run of extents with
  *      one source and contiguous source offsets (VMAs cost ~1 us each);
+ *      MADV_POPULATE_READ of them runs in a second thread during step 3;
  *   2. COPY and LAZY extents: one UFFDIO_REGISTER (MISSING) per run of
  *      adjacent ones; ANON extents stay unregistered (kernel zero pages);
  *   3. COPY extents: fetched in batches of up to 2 MiB (one pool_readv of
@@ -37,12 +38,16 @@
  * write-protected (log R); a write fault installs it writable (log W); a
  * WP fault on an R page upgrades it to RW and un-protects it.
  *
+ * on_error runs on the serving thread with serve_lock held: it may read
+ * the stats and stop the guest, but must not call tier_restore_stop.
+ *
  * Locking: one thread serves at a time (serve_lock: the handler thread,
  * or the caller of tier_restore_handle); it alone touches the page
- * bitmaps and the pool handle (pool handles are used by one thread at a
- * time: start connects it and prefetches through it, then hands it to
- * the handler, so a dead pool fails the start, not the first fault). Counters and the trace are under
- * stat_lock so tier_restore_stats and save_trace may run from anywhere.
+ * bitmaps and the pool handle. Pool handles are used by one thread at a
+ * time: start connects one and prefetches through it before the handler
+ * exists, then hands it over, so a dead pool fails the start, not the
+ * first fault. Counters and the trace are under stat_lock so
+ * tier_restore_stats and save_trace may run from anywhere.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -87,7 +92,7 @@
 #define EAGAIN_TRIES		10000
 #define LOADER_CHUNK		(1U << 20)
 
-struct rs_range {			/* a readahead range of the loader */
+struct rs_range {			/* readahead: fd, off; populate: addr */
 	int fd;
 	uint64_t off, len;
 };
@@ -123,6 +128,14 @@ struct tier_restore {
 	char obj_name[128];
 	struct pool *hpool;		/* start's, then the server's */
 	struct pool_seg *hseg;
+
+	/* MADV_POPULATE_READ ranges, done while the prefetch runs */
+	struct rs_range *pop;
+	size_t npop;
+	pthread_t populator;
+	bool have_populator;
+	int pop_rc;
+	char pop_msg[256];
 
 	/* readahead loader (PLACER_F_READAHEAD) */
 	struct rs_range *ra;
@@ -394,9 +407,8 @@ static int rs_open_sources(struct tier_restore *rs, const struct plan *plan,
 		if (rc)
 			return rc;
 		/*
-		 * One connection serves the prefetch and then the handler:
-		 * a pool handle is used by one thread at a time, and both
-		 * use it under serve_lock. Connecting here makes a dead pool
+		 * One connection serves the prefetch and then the handler
+		 * (see "Locking" above); connecting here makes a dead pool
 		 * fail the start rather than the first fault.
 		 */
 		rc = rs_pool_connect(rs, &rs->hpool, &rs->hseg);
@@ -490,6 +502,24 @@ static int rs_drain(struct tier_restore *rs)
 		rs_rc_;							\
 	})
 
+/*
+ * An install that found no registered mapping (ENOENT: the VMM unmapped
+ * or replaced the range under us; ESRCH: the process is exiting) lost a
+ * race with the VMM, not a page: there is nothing left to serve there.
+ * Read the pending UNMAP, wake whoever waited, and go on.
+ */
+static int rs_lost(struct tier_restore *rs, int rc, uintptr_t addr,
+		   size_t len)
+{
+	if (rc != -ENOENT && rc != -ESRCH)
+		return rc;
+	tier_dbg("restore: %s: dropped", tier_errmsg());
+	if (rc == -ESRCH)
+		return 0;
+	uffd_wake(rs->uffd, addr, len);
+	return rs_drain(rs);
+}
+
 /* How many pages from @w on a fault may fetch: same source, contiguous in
  * it, lazy, not yet installed nor removed, within the window. */
 static uint64_t rs_window(struct tier_restore *rs, const struct placer_ext *e,
@@ -538,9 +568,10 @@ static int rs_fault(struct tier_restore *rs, uintptr_t addr)
 		return uffd_wake(rs->uffd, addr, PG);
 	if (bit_test(rs->removed, w)) {
 		rc = RS_RETRY(rs, uffd_zeropage(rs->uffd, addr, PG, 0));
-		if (!rc)
-			bit_set(rs->installed, w);
-		return rc;
+		if (rc)
+			return rs_lost(rs, rc, addr, PG);
+		bit_set(rs->installed, w);
+		return 0;
 	}
 	e = rs_find(rs, w);
 	if (!e || (e->method != PLACER_M_LAZY && e->method != PLACER_M_COPY))
@@ -559,7 +590,7 @@ static int rs_fault(struct tier_restore *rs, uintptr_t addr)
 		rc = RS_RETRY(rs, uffd_zeropage(rs->uffd, addr, cnt * PG,
 						UFFD_COPY_DONTWAKE));
 		if (rc)
-			return rc;
+			return rs_lost(rs, rc, addr, cnt * PG);
 	} else {
 		if (src == PLACER_SRC_POOL && !rs->hseg) {
 			rc = rs_pool_connect(rs, &rs->hpool, &rs->hseg);
@@ -576,7 +607,7 @@ static int rs_fault(struct tier_restore *rs, uintptr_t addr)
 		rc = RS_RETRY(rs, uffd_copy(rs->uffd, addr, rs->bounce,
 					    cnt * PG, UFFD_COPY_DONTWAKE));
 		if (rc)
-			return rc;
+			return rs_lost(rs, rc, addr, cnt * PG);
 	}
 	rs_mark_installed(rs, w, cnt);
 
@@ -661,7 +692,7 @@ static int rec_fault(struct tier_restore *rs, const struct uffd_ev *ev)
 				    UFFD_COPY_DONTWAKE |
 				    (ev->write ? 0 : UFFD_COPY_WP)));
 	if (rc)
-		return rc;
+		return rs_lost(rs, rc, ev->addr, PG);
 	bit_set(rs->installed, w);
 	if (!bit_test(rs->removed, w)) {
 		rc = rec_log(rs, w, ev->write ? TIER_ACCESS_W : TIER_ACCESS_R);
@@ -885,6 +916,7 @@ static void rs_free(struct tier_restore *rs)
 	free(rs->q);
 	free(rs->ext);
 	free(rs->ra);
+	free(rs->pop);
 	free(rs->rec_idx);
 	free(rs->ent);
 	free(rs);
@@ -939,9 +971,9 @@ static int rs_clip(struct tier_restore *rs, const struct plan *plan)
 		if (e.page != next && !(i == a && e.page < lo))
 			break;
 		if (e.source > PLACER_SRC_POOL || e.method > PLACER_M_LAZY ||
-		    e.cls >= TIER_CLASS_MAX)
+		    e.cls >= TIER_CLASS_MAX || !e.npages)
 			return tier_err(-EINVAL, "restore: plan extent at page %"
-					PRIu64 ": bad source, method or class",
+					PRIu64 ": bad source, method, class or size",
 					e.page);
 		if ((e.method == PLACER_M_MAP && (e.source == PLACER_SRC_NONE ||
 						  e.source == PLACER_SRC_POOL)) ||
@@ -969,15 +1001,15 @@ static int rs_populate(void *addr, size_t len)
 	return 0;
 }
 
-static int rs_add_ra(struct tier_restore *rs, int fd, uint64_t off,
-		     uint64_t len)
+static int rs_add_range(struct rs_range **v, size_t *n, int fd, uint64_t off,
+			uint64_t len)
 {
-	struct rs_range *r = realloc(rs->ra, (rs->nra + 1) * sizeof(*r));
+	struct rs_range *r = realloc(*v, (*n + 1) * sizeof(*r));
 
 	if (!r)
 		return tier_err(-ENOMEM, "restore: out of memory");
-	rs->ra = r;
-	r[rs->nra++] = (struct rs_range){ .fd = fd, .off = off, .len = len };
+	*v = r;
+	r[(*n)++] = (struct rs_range){ .fd = fd, .off = off, .len = len };
 	return 0;
 }
 
@@ -998,8 +1030,9 @@ static int rs_map_run(struct tier_restore *rs, size_t i, size_t j)
 		all_pop &= !!(rs->ext[k].flags & PLACER_F_POPULATE);
 		any_pop |= !!(rs->ext[k].flags & PLACER_F_POPULATE);
 	}
+	/* populating is deferred (rs_populate_all): it overlaps the prefetch */
 	if (src == PLACER_SRC_CXL) {
-		rc = cxl_obj_map(rs->cxl_obj, off, addr, len, all_pop);
+		rc = cxl_obj_map(rs->cxl_obj, off, addr, len, 0);
 		if (rc)
 			return rc;
 		rs->st.cxl_mapped_bytes += len;
@@ -1018,29 +1051,76 @@ static int rs_map_run(struct tier_restore *rs, size_t i, size_t j)
 			return tier_err(-errno, "restore: mmap %s at %" PRIu64
 					": %m", src == PLACER_SRC_IMAGE ?
 					rs->snap->image : rs->local_path, off);
-		if (all_pop) {
-			rc = rs_populate(addr, len);
-			if (rc)
-				return rc;
-			any_pop = false;
-		}
 	}
 	rs->st.mappings++;
+	if (all_pop) {
+		rc = rs_add_range(&rs->pop, &rs->npop, -1, (uintptr_t)addr, len);
+		if (rc)
+			return rc;
+		any_pop = false;
+	}
 
 	for (k = i; k < j; k++) {
 		e = &rs->ext[k];
 		if (any_pop && (e->flags & PLACER_F_POPULATE)) {
-			rc = rs_populate(rs->base + e->page * PG, e->npages * PG);
+			rc = rs_add_range(&rs->pop, &rs->npop, -1,
+					  (uintptr_t)rs->base + e->page * PG,
+					  e->npages * PG);
 			if (rc)
 				return rc;
 		}
 		if ((e->flags & PLACER_F_READAHEAD) && src != PLACER_SRC_CXL) {
-			rc = rs_add_ra(rs, src == PLACER_SRC_IMAGE ? rs->image_fd :
-				       rs->local_fd, e->src_off, e->npages * PG);
+			rc = rs_add_range(&rs->ra, &rs->nra,
+					  src == PLACER_SRC_IMAGE ? rs->image_fd :
+					  rs->local_fd, e->src_off, e->npages * PG);
 			if (rc)
 				return rc;
 		}
 	}
+	return 0;
+}
+
+static void *rs_populator(void *arg)
+{
+	struct tier_restore *rs = arg;
+	size_t i;
+
+	for (i = 0; i < rs->npop && !rs->pop_rc; i++) {
+		rs->pop_rc = rs_populate((void *)(uintptr_t)rs->pop[i].off,
+					 rs->pop[i].len);
+		if (rs->pop_rc)
+			snprintf(rs->pop_msg, sizeof(rs->pop_msg), "%s",
+				 tier_errmsg());
+	}
+	return NULL;
+}
+
+/*
+ * Fills the page tables of the mapped extents that asked for it. With a
+ * prefetch to do as well, in a second thread: both are CPU bound (page
+ * table fills, copies), take mmap_lock for reading only, and the start
+ * waits for the slower one instead of their sum.
+ */
+static void rs_populate_start(struct tier_restore *rs, bool overlap)
+{
+	if (!rs->npop)
+		return;
+	if (overlap &&
+	    pthread_create(&rs->populator, NULL, rs_populator, rs) == 0) {
+		rs->have_populator = true;
+		return;
+	}
+	rs_populator(rs);
+}
+
+static int rs_populate_wait(struct tier_restore *rs)
+{
+	if (rs->have_populator) {
+		pthread_join(rs->populator, NULL);
+		rs->have_populator = false;
+	}
+	if (rs->pop_rc)
+		return tier_err(rs->pop_rc, "%s", rs->pop_msg);
 	return 0;
 }
 
@@ -1080,6 +1160,16 @@ static int rs_map(struct tier_restore *rs)
 static bool uffd_method(const struct placer_ext *e)
 {
 	return e->method == PLACER_M_COPY || e->method == PLACER_M_LAZY;
+}
+
+static bool rs_has_copy(const struct tier_restore *rs)
+{
+	size_t i;
+
+	for (i = 0; i < rs->n; i++)
+		if (rs->ext[i].method == PLACER_M_COPY)
+			return true;
+	return false;
 }
 
 static bool rs_needs_uffd(const struct tier_restore *rs)
@@ -1337,6 +1427,10 @@ static void rs_stop_threads(struct tier_restore *rs)
 		pthread_join(rs->thread, NULL);
 		rs->have_thread = false;
 	}
+	if (rs->have_populator) {
+		pthread_join(rs->populator, NULL);
+		rs->have_populator = false;
+	}
 	if (rs->have_loader) {
 		atomic_store(&rs->loader_stop, true);
 		pthread_join(rs->loader, NULL);
@@ -1419,11 +1513,18 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 		goto err_touched;
 	rs->st.register_ns = now_ns() - t;
 
+	/* populate (part of the map step) overlaps the prefetch */
 	t = now_ns();
+	rs_populate_start(rs, rs_has_copy(rs));
 	rc = rs_prefetch(rs);
+	rs->st.prefetch_ns = now_ns() - t;
 	if (rc)
 		goto err_touched;
-	rs->st.prefetch_ns = now_ns() - t;
+	rc = rs_populate_wait(rs);
+	if (rc)
+		goto err_touched;
+	/* map_ns: the mmaps, plus what populating took beyond the prefetch */
+	rs->st.map_ns += now_ns() - t - rs->st.prefetch_ns;
 
 	if (rs->uffd >= 0) {
 		t_thread = now_ns();

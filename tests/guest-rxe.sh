@@ -26,14 +26,16 @@ devs=$(ibv_devices) || fail "ibv_devices"
 echo "$devs"
 grep -qw rxe0 <<<"$devs" || fail "no rxe0"
 grep -qw rxe1 <<<"$devs" || fail "no rxe1"
-ibv_devinfo -d rxe0 | grep -q PORT_ACTIVE || fail "rxe0 port not active"
-ibv_devinfo -d rxe1 | grep -q PORT_ACTIVE || fail "rxe1 port not active"
+for d in rxe0 rxe1; do
+	info=$(ibv_devinfo -d $d) || fail "ibv_devinfo -d $d"
+	grep -q PORT_ACTIVE <<<"$info" || fail "$d port not active"
+done
 
 # Wait until something listens on a TCP port (a fixed sleep races).
 wait_port() {
 	local i
 	for ((i = 0; i < 300; i++)); do
-		ss -Hltn "sport = :$1" | grep -q . && return 0
+		[ -n "$(ss -Hltn "sport = :$1")" ] && return 0
 		sleep 0.1
 	done
 	return 1

@@ -34,6 +34,7 @@
 
 static char dir[] = "/tmp/tier-test-restore.XXXXXX";
 static char cxl_uri[256], pool_uri[256];
+static const char *plan_pool = pool_uri;	/* the pool plans point at */
 static uint8_t *image;			/* the reference bytes */
 static struct tier_store store;
 static struct tier_snap snap;
@@ -97,14 +98,33 @@ static uint64_t obj_pages(unsigned src)
 	return end;
 }
 
+static void write_pool(const char *uri)
+{
+	struct pool *pl;
+	struct pool_wseg *pw;
+	struct tier_uri u;
+	char name[128];
+	size_t i;
+
+	snap_object_name(&snap, TIER_POLICY_TIERED, name, sizeof(name));
+	t_ok(uri_parse(uri, URI_WANT_POOL, &u));
+	t_ok(pool_open(&u, &pl));
+	t_ok(pool_create(pl, name, obj_pages(PLACER_SRC_POOL) * PG, &pw));
+	for (i = 0; i < NEXT; i++)
+		if (ext[i].source == PLACER_SRC_POOL)
+			t_ok(pool_write(pw, ext[i].src_off,
+					image + ext[i].page * PG,
+					ext[i].npages * PG));
+	t_ok(pool_commit(pw));
+	pool_close(pl);
+}
+
 static void write_objects(void)
 {
-	uint64_t ncxl = obj_pages(PLACER_SRC_CXL), npool = obj_pages(PLACER_SRC_POOL);
+	uint64_t ncxl = obj_pages(PLACER_SRC_CXL);
 	uint64_t nlocal = obj_pages(PLACER_SRC_LOCAL);
 	struct cxl_tier *ct;
 	struct cxl_wobj *cw;
-	struct pool *pl;
-	struct pool_wseg *pw;
 	struct tier_uri u;
 	char path[4096 + 64], name[128];
 	int fd;
@@ -114,9 +134,6 @@ static void write_objects(void)
 	t_ok(uri_parse(cxl_uri, URI_WANT_CXL, &u));
 	t_ok(cxl_open(&u, &ct));
 	t_ok(cxl_create(ct, name, ncxl * PG, &cw));
-	t_ok(uri_parse(pool_uri, URI_WANT_POOL, &u));
-	t_ok(pool_open(&u, &pl));
-	t_ok(pool_create(pl, name, npool * PG, &pw));
 	snap_local_path(&snap, TIER_POLICY_TIERED, path, sizeof(path));
 	*strrchr(path, '/') = 0;
 	t_ok(mkdir_p(path, 0755));
@@ -132,16 +149,13 @@ static void write_objects(void)
 
 		if (e->source == PLACER_SRC_CXL)
 			t_ok(cxl_write(cw, e->src_off, src, len));
-		else if (e->source == PLACER_SRC_POOL)
-			t_ok(pool_write(pw, e->src_off, src, len));
 		else if (e->source == PLACER_SRC_LOCAL)
 			t_ok(pwrite_full(fd, src, len, e->src_off, path));
 	}
 	t_ok(cxl_commit(cw));
-	t_ok(pool_commit(pw));
 	close(fd);
-	pool_close(pl);
 	cxl_close(ct);
+	write_pool(pool_uri);
 }
 
 /* A snapshot built by hand, as tier_snap_open would fill it. */
@@ -196,7 +210,7 @@ static struct plan make_plan(void)
 	plan.hdr.npages = NP;
 	plan.hdr.nextents = NEXT;
 	snprintf(plan.hdr.cxl, sizeof(plan.hdr.cxl), "%s", cxl_uri);
-	snprintf(plan.hdr.pool, sizeof(plan.hdr.pool), "%s", pool_uri);
+	snprintf(plan.hdr.pool, sizeof(plan.hdr.pool), "%s", plan_pool);
 	return plan;
 }
 
@@ -543,7 +557,10 @@ static void fail_closed(uint64_t page, void (*breakit)(void), int want)
 	t_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	fprintf(stderr, "child reported: %s", buf);
 	t_assert(buf[0] == 'E');
-	t_eq(atoi(buf + 1), want);
+	if (want)
+		t_eq(atoi(buf + 1), want);
+	else
+		t_assert(atoi(buf + 1) < 0);
 	t_assert(!strstr(buf, "\nT"));		/* never read the page */
 	close(up[0]);
 	close(down[1]);
@@ -577,6 +594,60 @@ static void start_fails(void)
 	t_assert(waitpid(pid, &status, 0) == pid);
 	t_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
 	t_assert(munmap(mem, NP * PG) == 0);
+}
+
+/*
+ * The pool over TCP ("tierctl pool serve" in a thread): the connection
+ * made at start serves the prefetch and then the handler; every byte
+ * arrives. Then the server dies under a running restore: fail closed.
+ */
+static struct pool_server *srv;
+
+static void *serve(void *arg)
+{
+	pool_server_run(arg);
+	return NULL;
+}
+
+static void stop_server(void)
+{
+	pool_server_stop(srv);
+}
+
+static void tcp_pool(void)
+{
+	static char uri[128];
+	struct pool_server_attr sattr = { 0 };
+	struct tier_restore_attr attr = { .prefetch = 4 };
+	struct tier_restore_stats st;
+	struct tier_restore *rs;
+	struct tier_uri u;
+	struct plan plan;
+	uint8_t *mem;
+	pthread_t th;
+
+	t_ok(uri_parse("pool=tcp://127.0.0.1:0", URI_WANT_POOL, &u));
+	t_ok(pool_server_start(&u, &sattr, &srv));
+	snprintf(uri, sizeof(uri), "pool=tcp://127.0.0.1:%u",
+		 pool_server_port(srv));
+	t_assert(pthread_create(&th, NULL, serve, srv) == 0);
+	write_pool(uri);
+
+	plan_pool = uri;
+	plan = make_plan();
+	mem = map_range(NP * PG);
+	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+	touch_all(mem, 0, NP);
+	tier_restore_stats(rs, &st);
+	t_eq(st.error, 0);
+	t_eq(st.pool_bytes, (64 + count(PLACER_M_LAZY, 1, PLACER_SRC_POOL, 0)) * PG);
+	tier_restore_stop(rs);
+	t_assert(munmap(mem, NP * PG) == 0);
+
+	fail_closed(ext[EXT_F].page + 9, stop_server, 0);
+	t_assert(pthread_join(th, NULL) == 0);
+	pool_server_free(srv);
+	plan_pool = pool_uri;
 }
 
 static char seg_path[4096 + 64];
@@ -790,6 +861,7 @@ int main(void)
 	real_path();
 
 	/* fail closed: a corrupt local page, then a dead pool segment */
+	tcp_pool();
 	fail_closed(ext[EXT_L].page, corrupt_local, -EBADMSG);
 	snap_object_name(&snap, TIER_POLICY_TIERED, name, sizeof(name));
 	snprintf(seg_path, sizeof(seg_path), "%s/pool/%s.seg", dir, name);
