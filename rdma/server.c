@@ -1078,7 +1078,7 @@ int pool_server_start(const struct tier_uri *uri,
 	}
 	if (rc)
 		goto err;
-	if (uri->kind == URI_POOL_TCP) {
+	{
 		struct tier_uri bound = *uri;
 
 		bound.port = srv->port;
