@@ -16,8 +16,9 @@
 #            (inside: emu/guest-setup.sh cxl-region)
 #   --keep   keep the work directory (console log, results) and print it
 # Inside, EMU_GUEST=1 and EMU_RESULTS=/run/results (a writable host
-# directory).  The guest's /tmp is an overlay: host files show through,
-# writes stay in the guest.
+# directory).  The root is the host's, writable in the guest only (overlay
+# on a tmpfs); /tmp is the guest's own tmpfs unless the cwd or TIER_SRCDIR is
+# under /tmp, then the host's /tmp shows through (writes stay in the guest).
 # EMU_GUEST_APPEND adds kernel arguments (e.g. "loglevel=7" to see the boot).
 # Exit: CMD's exit code; 124 if the guest timed out; 125 if setup failed.
 set -uo pipefail
@@ -52,8 +53,12 @@ cleanup() { [ -n "$keep" ] && { emu_log "work dir kept: $w"; return; }; rm -rf "
 trap cleanup EXIT
 
 # The job: runs in the guest, chrooted into the host root, with host bash.
+host_tmp=
+case $PWD/ in /tmp/*) host_tmp=1 ;; esac
+case ${TIER_SRCDIR:-}/ in /tmp/*) host_tmp=1 ;; esac
 {
 	echo "EMU_FLAGS=\"${flags[*]}\""
+	echo "EMU_HOST_TMP=$host_tmp"
 } >"$w/results/flags"
 {
 	echo '#!/bin/bash'

@@ -44,6 +44,7 @@
 #define V_MAX_WRITE	(V_CTL_SIZE - sizeof(struct pool_hdr) - sizeof(struct pool_write_req))
 #define V_BOUNCE_SIZE	(4U << 20)	/* client: RDMA READ landing area */
 #define V_CHAIN		64		/* RDMA READs posted per round trip */
+#define V_READ_MAX	(256U << 10)	/* bytes per RDMA READ: progress to wait on */
 #define V_SEND_WR	(V_CHAIN + 4)
 #define V_RECV_SLOTS	4		/* server: receive buffers per connection */
 #define V_REPLY_SIZE	512		/* server: a reply, never READ data */
@@ -314,18 +315,19 @@ static bool v_cm_gone(struct vpool *v)
 
 /*
  * Waits until the completions of every tag in @want (a mask of 1 << WR_*)
- * have arrived; any error completion is fatal. *@recv_len gets the byte
- * count of a WR_RECV.
+ * have arrived, and @reads WR_READ completions; any error completion is
+ * fatal. *@recv_len gets the byte count of a WR_RECV. The timeout is for
+ * a lack of progress: it starts again with every completion.
  */
 static int v_complete(struct pool *p, const char *seg, unsigned op,
-		      unsigned want, uint32_t *recv_len)
+		      unsigned want, unsigned reads, uint32_t *recv_len)
 {
 	struct vpool *v = vp_of(p);
-	struct ibv_wc wc[4];
+	struct ibv_wc wc[16];
 
-	while (want) {
+	while (want || reads) {
 		/* The CM fd too: a dead server's DREQ beats the retry timeout. */
-		int i, n = vcq_wait(&v->q, wc, 4, v->timeout_ms, v->ch->fd);
+		int i, n = vcq_wait(&v->q, wc, 16, v->timeout_ms, v->ch->fd);
 
 		if (n == -ECANCELED) {
 			if (v_cm_gone(v))
@@ -341,6 +343,8 @@ static int v_complete(struct pool *p, const char *seg, unsigned op,
 					      ibv_wc_status_str(wc[i].status));
 			if (wc[i].wr_id == WR_RECV && recv_len)
 				*recv_len = wc[i].byte_len;
+			if (wc[i].wr_id == WR_READ && reads)
+				reads--;
 			want &= ~(1U << wc[i].wr_id);
 		}
 	}
@@ -378,7 +382,7 @@ static int vcall(struct pool *p, const char *seg, unsigned op,
 	rc = post_send(v->id->qp, WR_SEND, out, sizeof(h) + len, v->ctl_mr);
 	if (rc)
 		return v_fail(p, seg, op, rc, NULL);
-	rc = v_complete(p, seg, op, 1U << WR_SEND | 1U << WR_RECV, &got);
+	rc = v_complete(p, seg, op, 1U << WR_SEND | 1U << WR_RECV, 0, &got);
 	if (rc)
 		return rc;
 
@@ -566,9 +570,9 @@ static int v_remove(struct pool *p, const char *name)
 }
 
 /*
- * Chains of up to V_CHAIN RDMA READs land in the bounce buffer; only the
- * last is signaled (an RC send queue completes in order, and an error
- * completion is reported even for an unsignaled request).
+ * Chains of up to V_CHAIN RDMA READs of at most V_READ_MAX bytes land in
+ * the bounce buffer. Every one is signaled, so a slow but live link (soft-RoCE
+ * under load) shows progress and only a stall runs into the timeout.
  */
 static int v_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 {
@@ -596,6 +600,9 @@ static int v_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 			size_t take = left < V_BOUNCE_SIZE - boff ?
 				      left : V_BOUNCE_SIZE - boff;
 
+			if (take > V_READ_MAX)
+				take = V_READ_MAX;
+
 			if (!left) {
 				i++;
 				done = 0;
@@ -611,6 +618,7 @@ static int v_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 				.sg_list = &sge[nwr],
 				.num_sge = 1,
 				.opcode = IBV_WR_RDMA_READ,
+				.send_flags = IBV_SEND_SIGNALED,
 				.wr.rdma.remote_addr = s->raddr + iov[i].off + done,
 				.wr.rdma.rkey = s->rkey,
 			};
@@ -628,11 +636,10 @@ static int v_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 		}
 		if (!nwr)
 			break;
-		wr[nwr - 1].send_flags = IBV_SEND_SIGNALED;
 		rc = -ibv_post_send(v->id->qp, wr, &bad);
 		if (rc)
 			return v_fail(p, s->name, POOL_OP_READ, rc, NULL);
-		rc = v_complete(p, s->name, POOL_OP_READ, 1U << WR_READ, NULL);
+		rc = v_complete(p, s->name, POOL_OP_READ, 0, nwr, NULL);
 		if (rc)
 			return rc;
 		for (k = 0, boff = 0; k < nwr; k++) {

@@ -268,6 +268,9 @@ int main(int argc, char **argv)
 
 	if (argc == 2 && !strcmp(argv[1], "--serve"))
 		return serve_child();
+	/* TCG soft-RoCE on a busy host can stall for seconds; a dead server
+	 * is still noticed at once through its disconnect. */
+	setenv("TIER_POOL_TIMEOUT_MS", "30000", 0);
 
 	srv_start(&sv, NULL);
 	a = connect_pool(sv.port);
