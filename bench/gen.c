@@ -37,7 +37,7 @@ struct run {
 
 struct opts {
 	uint64_t size;
-	double zero, ro, rw, rw_read, diff, cold_touch;
+	double zero, ro, rw, rw_read, diff, cold_touch, flip;
 	uint64_t seed;
 	unsigned rmin, rmax;
 	const char *image, *trace, *trace2;
@@ -405,6 +405,7 @@ static void usage(FILE *f)
 	      "  --diff PCT         pages of trace2 that differ (default 2)\n"
 	      "  --cold-touch PCT   extra cold pages touched in trace2, as %% of\n"
 	      "                     the trained trace's pages (default 0)\n"
+	      "  --flip PCT         read-only pages trace2 writes (default 0.5)\n"
 	      "Prints a JSON summary of the page classes on stdout.\n", f);
 }
 
@@ -423,12 +424,14 @@ int main(int argc, char **argv)
 		{ "trace2", required_argument, NULL, 'T' },
 		{ "diff", required_argument, NULL, 'd' },
 		{ "cold-touch", required_argument, NULL, 'c' },
+		{ "flip", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct opts o = {
 		.size = 1ULL << 30, .zero = 82, .ro = 5, .rw = 1,
-		.rw_read = 80, .diff = 2, .seed = 1, .rmin = 1, .rmax = 3,
+		.rw_read = 80, .diff = 2, .flip = 0.5, .seed = 1, .rmin = 1,
+		.rmax = 3,
 	};
 	struct runs hot = { 0 }, t2 = { 0 };
 	uint8_t *cls = NULL, *content = NULL;
@@ -448,6 +451,7 @@ int main(int argc, char **argv)
 		case 'R': bad = parse_pct(optarg, &o.rw_read); break;
 		case 'd': bad = parse_pct(optarg, &o.diff); break;
 		case 'c': bad = parse_pct(optarg, &o.cold_touch); break;
+		case 'f': bad = parse_pct(optarg, &o.flip); break;
 		case 'S':
 			errno = 0;
 			o.seed = strtoull(optarg, &end, 0);
@@ -577,7 +581,14 @@ int main(int argc, char **argv)
 				dropped += hot.v[i].len;
 				continue;
 			}
-			if (runs_push(&t2, hot.v[i])) {
+			struct run r = hot.v[i];
+
+			/* A read-only prediction gone wrong: now written. */
+			for (uint32_t k = 0; k < r.len; k++)
+				if (r.kind[k] == K_R &&
+				    rnd_unit() * 100.0 < o.flip)
+					r.kind[k] = K_RW;
+			if (runs_push(&t2, r)) {
 				free(c2);
 				goto out;
 			}
@@ -622,10 +633,13 @@ int main(int argc, char **argv)
 		goto out;
 
 	{
-		uint64_t t2p = 0;
+		uint64_t t2p = 0, t2w = 0;
 
-		for (size_t i = 0; i < t2.n; i++)
+		for (size_t i = 0; i < t2.n; i++) {
 			t2p += t2.v[i].len;
+			for (uint32_t k = 0; k < t2.v[i].len; k++)
+				t2w += t2.v[i].kind[k] != K_R;
+		}
 		printf("{\"size\": %" PRIu64 ", \"pages\": %" PRIu64
 		       ", \"seed\": %" PRIu64 ", \"zero_pages\": %" PRIu64
 		       ", \"nonzero_pages\": %" PRIu64
@@ -633,10 +647,11 @@ int main(int argc, char **argv)
 		       ", \"kind_r\": %" PRIu64 ", \"kind_rw\": %" PRIu64
 		       ", \"kind_w\": %" PRIu64 ", \"cold_pages\": %" PRIu64
 		       ", \"trace_pages\": %" PRIu64 ", \"trace_runs\": %zu"
-		       ", \"trace2_pages\": %" PRIu64 "}\n",
+		       ", \"trace2_pages\": %" PRIu64
+		       ", \"trace2_written\": %" PRIu64 "}\n",
 		       o.size, npages, o.seed, cnt[P_ZERO], nnz, cnt[P_RO],
 		       cnt[P_RW], nkind[K_R], nkind[K_RW], nkind[K_W],
-		       cnt[P_COLD], cnt[P_RO] + cnt[P_RW], hot.n, t2p);
+		       cnt[P_COLD], cnt[P_RO] + cnt[P_RW], hot.n, t2p, t2w);
 	}
 	rc = 0;
 out:

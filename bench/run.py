@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -155,7 +156,8 @@ class Bench:
                        "--rw", str(a.rw), "--seed", str(a.seed),
                        "--image", self.image, "--trace", self.trace,
                        "--trace2", self.trace2, "--diff", str(a.diff),
-                       "--cold-touch", str(a.cold_touch)])
+                       "--cold-touch", str(a.cold_touch),
+                       "--flip", str(a.flip)])
         self.gen = last_json(out, "tier-gen")
         self.gen["seconds"] = round(dt, 3)
         self.result["gen"] = self.gen
@@ -225,20 +227,20 @@ class Bench:
         cmd = [self.t["tierctl"], "pool", "serve", "--listen",
                "tcp://127.0.0.1:0", "--dir", d]
         log("+ " + " ".join(cmd) + " &")
-        srv = subprocess.Popen(cmd, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+        errpath = os.path.join(self.tmp, "pool-serve.err")
+        with open(errpath, "w") as err:
+            srv = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err,
+                                   text=True)
         try:
+            # Its first line says where it listens; wait for it, bounded.
             line = ""
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+            if select.select([srv.stdout], [], [], 30)[0]:
                 line = srv.stdout.readline()
-                if line or srv.poll() is not None:
-                    break
             m = re.search(r"listening on (tcp://[\w.:\[\]-]+)", line)
             if not m:
-                raise BenchError("pool serve did not say where it listens: "
-                                 "%r %s" % (line, srv.stderr.read()
-                                             if srv.poll() is not None else ""))
+                with open(errpath) as err:
+                    raise BenchError("pool serve did not say where it "
+                                     "listens: %r %s" % (line, err.read()))
             uri = m.group(1)
             for p in TCP_POLICIES:
                 if p in self.a.policies:
@@ -510,6 +512,8 @@ def main():
                     help="%% of pages the second run's trace changes")
     ap.add_argument("--cold-touch", type=float, default=0,
                     help="extra cold pages the second run reads, %% of trace")
+    ap.add_argument("--flip", type=float, default=0.5,
+                    help="%% of read-only pages the second run writes")
     ap.add_argument("--no-second", action="store_true",
                     help="skip the replay of the second run's trace")
     ap.add_argument("--no-tcp", action="store_true",
@@ -552,8 +556,9 @@ def main():
                       instances=args.instances)
         if not args.no_second:
             b.run_set("second", args.policies, trace_file=b.trace2,
-                      what="second run's trace (%d pages, ~%g%% different)"
-                      % (b.gen["trace2_pages"], args.diff))
+                      what="second run's trace (%d pages, ~%g%% different, "
+                      "~%g%% of read-only pages now written)"
+                      % (b.gen["trace2_pages"], args.diff, args.flip))
         if not args.no_tcp:
             b.tcp()
     except BenchError as e:

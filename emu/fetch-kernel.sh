@@ -13,6 +13,10 @@ dir=${1:-${EMU_CACHE:-$here/cache}}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
+# One fetcher at a time per cache (tests of several builds may share it).
+exec 9>"$dir/.fetch.lock"
+flock 9
+
 # An already extracted kernel wins: no apt query, works offline.
 if [ -z "${EMU_REFRESH:-}" ] && [ -f "$dir/kernel/KVER" ]; then
 	kver=$(cat "$dir/kernel/KVER")

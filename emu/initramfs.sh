@@ -66,6 +66,8 @@ hw)
 esac
 
 out=$cache/initramfs-$kind-$key.cpio
+exec 9>"$cache/.initramfs.lock"
+flock 9
 if [ -s "$out" ]; then
 	echo "$out"
 	exit 0

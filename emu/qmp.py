@@ -12,10 +12,15 @@ Pseudo-commands:
   wait-event NAME       wait for an asynchronous event
   sleep SECONDS
   ignore-shared         migrate-set-capabilities x-ignore-shared=true
+  ask SOCK REQUEST      a workload VM request on its serial socket (as
+                        emu/serial.py does); prints the answer
 --wait S: keep retrying to connect for S seconds (QEMU still starting).
+--stamps FILE: append "COMMAND EPOCH_NS" to FILE when each command is done
+(one process for the whole sequence keeps Python's start-up out of timings).
 Exit status: 0, or 1 with the error on stderr.
 """
 import json
+import os
 import socket
 import sys
 import time
@@ -110,6 +115,15 @@ class QMP:
         self.sock.close()
 
 
+def ask(sock, request, timeout):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import serial  # emu/serial.py, not pyserial
+    try:
+        return serial.request(sock, [request], timeout)[0]
+    except (OSError, EOFError) as e:
+        raise QMPError('ask %s: %s' % (request, e or 'timeout'))
+
+
 def parse_args(words):
     if not words:
         return None
@@ -128,13 +142,15 @@ def parse_args(words):
 
 
 def run(argv):
-    wait, timeout = 0.0, 60.0
+    wait, timeout, stamps = 0.0, 60.0, None
     while argv and argv[0].startswith('--'):
         opt = argv.pop(0)
         if opt == '--wait':
             wait = float(argv.pop(0))
         elif opt == '--timeout':
             timeout = float(argv.pop(0))
+        elif opt == '--stamps':
+            stamps = open(argv.pop(0), 'a')
         else:
             raise QMPError('unknown option ' + opt)
     if len(argv) < 2:
@@ -162,6 +178,8 @@ def run(argv):
             r = None
         elif name == 'ignore-shared':
             r = q.ignore_shared()
+        elif name == 'ask':
+            r = ask(rest[0], ' '.join(rest[1:]), timeout)
         elif name == 'quit':
             # QEMU may close the socket before or after answering.
             try:
@@ -170,6 +188,9 @@ def run(argv):
                 r = None
         else:
             r = q.execute(name, parse_args(rest))
+        if stamps:
+            stamps.write('%s %d\n' % (name, time.time_ns()))
+            stamps.flush()
         print(json.dumps(r))
     q.close()
 

@@ -51,6 +51,26 @@ class Lines:
         return line.decode('utf-8', 'replace').strip('\r\x00 ')
 
 
+def request(sock, reqs, timeout, rd=None):
+    """Send each request as "ID REQ", return the answers of the "@ID" lines.
+    sock: a connected socket or the socket's path."""
+    if isinstance(sock, str):
+        sock = connect(sock, 0)
+    rd = rd or Lines(sock)
+    base = '%x%x' % (os.getpid(), int(time.monotonic() * 1000) & 0xffff)
+    out = []
+    for n, req in enumerate(reqs):
+        rid = '%s.%d' % (base, n)
+        sock.sendall(('%s %s\n' % (rid, req)).encode())
+        deadline = time.monotonic() + timeout
+        while True:
+            line = rd.next(deadline)
+            if line.startswith('@' + rid + ' '):
+                out.append(line[len(rid) + 2:])
+                break
+    return out
+
+
 def main(argv):
     timeout, wait, raw, expect = 30.0, 0.0, False, None
     while argv and argv[0].startswith('--'):
@@ -79,17 +99,9 @@ def main(argv):
                 if expect is None or expect.search(line):
                     print(line)
                     return 0
-        base = '%x%x' % (os.getpid(), int(time.monotonic() * 1000) & 0xffff)
-        for n, req in enumerate(reqs):
-            rid = '%s.%d' % (base, n)
-            s.sendall(('%s %s\n' % (rid, req)).encode())
-            deadline = time.monotonic() + timeout
-            while True:
-                line = rd.next(deadline)
-                if line.startswith('@' + rid + ' '):
-                    print(line[len(rid) + 2:])
-                    sys.stdout.flush()
-                    break
+        for ans in request(s, reqs, timeout, rd):
+            print(ans)
+            sys.stdout.flush()
         return 0
     except (OSError, EOFError) as e:
         print('serial.py: %s' % (e or 'timeout'), file=sys.stderr)
