@@ -79,7 +79,8 @@ struct qemu_args {
 
 static int scan_qemu_args(int argc, char **argv, struct qemu_args *qa)
 {
-	int i;
+	char ids[8][64], paths[8][108], id[80];
+	int i, k, nchr = 0;
 
 	memset(qa, 0, sizeof(*qa));
 	for (i = 0; i + 1 < argc; i++) {
@@ -90,12 +91,25 @@ static int scan_qemu_args(int argc, char **argv, struct qemu_args *qa)
 		else if (!strcmp(o, "-qmp") && !strncmp(v, "unix:", 5))
 			snprintf(qa->qmp, sizeof(qa->qmp), "%.*s",
 				 (int)strcspn(v + 5, ","), v + 5);
-		else if (!strcmp(o, "-serial") && !strncmp(v, "unix:", 5))
-			snprintf(qa->serial, sizeof(qa->serial), "%.*s",
-				 (int)strcspn(v + 5, ","), v + 5);
 		else if (!strcmp(o, "-chardev") && !strncmp(v, "socket,", 7) &&
-			 strstr(v, "id=serial"))
-			opt_value(v, "path", qa->serial, sizeof(qa->serial));
+			 nchr < 8 && opt_value(v, "id", ids[nchr], sizeof(ids[0])) &&
+			 opt_value(v, "path", paths[nchr], sizeof(paths[0])))
+			nchr++;
+		else if (!strcmp(o, "-serial") && !qa->serial[0]) {
+			/* the first serial port carries the workload requests */
+			if (!strncmp(v, "unix:", 5))
+				snprintf(qa->serial, sizeof(qa->serial), "%.*s",
+					 (int)strcspn(v + 5, ","), v + 5);
+			else if (!strncmp(v, "chardev:", 8))
+				snprintf(qa->serial, sizeof(qa->serial), "@%s", v + 8);
+		}
+	}
+	if (qa->serial[0] == '@') {	/* resolve "chardev:ID" */
+		snprintf(id, sizeof(id), "%s", qa->serial + 1);
+		qa->serial[0] = '\0';
+		for (k = 0; k < nchr; k++)
+			if (!strcmp(ids[k], id))
+				memcpy(qa->serial, paths[k], sizeof(qa->serial));
 	}
 	if (!qa->ramfile[0])
 		return tier_err(-EINVAL, "QEMU arguments have no -object memory-backend-file,...,mem-path=FILE");
@@ -133,31 +147,36 @@ static const char *adapter_path(void)
 	return TIER_QEMU_ADAPTER;
 }
 
-/* Sends @line on the serial socket and waits for the guest's next line
- * that starts with the answer marker "=> " (emu/ workload protocol). */
+/*
+ * Sends request @line on the serial socket in the workload VM's protocol
+ * (emu/guest/workload-init: "ID CMD ARGS" in, "@ID ANSWER" out) and waits
+ * for its answer.
+ */
 static int serial_request(const char *path, const char *line, char *answer,
 			  size_t len, int timeout_ms)
 {
+	static const char id[] = "tier1";
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	double deadline = now_ms() + timeout_ms;
-	char buf[65536];
+	char buf[65536], req[4096];
 	size_t have = 0;
 	int fd, rc = 0;
 
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	snprintf(req, sizeof(req), "%s %s\n", id, line);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		rc = tier_err(-errno, "serial %s: %m", path);
 		goto out;
 	}
-	if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) != 1) {
+	if (write(fd, req, strlen(req)) < 0) {
 		rc = tier_err(-errno, "serial %s: %m", path);
 		goto out;
 	}
 	for (;;) {
+		struct timeval tv = { .tv_sec = 1 };
 		char *p, *nl;
 		ssize_t n;
-		struct timeval tv = { .tv_sec = 1 };
 
 		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		if (now_ms() > deadline) {
@@ -166,7 +185,7 @@ static int serial_request(const char *path, const char *line, char *answer,
 			goto out;
 		}
 		if (have == sizeof(buf) - 1)
-			have = 0;
+			have = 0;	/* a line longer than the buffer: drop it */
 		n = read(fd, buf + have, sizeof(buf) - 1 - have);
 		if (n == 0) {
 			rc = tier_err(-ECONNRESET, "serial %s: closed", path);
@@ -177,10 +196,10 @@ static int serial_request(const char *path, const char *line, char *answer,
 		have += n;
 		buf[have] = '\0';
 		for (p = buf; (nl = strchr(p, '\n')); p = nl + 1) {
-			char *a = strstr(p, "=> ");
-
-			if (a && a < nl) {
-				snprintf(answer, len, "%.*s", (int)(nl - a - 3), a + 3);
+			if (*p == '@' && !strncmp(p + 1, id, sizeof(id) - 1) &&
+			    p[sizeof(id)] == ' ') {
+				*nl = '\0';
+				snprintf(answer, len, "%s", p + sizeof(id) + 1);
 				answer[strcspn(answer, "\r")] = '\0';
 				goto out;
 			}
