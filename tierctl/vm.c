@@ -30,9 +30,10 @@
 
 static const char restore_usage[] =
 	"usage: tierctl restore SNAP [--policy P] [--cxl URI] [--pool URI]\n"
-	"                       [--stats FILE] [--store DIR] -- QEMU-ARGS...\n"
-	"       tierctl record SNAP [--trace NAME] [--workload LINE]\n"
-	"                       [--stats FILE] [--store DIR] -- QEMU-ARGS...\n"
+	"                       [--workload LINE]... [--stats FILE] [--timeout S]\n"
+	"                       [--store DIR] -- QEMU-ARGS...\n"
+	"       tierctl record SNAP [--trace NAME] [--workload LINE]...\n"
+	"                       [--stats FILE] [--timeout S] [--store DIR] -- QEMU-ARGS...\n"
 	"\n"
 	"Runs QEMU with the snapshot's guest RAM served by tier (an LD_PRELOAD\n"
 	"adapter takes over the memory-backend-file mapping), loads the saved\n"
@@ -44,10 +45,14 @@ static const char restore_usage[] =
 	"      --cxl URI       override the plan's CXL tier\n"
 	"      --pool URI      override the plan's pool\n"
 	"  -t, --trace NAME    record: trace name (default qemu)\n"
-	"  -w, --workload LINE record: send LINE on the serial socket after the\n"
-	"                      guest continues, save the trace when the answer\n"
-	"                      line arrives, then quit QEMU\n"
-	"      --stats FILE    write restore statistics as JSON at exit\n"
+	"  -w, --workload LINE send LINE on the serial socket after the guest\n"
+	"                      continues and print its answer (repeatable, in\n"
+	"                      order); after the last answer take the statistics\n"
+	"                      (record: save the trace) and quit QEMU\n"
+	"      --stats FILE    write restore statistics as JSON (at the last\n"
+	"                      answer, else at exit): faults by class, pages,\n"
+	"                      anon_rss_bytes of guest RAM, cxl_mapped_bytes\n"
+	"      --timeout S     seconds to wait for each answer (default 120)\n"
 	"      --store DIR     the store (default $TIER_STORE or /var/lib/tier)\n";
 
 /* Finds "key=VALUE" inside the comma-separated option string @opts. */
@@ -213,12 +218,138 @@ out:
 	return rc;
 }
 
-static int run(const char *cmd, struct tier_store *store, const char *snapname,
-	       int record, const char *policy, const char *cxl,
-	       const char *pool, const char *trace, const char *workload,
-	       const char *stats, int qargc, char **qargv)
+#define MAX_WORKLOADS 32
+
+struct vm_opts {
+	const char *cmd;
+	int record;
+	const char *policy, *cxl, *pool, *trace, *stats;
+	const char *workloads[MAX_WORKLOADS];
+	int nworkloads;
+	int answer_timeout_ms;
+};
+
+/* Our scratch directory: the adapter's control FIFO, error and stats files. */
+struct vm_tmp {
+	char dir[64];
+	char ctl[96], err[96], stats[PATH_MAX];
+};
+
+static void tmp_cleanup(struct vm_tmp *t, int own_stats)
 {
-	char state[PATH_MAX], incoming[PATH_MAX + 128], reply[4096];
+	unlink(t->ctl);
+	unlink(t->err);
+	if (own_stats)
+		unlink(t->stats);
+	rmdir(t->dir);
+}
+
+/*
+ * QEMU is gone or going: reap it (killing it if it lingers) and make the
+ * reason the adapter gave, if any, our error. Returns the -errno.
+ */
+static int qemu_failed(pid_t pid, const struct vm_tmp *t, const char *snapname,
+		       int rc)
+{
+	char msg[1100];
+	int status = 0, i, fd;
+	ssize_t n;
+	pid_t w = 0;
+
+	for (i = 0; i < 100 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++)
+		usleep(20000);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+	}
+	fd = open(t->err, O_RDONLY | O_CLOEXEC);
+	n = fd >= 0 ? read(fd, msg, sizeof(msg) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
+	if (n > 0) {
+		msg[n] = '\0';
+		msg[strcspn(msg, "\n")] = '\0';
+		return tier_err(rc ? rc : -EIO, "QEMU stopped by tier: %s", msg);
+	}
+	if (w > 0 && WIFEXITED(status))
+		return tier_err(rc ? rc : -EIO, "%s: QEMU exited with status %d (%s)",
+				snapname, WEXITSTATUS(status), tier_errmsg());
+	if (w > 0 && WIFSIGNALED(status))
+		return tier_err(rc ? rc : -EIO, "%s: QEMU was killed by signal %d (%s)",
+				snapname, WTERMSIG(status), tier_errmsg());
+	return tier_err(rc ? rc : -EIO, "%s: %s; QEMU killed", snapname,
+			tier_errmsg());
+}
+
+/* Connects to QMP while watching that QEMU is still alive. */
+static int qmp_attach(const char *path, pid_t pid, int timeout_ms,
+		      struct qmp **q)
+{
+	double deadline = now_ms() + timeout_ms;
+	siginfo_t si;
+	int rc;
+
+	for (;;) {
+		rc = qmp_connect(path, 100, q);
+		if (!rc)
+			return 0;
+		/* WNOWAIT: qemu_failed() reaps it and reads the status */
+		memset(&si, 0, sizeof(si));
+		if (!waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) &&
+		    si.si_pid == pid)
+			return tier_err(-ECHILD, "QEMU exited before its QMP socket answered");
+		if (now_ms() > deadline)
+			return rc;
+	}
+}
+
+/* Sends control lines to the adapter and waits until it wrote @stats. */
+static int adapter_ctl(const struct vm_tmp *t, const char *lines, pid_t pid)
+{
+	double deadline = now_ms() + 10000;
+	struct stat st;
+	int fd = -1;
+
+	unlink(t->stats);
+	for (;;) {
+		/* O_NONBLOCK: ENXIO until the adapter's thread has it open */
+		fd = open(t->ctl, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0 && write(fd, lines, strlen(lines)) >= 0)
+			break;
+		/* EPIPE: the thread saw the end of a previous writer and
+		 * is reopening; ENXIO: not open yet */
+		if ((errno != ENXIO && errno != EPIPE) || now_ms() > deadline) {
+			int err = errno;
+
+			if (fd >= 0)
+				close(fd);
+			errno = err;
+			return tier_err(-errno, "adapter control %s: %m", t->ctl);
+		}
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		usleep(5000);
+	}
+	close(fd);
+	while (stat(t->stats, &st)) {
+		siginfo_t si = { 0 };
+
+		if (now_ms() > deadline ||
+		    (!waitid(P_PID, pid, &si, WEXITED | WNOHANG | WNOWAIT) &&
+		     si.si_pid == pid))
+			return tier_err(-ETIMEDOUT, "the adapter did not write its statistics");
+		usleep(2000);
+	}
+	return 0;
+}
+
+static int run(struct tier_store *store, const char *snapname,
+	       const struct vm_opts *o, int qargc, char **qargv)
+{
+	char state[PATH_MAX], incoming[PATH_MAX + 128], reply[4096], ctl[300];
+	const char *cmd = o->cmd;
+	struct vm_tmp t = { .dir = "/tmp/tierctl-vm-XXXXXX" };
 	struct tier_snap *snap;
 	struct qemu_args qa;
 	struct qmp *q = NULL;
@@ -236,15 +367,28 @@ static int run(const char *cmd, struct tier_store *store, const char *snapname,
 	rc = scan_qemu_args(qargc, qargv, &qa);
 	if (rc)
 		goto fail_snap;
-	if (workload && !qa.serial[0]) {
+	if (o->nworkloads && !qa.serial[0]) {
 		rc = tier_err(-EINVAL, "--workload needs a -serial unix:PATH socket in the QEMU arguments");
 		goto fail_snap;
+	}
+	if (!mkdtemp(t.dir)) {
+		rc = tier_err(-errno, "mkdtemp: %m");
+		goto fail_snap;
+	}
+	snprintf(t.ctl, sizeof(t.ctl), "%s/ctl", t.dir);
+	snprintf(t.err, sizeof(t.err), "%s/error", t.dir);
+	snprintf(t.stats, sizeof(t.stats), "%s", o->stats ? o->stats : "");
+	if (!o->stats)
+		snprintf(t.stats, sizeof(t.stats), "%s/stats.json", t.dir);
+	if (mkfifo(t.ctl, 0600)) {
+		rc = tier_err(-errno, "mkfifo %s: %m", t.ctl);
+		goto fail_tmp;
 	}
 
 	argv = calloc(qargc + 3, sizeof(*argv));
 	if (!argv) {
 		rc = tier_err(-ENOMEM, "out of memory");
-		goto fail_snap;
+		goto fail_tmp;
 	}
 	for (i = 0; i < qargc; i++)
 		argv[i] = qargv[i];
@@ -252,36 +396,38 @@ static int run(const char *cmd, struct tier_store *store, const char *snapname,
 	argv[qargc + 1] = "defer";
 
 	unlink(qa.qmp);
+	unlink(t.stats);
 	t0 = now_ms();
 	pid = fork();
 	if (pid < 0) {
 		rc = tier_err(-errno, "fork: %m");
 		free(argv);
-		goto fail_snap;
+		goto fail_tmp;
 	}
 	if (pid == 0) {
 		setenv("LD_PRELOAD", adapter_path(), 1);
 		setenv("TIER_QEMU_RAMFILE", qa.ramfile, 1);
 		setenv("TIER_QEMU_SNAP", snapname, 1);
 		setenv("TIER_STORE", tier_store_path(store), 1);
-		setenv("TIER_QEMU_MODE", record ? "record" : "restore", 1);
-		if (policy)
-			setenv("TIER_QEMU_POLICY", policy, 1);
-		if (cxl)
-			setenv("TIER_QEMU_CXL", cxl, 1);
-		if (pool)
-			setenv("TIER_QEMU_POOL", pool, 1);
-		if (trace)
-			setenv("TIER_QEMU_TRACE", trace, 1);
-		if (stats)
-			setenv("TIER_QEMU_STATS", stats, 1);
+		setenv("TIER_QEMU_MODE", o->record ? "record" : "restore", 1);
+		setenv("TIER_QEMU_CTL", t.ctl, 1);
+		setenv("TIER_QEMU_ERRFILE", t.err, 1);
+		setenv("TIER_QEMU_STATS", t.stats, 1);
+		if (o->policy)
+			setenv("TIER_QEMU_POLICY", o->policy, 1);
+		if (o->cxl)
+			setenv("TIER_QEMU_CXL", o->cxl, 1);
+		if (o->pool)
+			setenv("TIER_QEMU_POOL", o->pool, 1);
+		if (o->trace)
+			setenv("TIER_QEMU_TRACE", o->trace, 1);
 		execvp(argv[0], argv);
 		fprintf(stderr, "tierctl %s: %s: %s\n", cmd, argv[0], strerror(errno));
 		_exit(127);
 	}
 	free(argv);
 
-	rc = qmp_connect(qa.qmp, 20000, &q);
+	rc = qmp_attach(qa.qmp, pid, 20000, &q);
 	if (!rc)
 		rc = qmp_exec(q, "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
 			      "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": true}]}}",
@@ -298,20 +444,38 @@ static int run(const char *cmd, struct tier_store *store, const char *snapname,
 		rc = qmp_exec(q, "{\"execute\": \"cont\"}", NULL, 0, 5000);
 	t_cont = now_ms();
 	if (rc) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
+		rc = qemu_failed(pid, &t, snapname, rc);
 		goto fail_q;
 	}
 	fprintf(stderr, "tierctl %s: %s: guest running %.0f ms after QEMU start\n",
 		cmd, snapname, t_cont - t0);
 
-	if (workload) {
+	for (i = 0; i < o->nworkloads; i++) {
 		char answer[4096];
 
-		rc = serial_request(qa.serial, workload, answer, sizeof(answer),
-				    120000);
-		if (!rc)
-			printf("%s\n", answer);
+		rc = serial_request(qa.serial, o->workloads[i], answer,
+				    sizeof(answer), o->answer_timeout_ms);
+		if (rc) {
+			rc = qemu_failed(pid, &t, snapname, rc);
+			goto fail_q;
+		}
+		printf("%s\n", answer);
+		fflush(stdout);
+		fprintf(stderr, "tierctl %s: %s: answer %d after %.1f ms (QEMU start)\n",
+			cmd, snapname, i + 1, now_ms() - t0);
+	}
+	if (o->nworkloads) {
+		/* Cut the trace and measure at the answer, not at QEMU's exit. */
+		if (o->record)
+			snprintf(ctl, sizeof(ctl), "save %s\nstats\n",
+				 o->trace ? o->trace : "qemu");
+		else
+			snprintf(ctl, sizeof(ctl), "stats\n");
+		rc = adapter_ctl(&t, ctl, pid);
+		if (rc) {
+			rc = qemu_failed(pid, &t, snapname, rc);
+			goto fail_q;
+		}
 		qmp_exec(q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5000);
 	}
 	qmp_close(q);
@@ -319,17 +483,18 @@ static int run(const char *cmd, struct tier_store *store, const char *snapname,
 
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (!rc && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		goto out;
-	if (!rc)
-		rc = tier_err(-EIO, "QEMU %s", WIFSIGNALED(status) ?
-			      "was killed by a signal" : "exited with an error");
-	goto fail_snap;
+	rc = qemu_failed(pid, &t, snapname, -EIO);
+	goto fail_tmp;
 out:
+	tmp_cleanup(&t, !o->stats);
 	tier_snap_close(snap);
 	return 0;
 fail_q:
 	qmp_close(q);
+fail_tmp:
+	tmp_cleanup(&t, !o->stats);
 fail_snap:
 	tier_snap_close(snap);
 fail:
@@ -347,27 +512,38 @@ static int cmd_vm(int argc, char **argv, int record)
 		{ "workload", required_argument, NULL, 'w' },
 		{ "stats",    required_argument, NULL, 's' },
 		{ "store",    required_argument, NULL, 'S' },
+		{ "timeout",  required_argument, NULL, 'T' },
 		{ "help",     no_argument,       NULL, 'h' },
 		{ 0 }
 	};
-	const char *cmd = record ? "record" : "restore";
-	const char *policy = NULL, *cxl = NULL, *pool = NULL, *trace = NULL;
-	const char *workload = NULL, *stats = NULL, *storedir = NULL;
+	struct vm_opts o = { .record = record, .answer_timeout_ms = 120000 };
+	const char *storedir = NULL;
 	struct tier_store *store;
 	int c, rc, dd;
 
+	o.cmd = record ? "record" : "restore";
+	/* A QEMU that dies must show as an error return, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	/* Everything after "--" belongs to QEMU: stop getopt there. */
 	for (dd = 1; dd < argc && strcmp(argv[dd], "--"); dd++)
 		;
 	while ((c = getopt_long(dd, argv, "p:t:w:h", opts, NULL)) != -1) {
 		switch (c) {
-		case 'p': policy = optarg; break;
-		case 'c': cxl = optarg; break;
-		case 'P': pool = optarg; break;
-		case 't': trace = optarg; break;
-		case 'w': workload = optarg; break;
-		case 's': stats = optarg; break;
+		case 'p': o.policy = optarg; break;
+		case 'c': o.cxl = optarg; break;
+		case 'P': o.pool = optarg; break;
+		case 't': o.trace = optarg; break;
+		case 'w':
+			if (o.nworkloads == MAX_WORKLOADS) {
+				fprintf(stderr, "tierctl %s: at most %d --workload\n",
+					o.cmd, MAX_WORKLOADS);
+				return 2;
+			}
+			o.workloads[o.nworkloads++] = optarg;
+			break;
+		case 's': o.stats = optarg; break;
 		case 'S': storedir = optarg; break;
+		case 'T': o.answer_timeout_ms = atoi(optarg) * 1000; break;
 		case 'h':
 			fputs(restore_usage, stdout);
 			return 0;
@@ -380,18 +556,22 @@ static int cmd_vm(int argc, char **argv, int record)
 		fputs(restore_usage, stderr);
 		return 2;
 	}
-	if ((record && policy) || (!record && (trace || workload))) {
-		fprintf(stderr, "tierctl %s: %s\n", cmd, record ?
-			"--policy is for restore" : "--trace and --workload are for record");
+	if ((record && (o.policy || o.cxl || o.pool)) || (!record && o.trace)) {
+		fprintf(stderr, "tierctl %s: %s\n", o.cmd, record ?
+			"--policy, --cxl and --pool are for restore" :
+			"--trace is for record");
+		return 2;
+	}
+	if (o.answer_timeout_ms <= 0) {
+		fprintf(stderr, "tierctl %s: --timeout wants seconds > 0\n", o.cmd);
 		return 2;
 	}
 	rc = tier_store_open(storedir, &store);
 	if (rc) {
-		fprintf(stderr, "tierctl %s: %s\n", cmd, tier_errmsg());
+		fprintf(stderr, "tierctl %s: %s\n", o.cmd, tier_errmsg());
 		return 1;
 	}
-	rc = run(cmd, store, argv[optind], record, policy, cxl, pool, trace,
-		 workload, stats, argc - dd - 1, argv + dd + 1);
+	rc = run(store, argv[optind], &o, argc - dd - 1, argv + dd + 1);
 	tier_store_close(store);
 	return rc;
 }

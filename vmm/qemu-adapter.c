@@ -18,9 +18,12 @@
  *	TIER_QEMU_POLICY	restore policy (default tiered)
  *	TIER_QEMU_CXL, TIER_QEMU_POOL	override the plan's tier URIs
  *	TIER_QEMU_TRACE		record: trace name (default "qemu")
- *	TIER_QEMU_CTL		record: a FIFO; a line "save NAME" saves a trace now
+ *	TIER_QEMU_CTL		a FIFO: a line "save NAME" saves a trace now
+ *				(record), "stats" writes the statistics now
  *	TIER_QEMU_STATS		file to which the restore statistics are written
  *				as one JSON object when QEMU exits or on "stats"
+ *	TIER_QEMU_ERRFILE	our fatal error is also written there (one
+ *				line), so the driver can report why QEMU died
  *
  * This is a front end, not the library: it may print, and on a fault it
  * cannot serve it stops QEMU (fail closed: the guest never runs on a page
@@ -32,6 +35,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -55,6 +59,8 @@ static struct {
 	size_t len;
 	pthread_t ctl_thread;
 	int ctl_started;
+	int saved;		/* a trace was saved on request */
+	int stats_written;	/* statistics were written on request */
 } ad = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void die(const char *fmt, ...)
@@ -62,6 +68,7 @@ static void die(const char *fmt, ...)
 
 static void die(const char *fmt, ...)
 {
+	const char *errfile;
 	char buf[1024];
 	va_list ap;
 	int n;
@@ -76,8 +83,20 @@ static void die(const char *fmt, ...)
 	buf[n++] = '\n';
 	/* write(2), not stdio: we may be in the fault-handling thread while
 	 * QEMU's own threads hold stdio locks. */
-	if (write(STDERR_FILENO, "tier-qemu: ", 11) == 11)
-		n = write(STDERR_FILENO, buf, n);
+	if (write(STDERR_FILENO, "tier-qemu: ", 11) == 11 &&
+	    write(STDERR_FILENO, buf, n) < 0)
+		n = 0;
+	errfile = getenv("TIER_QEMU_ERRFILE");
+	if (errfile) {
+		int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+			      0644);
+
+		if (fd >= 0) {
+			if (write(fd, buf, n) < 0)
+				n = 0;
+			close(fd);
+		}
+	}
 	_exit(1);
 }
 
@@ -109,16 +128,49 @@ static int is_ramfile(int fd)
 	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/*
+ * Local anonymous memory of the guest-RAM range: the sum of "Anonymous:"
+ * over the VMAs inside [addr, addr + len). Pages mapped from the CXL tier
+ * (MAP_PRIVATE of a shared file) are not anonymous until written; they
+ * count in *@rss (all resident pages of the range), as do the page-cache
+ * pages of an image mapped by vanilla.
+ */
+static unsigned long long range_smaps(unsigned long long *rss)
+{
+	unsigned long long sum = 0, kb;
+	uintptr_t lo = (uintptr_t)ad.addr, hi = lo + ad.len, s, e;
+	int inside = 0;
+	char line[512];
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "r");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%" SCNxPTR "-%" SCNxPTR " ", &s, &e) == 2 &&
+		    strchr(line, '-') < strchr(line, ' '))
+			inside = s >= lo && e <= hi;
+		else if (inside && sscanf(line, "Anonymous: %llu kB", &kb) == 1)
+			sum += kb * 1024;
+		else if (inside && sscanf(line, "Rss: %llu kB", &kb) == 1)
+			*rss += kb * 1024;
+	}
+	fclose(f);
+	return sum;
+}
+
 static void write_stats(void)
 {
 	const char *path = getenv("TIER_QEMU_STATS");
 	struct tier_restore_stats st;
+	unsigned long long anon, rss = 0;
 	char tmp[4096 + 16];
 	FILE *f;
 
 	if (!path || !ad.rs)
 		return;
 	tier_restore_stats(ad.rs, &st);
+	anon = range_smaps(&rss);
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "w");
 	if (!f)
@@ -127,7 +179,9 @@ static void write_stats(void)
 		"\"faults\": {\"zero\": %llu, \"ro\": %llu, \"rw\": %llu, \"cold\": %llu}, "
 		"\"wp_faults\": %llu, \"prefetched_pages\": %llu, \"lazy_pages\": %llu, "
 		"\"pool_bytes\": %llu, \"local_bytes\": %llu, \"cxl_mapped_bytes\": %llu, "
-		"\"mappings\": %llu, \"setup_ns\": %llu, \"error\": %d}\n",
+		"\"mappings\": %llu, \"setup_ns\": %llu, \"error\": %d, "
+		"\"pages\": {\"zero\": %llu, \"ro\": %llu, \"rw\": %llu, \"cold\": %llu}, "
+		"\"ram_bytes\": %zu, \"anon_rss_bytes\": %llu, \"rss_bytes\": %llu}\n",
 		ad.record ? "record" : "restore",
 		env("TIER_QEMU_POLICY", "tiered"),
 		(unsigned long long)st.faults[TIER_CLASS_ZERO],
@@ -141,7 +195,12 @@ static void write_stats(void)
 		(unsigned long long)st.local_bytes,
 		(unsigned long long)st.cxl_mapped_bytes,
 		(unsigned long long)st.mappings,
-		(unsigned long long)st.setup_ns, st.error);
+		(unsigned long long)st.setup_ns, st.error,
+		(unsigned long long)st.pages[TIER_CLASS_ZERO],
+		(unsigned long long)st.pages[TIER_CLASS_RO],
+		(unsigned long long)st.pages[TIER_CLASS_RW],
+		(unsigned long long)st.pages[TIER_CLASS_COLD],
+		ad.len, anon, rss);
 	if (fclose(f) == 0)
 		rename(tmp, path);
 }
@@ -151,7 +210,10 @@ static void save_trace(const char *name)
 	int rc;
 
 	pthread_mutex_lock(&ad.lock);
-	rc = ad.rs && ad.record ? tier_restore_save_trace(ad.rs, name) : 0;
+	rc = ad.rs && ad.record && !ad.saved ?
+		tier_restore_save_trace(ad.rs, name) : 0;
+	if (!rc)
+		ad.saved = 1;
 	pthread_mutex_unlock(&ad.lock);
 	if (rc)
 		fprintf(stderr, "tier-qemu: save trace '%s': %s\n", name,
@@ -174,8 +236,10 @@ static void *ctl_main(void *arg)
 			line[strcspn(line, "\r\n")] = '\0';
 			if (!strncmp(line, "save ", 5))
 				save_trace(line + 5);
-			else if (!strcmp(line, "stats"))
+			else if (!strcmp(line, "stats")) {
 				write_stats();
+				ad.stats_written = 1;
+			}
 		}
 		fclose(f);
 	}
@@ -194,9 +258,11 @@ static void __attribute__((destructor)) adapter_fini(void)
 {
 	if (!ad.rs)
 		return;
+	/* What was asked for at the answer wins over what exit would see. */
 	if (ad.record)
 		save_trace(env("TIER_QEMU_TRACE", "qemu"));
-	write_stats();
+	if (!ad.stats_written)
+		write_stats();
 	/* The handler thread must not outlive the mappings QEMU tears down,
 	 * but stopping it while vCPUs may still fault would hang them: QEMU
 	 * has already stopped its vCPUs when exit handlers run. */
@@ -243,7 +309,7 @@ static void take_over(void *addr, size_t len)
 	ad.len = len;
 
 	ctl = getenv("TIER_QEMU_CTL");
-	if (ad.record && ctl &&
+	if (ctl &&
 	    !pthread_create(&ad.ctl_thread, NULL, ctl_main, (void *)ctl)) {
 		pthread_detach(ad.ctl_thread);
 		ad.ctl_started = 1;
