@@ -403,7 +403,7 @@ static void usage(FILE *f)
 	      "  --trace FILE       write the trained trace\n"
 	      "  --trace2 FILE      write a second run's trace\n"
 	      "  --diff PCT         pages of trace2 that differ (default 2)\n"
-	      "  --cold-touch PCT   extra cold pages touched in trace2, as %% of\n"
+	      "  --cold-touch PCT   extra cold pages touched in trace2, as % of\n"
 	      "                     the trained trace's pages (default 0)\n"
 	      "  --flip PCT         read-only pages trace2 writes (default 0.5)\n"
 	      "Prints a JSON summary of the page classes on stdout.\n", f);
