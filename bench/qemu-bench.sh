@@ -83,7 +83,9 @@ lines += [l for l in table.splitlines() if not l.startswith("==") and not l.star
 lines.append("```\n")
 lines.append("## N = %d concurrent guests restored from one snapshot\n" % n)
 lines.append("Total over the %d guests; time = QEMU start to the last guest's answer "
-             "(all start together on %s CPUs).\n" % (n, cpus))
+             "(all start together on %s CPUs). RSS and CXL-mapped are summed per guest, "
+             "so a page shared between the guests (CXL-mapped, page cache) counts once "
+             "per guest.\n" % (n, cpus))
 lines.append("| workload | policy | total anon MiB | total RSS MiB | total CXL-mapped MiB | time to all answers ms | correct |")
 lines.append("|---|---|---:|---:|---:|---:|---|")
 wls = []
