@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <linux/magic.h>
+#include <sys/vfs.h>
 
 #include "cxl/cxl-int.h"
 #include "tier.h"
@@ -256,4 +258,42 @@ int cxl_remove(struct cxl_tier *t, const char *name)
 	if (rc)
 		return rc;
 	return t->ops->remove(t, name);
+}
+
+/*
+ * Whether objects of @t live in shmem: dir on tmpfs, numa (its files
+ * are tmpfs files). The tier's directory may not exist yet (the first
+ * create makes it): then the nearest existing parent decides.
+ */
+int cxl_overlay_ok(const struct cxl_tier *t)
+{
+	char path[PATH_MAX], *slash;
+	struct statfs sf;
+
+	if (!t || !t->ops || (t->uri.kind != URI_CXL_DIR &&
+			      t->uri.kind != URI_CXL_NUMA))
+		return 0;
+	snprintf(path, sizeof(path), "%s", t->dir[0] ? t->dir : t->uri.path);
+	while (statfs(path, &sf) < 0) {
+		if (errno != ENOENT)
+			return 0;
+		slash = strrchr(path, '/');
+		if (!slash)
+			return 0;
+		if (slash == path)
+			slash[1] = 0;
+		else
+			*slash = 0;
+	}
+	return sf.f_type == TMPFS_MAGIC;
+}
+
+int cxl_obj_overlay_ok(const struct cxl_obj *o)
+{
+	struct statfs sf;
+
+	if (!o || !o->t || (o->t->uri.kind != URI_CXL_DIR &&
+			    o->t->uri.kind != URI_CXL_NUMA) || o->fd < 0)
+		return 0;
+	return fstatfs(o->fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
 }

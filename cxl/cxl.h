@@ -53,4 +53,15 @@ int cxl_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len);
 
 int cxl_remove(struct cxl_tier *t, const char *name);
 
+/*
+ * Whether objects are shmem (tmpfs) files: a MAP_PRIVATE mapping of one
+ * can then be registered with userfaultfd MISSING, holes in the object
+ * raising faults and UFFDIO_COPY installing private anonymous pages
+ * there, while present pages map from the shared page cache. 1 or 0.
+ * The tier form decides the layout at place time, the object form the
+ * restore (doc/placement.md, "identity layout").
+ */
+int cxl_overlay_ok(const struct cxl_tier *t);
+int cxl_obj_overlay_ok(const struct cxl_obj *o);
+
 #endif

@@ -52,6 +52,7 @@ struct ctx {
 	uint64_t *rank;		/* local file slot per page (reap, faasnap) */
 	uint64_t nlocal;	/* pages in the local file */
 	uint64_t spilled;
+	bool identity;		/* CXL object at guest offsets */
 };
 
 static bool page_zero(const struct placer_input *in, uint64_t p)
@@ -167,12 +168,16 @@ static bool is_uffd(uint8_t tr)
 enum bridge_kind {
 	BRIDGE_CXL,	/* zero/cold runs between ro pages: mapped from CXL */
 	BRIDGE_ZERO,	/* zero runs between registered pages: ZEROPAGE lazily */
+	BRIDGE_ANY,	/* identity layout: zero runs between any non-ANON
+			 * pages, ZEROPAGE lazily (holes in the overlay) */
 };
 
 static bool bridge_edge(const struct ctx *c, enum bridge_kind k, uint64_t p)
 {
 	if (k == BRIDGE_CXL)
 		return c->cls[p] == TIER_CLASS_RO && c->tr[p] == TR_CXL_MAP;
+	if (k == BRIDGE_ANY)
+		return c->tr[p] != TR_ANON;
 	return is_uffd(c->tr[p]);
 }
 
@@ -386,6 +391,12 @@ static uint64_t page_src_off(const struct ctx *c, uint64_t p, uint64_t *next)
 		if (c->rank)
 			return c->rank[p] * TIER_PAGE_SIZE;
 		/* fall through */
+	case PLACER_SRC_CXL:
+		if (src == PLACER_SRC_CXL && c->identity) {
+			next[src]++;
+			return p * TIER_PAGE_SIZE;
+		}
+		/* fall through */
 	default:
 		return next[src]++ * TIER_PAGE_SIZE;
 	}
@@ -399,12 +410,35 @@ static bool ext_joins(const struct placer_ext *e, const struct placer_ext *x)
 		e->src_off + e->npages * TIER_PAGE_SIZE == x->src_off);
 }
 
+int placer_cluster_overlay(const struct placer_ext *ext, size_t i, size_t j,
+			   uint64_t first)
+{
+	bool cxl = false;
+
+	for (; i < j; i++) {
+		const struct placer_ext *e = &ext[i];
+
+		if (e->method == PLACER_M_ANON)
+			return 0;
+		if (e->method == PLACER_M_MAP) {
+			if (e->source != PLACER_SRC_CXL ||
+			    e->src_off != (first + e->page) * TIER_PAGE_SIZE)
+				return 0;
+			cxl = true;
+		} else if (e->source == PLACER_SRC_CXL) {
+			return 0;
+		}
+	}
+	return cxl;
+}
+
 /*
- * Mappings a restore makes: one per maximal run of MAP extents of one
- * source whose src_off continue each other (one mmap), one per maximal
- * run of adjacent COPY/LAZY extents (one uffd registration).
+ * Mappings a restore makes without the overlay: one per maximal run of
+ * MAP extents of one source whose src_off continue each other (one
+ * mmap), one per maximal run of adjacent COPY/LAZY extents (one uffd
+ * registration).
  */
-static uint64_t count_mappings(const struct placer_ext *ext, size_t n)
+static uint64_t count_runs(const struct placer_ext *ext, size_t n)
 {
 	uint64_t m = 0;
 	size_t i;
@@ -424,6 +458,38 @@ static uint64_t count_mappings(const struct placer_ext *ext, size_t n)
 				      prev->method != PLACER_M_LAZY))
 				m++;
 		}
+	}
+	return m;
+}
+
+/* With the overlay, a cluster that qualifies is one mmap plus one
+ * registration if it has COPY/LAZY pages; the others count as runs. */
+uint64_t placer_count_mappings(const struct placer_ext *ext, size_t n,
+			       int overlay)
+{
+	uint64_t m = 0;
+	size_t i = 0, j, k;
+
+	if (!overlay)
+		return count_runs(ext, n);
+	while (i < n) {
+		if (ext[i].method == PLACER_M_ANON) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < n && ext[j].method != PLACER_M_ANON; j++)
+			;
+		if (placer_cluster_overlay(ext, i, j, 0)) {
+			m++;
+			for (k = i; k < j; k++)
+				if (ext[k].method != PLACER_M_MAP) {
+					m++;
+					break;
+				}
+		} else {
+			m += count_runs(ext + i, j - i);
+		}
+		i = j;
 	}
 	return m;
 }
@@ -464,10 +530,15 @@ static int build_extents(const struct ctx *c, struct placer_plan *plan)
 			return rc;
 	}
 	plan->cxl_size = next[PLACER_SRC_CXL] * TIER_PAGE_SIZE;
+	/* identity: as large as the image, so every cluster lies inside */
+	if (c->identity && plan->cxl_size)
+		plan->cxl_size = c->n * TIER_PAGE_SIZE;
+	plan->cxl_identity = c->identity && plan->cxl_size;
 	plan->pool_size = next[PLACER_SRC_POOL] * TIER_PAGE_SIZE;
 	plan->local_size = (c->rank ? c->nlocal : next[PLACER_SRC_LOCAL]) *
 			   TIER_PAGE_SIZE;
-	plan->mappings = count_mappings(plan->ext, plan->n);
+	plan->mappings = placer_count_mappings(plan->ext, plan->n,
+					       plan->cxl_identity);
 	plan->spilled_pages = c->spilled;
 	return 0;
 }
@@ -531,6 +602,7 @@ int placer_plan(const struct placer_input *in, const struct placer_params *p,
 	c.gap = p->gap == TIER_PLACE_NO_GAP ? 0 : p->gap ? p->gap : DEFAULT_GAP;
 	c.zero_block = p->zero_block ? p->zero_block : DEFAULT_ZERO_BLOCK;
 	c.cxl_cap = p->cxl_pages;
+	c.identity = p->cxl_identity && p->policy == TIER_POLICY_TIERED;
 	plan.npages = c.n;
 
 	if (c.n) {
@@ -552,7 +624,21 @@ int placer_plan(const struct placer_input *in, const struct placer_params *p,
 		rc = spill(&c);
 		if (rc)
 			goto out;
-		bridge(&c, BRIDGE_ZERO, TR_ZLAZY);
+		if (!c.identity) {
+			bridge(&c, BRIDGE_ZERO, TR_ZLAZY);
+			break;
+		}
+		/*
+		 * Identity: zero pages are holes in the object, so a bridged
+		 * zero page is a hole served by ZEROPAGE, never a mapped one
+		 * (every MAP page is then present, and populating it cannot
+		 * fault into userfaultfd); and any short zero gap joins its
+		 * neighbours into one cluster.
+		 */
+		for (i = 0; i < c.n; i++)
+			if (c.cls[i] == TIER_CLASS_ZERO && c.tr[i] == TR_CXL_MAP)
+				c.tr[i] = TR_ZLAZY;
+		bridge(&c, BRIDGE_ANY, TR_ZLAZY);
 		break;
 	case TIER_POLICY_AQUIFER:
 		rc = spill(&c);

@@ -74,6 +74,16 @@ struct placer_params {
 				 * TIER_PLACE_NO_GAP: never */
 	uint64_t cxl_pages;	/* CXL capacity in pages; 0: unlimited */
 	uint32_t zero_block;	/* faasnap: zero-region scan block in pages; 0: 16 */
+	/*
+	 * tiered: lay the CXL object out at guest offsets (src_off = page
+	 * << 12, a sparse object of npages pages holding only the mapped
+	 * pages) for a shmem-backed tier, which a restore maps once per
+	 * cluster with the other pages as userfaultfd holes; zero gaps of
+	 * up to @gap pages between any two non-ANON pages are bridged and
+	 * mappings are counted per cluster (doc/placement.md). Other
+	 * policies ignore it.
+	 */
+	int cxl_identity;
 };
 
 struct placer_plan {
@@ -89,7 +99,23 @@ struct placer_plan {
 	uint64_t pages[TIER_CLASS_MAX];
 	uint64_t mappings;
 	uint64_t spilled_pages;	/* ro pages moved to the pool: CXL full */
+	int cxl_identity;	/* the CXL object has the identity layout */
 };
+
+/*
+ * A cluster (a maximal run of non-ANON extents, ext[i, j)) that a restore
+ * maps with one mmap of the CXL object when that object is shmem: it
+ * holds a CXL MAP extent, every MAP extent in it is CXL at src_off =
+ * page << 12, and no COPY/LAZY extent in it reads the CXL object (those
+ * pages must be holes there). @first: the image page of ext[0].page
+ * (the restorer's extents are relative to its range). Pure.
+ */
+int placer_cluster_overlay(const struct placer_ext *ext, size_t i, size_t j,
+			   uint64_t first);
+/* Mappings of ext[0, n) as the restorer makes them, with or without the
+ * overlay (placer_plan's count is this with overlay = cxl_identity). */
+uint64_t placer_count_mappings(const struct placer_ext *ext, size_t n,
+			       int overlay);
 
 /*
  * Per-page class from the merged facts (before coalescing). Pure.

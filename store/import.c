@@ -222,6 +222,13 @@ static int scan_image(struct scan *sc)
 				first + (len >> TIER_PAGE_SHIFT));
 		if (rc)
 			break;
+		/*
+		 * Start writing this chunk back now: the commit's fsync then
+		 * waits for the disk while we scan, not after (on a store on
+		 * disk, writeback is the bottleneck). Advisory: errors show up
+		 * at the fsync.
+		 */
+		sync_file_range(sc->out, off, len, SYNC_FILE_RANGE_WRITE);
 		off += len;
 		if (sc->attr->progress && off >= next_progress &&
 		    off < s->size) {

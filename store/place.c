@@ -218,6 +218,24 @@ static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 			 &pl->pool_uri);
 }
 
+/*
+ * tiered on a shmem tier (dir on tmpfs, numa): the identity layout, which
+ * a restore maps once per cluster (doc/placement.md). A tier that does
+ * not open here is left for open_objects to report. TIER_CXL_LAYOUT=
+ * compact forces the compact layout (tests, comparisons).
+ */
+static int cxl_identity(struct placing *pl)
+{
+	const char *env = getenv("TIER_CXL_LAYOUT");
+
+	if (pl->policy != TIER_POLICY_TIERED ||
+	    !env || strcmp(env, "identity"))	/* XXX default pending */
+		return 0;
+	if (!pl->cxl && cxl_open(&pl->cxl_uri, &pl->cxl))
+		return 0;
+	return cxl_overlay_ok(pl->cxl);
+}
+
 static int run_placer(struct placing *pl, const struct tier_place_attr *attr)
 {
 	struct tier_snap *snap = pl->snap;
@@ -243,6 +261,7 @@ static int run_placer(struct placing *pl, const struct tier_place_attr *attr)
 		.confidence = attr->confidence,
 		.gap = attr->gap,
 		.cxl_pages = attr->cxl_capacity / PG,
+		.cxl_identity = cxl_identity(pl),
 	};
 	return placer_plan(&in, &par, &pl->pp);
 }
@@ -255,7 +274,7 @@ static int open_objects(struct placing *pl)
 	int rc;
 
 	if (pl->pp.cxl_size) {
-		rc = cxl_open(&pl->cxl_uri, &pl->cxl);
+		rc = pl->cxl ? 0 : cxl_open(&pl->cxl_uri, &pl->cxl);
 		if (rc)
 			return rc;
 		rc = cxl_create(pl->cxl, pl->obj, pl->pp.cxl_size, &pl->cw);
@@ -496,28 +515,22 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 /*
  * Mappings a restore makes, as the placer counts them: one mmap per run
  * of MAP extents of one source whose bytes follow each other, one uffd
- * registration per run of adjacent COPY/LAZY extents.
+ * registration per run of adjacent COPY/LAZY extents; a plan whose CXL
+ * object has the identity layout (every CXL extent at src_off = page <<
+ * 12) is counted per cluster, as a restore from a shmem tier maps it.
  */
 static uint64_t count_mappings(const struct placer_ext *ext, size_t n)
 {
-	uint64_t m = 0;
+	int identity = 0;
 
 	for (size_t i = 0; i < n; i++) {
-		const struct placer_ext *e = &ext[i], *prev = i ? e - 1 : NULL;
-
-		if (e->method == PLACER_M_MAP) {
-			if (!prev || prev->method != PLACER_M_MAP ||
-			    prev->source != e->source ||
-			    prev->src_off + prev->npages * PG != e->src_off)
-				m++;
-		} else if (e->method == PLACER_M_COPY ||
-			   e->method == PLACER_M_LAZY) {
-			if (!prev || (prev->method != PLACER_M_COPY &&
-				      prev->method != PLACER_M_LAZY))
-				m++;
-		}
+		if (ext[i].source != PLACER_SRC_CXL)
+			continue;
+		if (ext[i].src_off != ext[i].page * PG)
+			return placer_count_mappings(ext, n, 0);
+		identity = 1;
 	}
-	return m;
+	return placer_count_mappings(ext, n, identity);
 }
 
 int tier_plan_info(struct tier_snap *snap, enum tier_policy policy,

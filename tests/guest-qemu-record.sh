@@ -48,12 +48,12 @@ python3 -c "import sys; a, b = $a, $b; sys.exit(abs(a - b) > 0.02 * max(a, b))" 
 # bridged into registered runs, so a touched zero page is the kernel's,
 # never a fault (with the default gap each costs a ZEROPAGE fault; that
 # count is printed for information).
-"$T" place vm --policy tiered --trace a --gap 0 --cxl "cxl=dir:$d/cxl" >/dev/null || bad "place"
+"$T" place vm --policy tiered --gap 0 --cxl "cxl=dir:$d/cxl" >/dev/null || bad "place"
 out=$("$emu/tier-vm.sh" restore "$d" vm tiered ping) || bad "tiered restore of ping"
 echo "$out"
 lazy=$(sed -n 's/.* lazy=\([0-9]*\) .*/\1/p' <<<"$out")
 [ -n "$lazy" ] && [ "$lazy" -le 5 ] || bad "tiered ping took '${lazy}' lazy faults (> 5)"
-"$T" place vm --policy tiered --trace a --cxl "cxl=dir:$d/cxl" >/dev/null || bad "place (default gap)"
+"$T" place vm --policy tiered --cxl "cxl=dir:$d/cxl" >/dev/null || bad "place (default gap)"
 out=$("$emu/tier-vm.sh" restore "$d" vm tiered ping) || bad "tiered restore of ping (default gap)"
 echo "default gap, for information: $out"
 
