@@ -57,6 +57,9 @@ for p in tiered aquifer; do
 	# RDMA READ responses leave the server through veth0.
 	[ "$(pkts veth0)" -gt "$tx" ] || bad "replay $p: no traffic left rxe0 (veth0)"
 done
+# Two restores at once, each with its own connection.
+run 0 replay --json --policy tiered --instances 2 --trace-file "$tmp/vm.t2" vm &&
+	check_replay $((2 * np)) "replay tiered over RDMA, 2 instances"
 # The segments live on the server, in --dir.
 [ -n "$(find "$tmp/pooldir" -type f -size +0)" ] || bad "no segment in the pool server's --dir"
 
