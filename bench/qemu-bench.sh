@@ -22,6 +22,7 @@ export QEMU_DEMO_DIR=${QEMU_DEMO_DIR:-/tmp/tier-qemu-bench}
 work=$QEMU_DEMO_DIR
 cmdline="bench/qemu-bench.sh $*"
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 
 table=$("$src/examples/qemu-demo.sh" "$build" 2>&1) || { echo "$table"; exit 1; }
 echo "$table"
@@ -50,9 +51,9 @@ for w in "${cworkloads[@]}"; do
 	done
 done
 
-python3 - "$work/concurrent" "$n" "$out" "$cmdline" "$started" "$(uname -r)" "$(nproc)" <<'PY' "$table"
+python3 - "$work/concurrent" "$n" "$out" "$cmdline" "$started" "$(uname -r)" "$(nproc)" "$load" <<'PY' "$table"
 import sys
-path, n, out, cmd, date, kver, cpus, table = sys.argv[1:]
+path, n, out, cmd, date, kver, cpus, load, table = sys.argv[1:]
 n = int(n)
 rows = [dict(kv.split("=", 1) for kv in l.split()) for l in open(path)]
 agg = {}
@@ -70,7 +71,8 @@ lines.append("# QEMU: a real VM restored through tier\n")
 lines.append("Command: `%s` (as root), %s, %s CPUs, kernel %s; QEMU TCG "
              "(Debian qemu-system-x86), 512 MiB workload VM, guest RAM served by "
              "the LD_PRELOAD adapter from an all-zero placeholder RAM file; CXL tier "
-             "= a tmpfs directory, pool = the store's file pool.\n" % (cmd, date, cpus, kver))
+             "= a tmpfs directory, pool = the store's file pool. Load average at the start: "
+             "%s (a shared machine: times are noisy, memory is not).\n" % (cmd, date, cpus, kver, load))
 lines.append("## One guest per policy and workload\n")
 lines.append("start->answer: QEMU start to the answer; faults: userfaultfd faults "
              "after start by class; anon: local anonymous memory of the guest RAM "
@@ -78,8 +80,9 @@ lines.append("start->answer: QEMU start to the answer; faults: userfaultfd fault
              "resident guest-RAM pages (anon + CXL-mapped + page cache of an image "
              "mapped from local storage).\n")
 lines.append("```")
-lines += [l for l in table.splitlines() if not l.startswith("==") and not l.startswith("   ")
-          and not l.startswith("(work") and l.strip()][-999:]
+tl = table.splitlines()
+start = next((i for i, l in enumerate(tl) if l.startswith("policy ")), 0)
+lines += [l for l in tl[start:] if l.strip() and not l.startswith("(work")]
 lines.append("```\n")
 lines.append("## N = %d concurrent guests restored from one snapshot\n" % n)
 lines.append("Total over the %d guests; time = QEMU start to the last guest's answer "

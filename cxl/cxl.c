@@ -297,3 +297,15 @@ int cxl_obj_overlay_ok(const struct cxl_obj *o)
 		return 0;
 	return fstatfs(o->fd, &sf) == 0 && sf.f_type == TMPFS_MAGIC;
 }
+
+int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len)
+{
+	off_t h;
+
+	if (!o || off > o->size || len > o->size - off)
+		return 0;
+	if (o->t->uri.kind != URI_CXL_DIR && o->t->uri.kind != URI_CXL_NUMA)
+		return 1;		/* devdax: no holes */
+	h = lseek(o->fd, (off_t)off, SEEK_HOLE);
+	return h >= 0 && (uint64_t)h >= off + len;
+}

@@ -63,5 +63,8 @@ int cxl_remove(struct cxl_tier *t, const char *name);
  */
 int cxl_overlay_ok(const struct cxl_tier *t);
 int cxl_obj_overlay_ok(const struct cxl_obj *o);
+/* 1 if [off, off+len) of the object holds no hole (SEEK_HOLE), else 0:
+ * populating a hole of an overlay mapping would wait for a fault handler. */
+int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len);
 
 #endif

@@ -7,7 +7,8 @@
 #
 # usage:
 #   emu/tier-vm.sh snapshot DIR SNAP...
-#       boot the workload VM in DIR (emu/vm-snapshot.sh), snapshot it, import
+#       boot the workload VM in DIR (emu/vm-snapshot.sh; EMU_SNAPSHOT_SETTLE
+#       default 2 s of quiet before the snapshot), snapshot it, import
 #       DIR/ram + DIR/vmstate as each SNAP (one image, several names: one
 #       snapshot per workload keeps one plan per policy and workload), and
 #       make DIR/placeholder, an all-zero sparse file of the RAM's size
@@ -48,7 +49,7 @@ expect() {
 	key=$(printf '%s' "$*" | tr -c 'a-zA-Z0-9' _)
 	mkdir -p "$cache"
 	if [ ! -s "$cache/$key" ]; then
-		# shellcheck disable=SC2086 # the workload's words are its arguments
+		# shellcheck disable=SC2048,SC2086 # the workload's words are its arguments
 		"$emu_dir/expect.py" $* >"$cache/$key.tmp.$$" && mv "$cache/$key.tmp.$$" "$cache/$key"
 	fi
 	cat "$cache/$key"
@@ -99,7 +100,9 @@ snapshot)
 	vm_dir "$1"
 	shift
 	emu_need_qemu
-	"$emu_dir/vm-snapshot.sh" "$d" >&2
+	# Snapshot a quiet guest: each restored run then starts with no
+	# leftover kernel work pending, and touches the same pages.
+	EMU_SNAPSHOT_SETTLE=${EMU_SNAPSHOT_SETTLE:-2} "$emu_dir/vm-snapshot.sh" "$d" >&2
 	rm -f "$d/placeholder"
 	truncate -s "$(stat -c %s "$d/ram")" "$d/placeholder"
 	do_import "$@"

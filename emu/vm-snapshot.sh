@@ -24,6 +24,9 @@ fi
 warm=$("$emu_dir/serial.py" --timeout 60 "$d/serial.sock" ping) ||
 	{ emu_dump_logs "$d"; exit 1; }
 [ "$warm" = pong ] || { emu_log "warm-up answered '$warm'"; exit 1; }
+# EMU_SNAPSHOT_SETTLE seconds: let the work the warm-up left behind (RCU,
+# deferred kernel work) finish, so each restored run starts from quiet.
+sleep "${EMU_SNAPSHOT_SETTLE:-0}"
 
 rm -f "$state"
 t0=$(emu_now)

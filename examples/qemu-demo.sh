@@ -27,7 +27,7 @@ build=${1:-build}
 case $build in /*) ;; *) build=$PWD/$build ;; esac
 emu=$src/emu
 work=${QEMU_DEMO_DIR:-/tmp/tier-qemu-demo}
-policies=(${QEMU_DEMO_POLICIES:-tiered vanilla reap faasnap aquifer eager})
+read -r -a policies <<<"${QEMU_DEMO_POLICIES:-tiered vanilla reap faasnap aquifer eager}"
 IFS=';' read -r -a workloads <<<"${QEMU_DEMO_WORKLOADS:-ping;sha;kv 3 2000;touch 32}"
 
 [ "$(id -u)" = 0 ] || { echo "qemu-demo: needs root (userfaultfd)" >&2; exit 1; }

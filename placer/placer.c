@@ -377,6 +377,8 @@ static int push_ext(struct placer_plan *plan, size_t *cap,
 	return 0;
 }
 
+#define POOL_LAZY	7	/* build_extents' counter of lazy pool pages */
+
 /* Where page @p's bytes are in its source; advances the packing counters. */
 static uint64_t page_src_off(const struct ctx *c, uint64_t p, uint64_t *next)
 {
@@ -396,6 +398,16 @@ static uint64_t page_src_off(const struct ctx *c, uint64_t p, uint64_t *next)
 			next[src]++;
 			return p * TIER_PAGE_SIZE;
 		}
+		/* fall through */
+	case PLACER_SRC_POOL:
+		/*
+		 * The pool holds the COPY pages first, so a prefetch batch
+		 * reads one contiguous range instead of one per run, then
+		 * the LAZY pages (next[POOL_LAZY] counts from next[POOL]'s
+		 * final value, set by build_extents).
+		 */
+		if (src == PLACER_SRC_POOL && TR_M(c->tr[p]) == PLACER_M_LAZY)
+			return next[POOL_LAZY]++ * TIER_PAGE_SIZE;
 		/* fall through */
 	default:
 		return next[src]++ * TIER_PAGE_SIZE;
@@ -502,6 +514,10 @@ static int build_extents(const struct ctx *c, struct placer_plan *plan)
 	uint64_t p;
 	int rc;
 
+	for (p = 0; p < c->n; p++)	/* lazy pool pages go after copy ones */
+		if (TR_SRC(c->tr[p]) == PLACER_SRC_POOL &&
+		    TR_M(c->tr[p]) != PLACER_M_LAZY)
+			next[POOL_LAZY]++;
 	for (p = 0; p < c->n; p++) {
 		x = (struct placer_ext){
 			.page = p,
@@ -534,7 +550,7 @@ static int build_extents(const struct ctx *c, struct placer_plan *plan)
 	if (c->identity && plan->cxl_size)
 		plan->cxl_size = c->n * TIER_PAGE_SIZE;
 	plan->cxl_identity = c->identity && plan->cxl_size;
-	plan->pool_size = next[PLACER_SRC_POOL] * TIER_PAGE_SIZE;
+	plan->pool_size = next[POOL_LAZY] * TIER_PAGE_SIZE;
 	plan->local_size = (c->rank ? c->nlocal : next[PLACER_SRC_LOCAL]) *
 			   TIER_PAGE_SIZE;
 	plan->mappings = placer_count_mappings(plan->ext, plan->n,

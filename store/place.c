@@ -229,7 +229,7 @@ static int cxl_identity(struct placing *pl)
 	const char *env = getenv("TIER_CXL_LAYOUT");
 
 	if (pl->policy != TIER_POLICY_TIERED ||
-	    !env || strcmp(env, "identity"))	/* XXX default pending */
+	    (env && !strcmp(env, "compact")))
 		return 0;
 	if (!pl->cxl && cxl_open(&pl->cxl_uri, &pl->cxl))
 		return 0;
@@ -519,7 +519,7 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
  * object has the identity layout (every CXL extent at src_off = page <<
  * 12) is counted per cluster, as a restore from a shmem tier maps it.
  */
-static uint64_t count_mappings(const struct placer_ext *ext, size_t n)
+static int plan_identity(const struct placer_ext *ext, size_t n)
 {
 	int identity = 0;
 
@@ -527,10 +527,15 @@ static uint64_t count_mappings(const struct placer_ext *ext, size_t n)
 		if (ext[i].source != PLACER_SRC_CXL)
 			continue;
 		if (ext[i].src_off != ext[i].page * PG)
-			return placer_count_mappings(ext, n, 0);
+			return 0;
 		identity = 1;
 	}
-	return placer_count_mappings(ext, n, identity);
+	return identity;
+}
+
+static uint64_t count_mappings(const struct placer_ext *ext, size_t n)
+{
+	return placer_count_mappings(ext, n, plan_identity(ext, n));
 }
 
 int tier_plan_info(struct tier_snap *snap, enum tier_policy policy,
@@ -538,7 +543,7 @@ int tier_plan_info(struct tier_snap *snap, enum tier_policy policy,
 {
 	struct tier_plan_info info = { 0 };
 	struct plan plan;
-	int rc;
+	int rc, identity;
 
 	rc = plan_load(snap, policy, &plan);
 	if (rc)
@@ -548,12 +553,18 @@ int tier_plan_info(struct tier_snap *snap, enum tier_policy policy,
 	snprintf(info.pool, sizeof(info.pool), "%s", plan.hdr.pool);
 	info.extents = plan.n;
 	info.mappings = count_mappings(plan.ext, plan.n);
+	identity = plan_identity(plan.ext, plan.n);
 	for (size_t i = 0; i < plan.n; i++) {
 		const struct placer_ext *e = &plan.ext[i];
 		uint64_t end = e->src_off + e->npages * PG;
 
 		if (e->cls < TIER_CLASS_MAX)
 			info.pages[e->cls] += e->npages;
+		/* identity: a sparse object holding just these pages */
+		if (identity && e->source == PLACER_SRC_CXL) {
+			info.cxl_bytes += e->npages * PG;
+			continue;
+		}
 		/* An object is as large as its furthest extent reaches. */
 		if (e->source == PLACER_SRC_CXL && end > info.cxl_bytes)
 			info.cxl_bytes = end;

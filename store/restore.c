@@ -92,6 +92,8 @@
 #define EAGAIN_TRIES		10000
 #define LOADER_CHUNK		(1U << 20)
 
+#define POP_OVERLAY	(-2)		/* populate range fd: inside an overlay */
+
 struct rs_range {			/* readahead: fd, off; populate: addr */
 	int fd;
 	uint64_t off, len;
@@ -110,6 +112,8 @@ struct tier_restore {
 
 	struct placer_ext *ext;		/* clipped, pages relative to base */
 	size_t n;
+	uint8_t *ovl;			/* per extent: in an overlay cluster */
+	bool overlay;			/* the CXL object is shmem: overlay */
 
 	int uffd;
 	int stop_fd;			/* eventfd: wakes the handler to exit */
@@ -176,6 +180,14 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
+static uint64_t xx_read, xx_ver, xx_copy, xx_pop, xx_ncopy, xx_niov;
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
 static inline bool bit_test(const uint64_t *b, uint64_t i)
 {
 	return (b[i / 64] >> (i % 64)) & 1;
@@ -574,7 +586,14 @@ static int rs_fault(struct tier_restore *rs, uintptr_t addr)
 		return 0;
 	}
 	e = rs_find(rs, w);
-	if (!e || (e->method != PLACER_M_LAZY && e->method != PLACER_M_COPY))
+	/*
+	 * A MAP page faults only inside an overlay cluster, and only if the
+	 * object has a hole where it should have the page: fetched like a
+	 * lazy page, so the checksum decides (a damaged object fails closed).
+	 */
+	if (!e || !(e->method == PLACER_M_LAZY || e->method == PLACER_M_COPY ||
+		    (e->method == PLACER_M_MAP && rs->ovl &&
+		     rs->ovl[e - rs->ext])))
 		return tier_err(-EFAULT, "restore: page %" PRIu64
 				" faulted but is not served by userfaultfd",
 				rs->first + w);
@@ -915,6 +934,7 @@ static void rs_free(struct tier_restore *rs)
 	free(rs->zero);
 	free(rs->q);
 	free(rs->ext);
+	free(rs->ovl);
 	free(rs->ra);
 	free(rs->pop);
 	free(rs->rec_idx);
@@ -1084,14 +1104,28 @@ static void *rs_populator(void *arg)
 {
 	struct tier_restore *rs = arg;
 	size_t i;
+	uint64_t xt = cpu_ns();
 
 	for (i = 0; i < rs->npop && !rs->pop_rc; i++) {
-		rs->pop_rc = rs_populate((void *)(uintptr_t)rs->pop[i].off,
-					 rs->pop[i].len);
+		const struct rs_range *r = &rs->pop[i];
+
+		/*
+		 * Overlay: the cluster is registered, so populating a hole
+		 * would wait for the handler (which may not run yet). The
+		 * placer puts only present pages in MAP runs; a run that
+		 * has a hole anyway (a damaged object) is left to fault on
+		 * touch, where the checksum decides.
+		 */
+		if (r->fd == POP_OVERLAY &&
+		    !cxl_obj_present(rs->cxl_obj, rs->first * PG + r->off -
+				     (uintptr_t)rs->base, r->len))
+			continue;
+		rs->pop_rc = rs_populate((void *)(uintptr_t)r->off, r->len);
 		if (rs->pop_rc)
 			snprintf(rs->pop_msg, sizeof(rs->pop_msg), "%s",
 				 tier_errmsg());
 	}
+	xx_pop = cpu_ns() - xt;
 	return NULL;
 }
 
@@ -1124,6 +1158,86 @@ static int rs_populate_wait(struct tier_restore *rs)
 	return 0;
 }
 
+/*
+ * Overlay clusters: with a shmem CXL object in the identity layout, each
+ * maximal run of non-ANON extents that placer_cluster_overlay accepts is
+ * one MAP_PRIVATE mapping of the object: its MAP pages are present there
+ * (shared page cache, zero-copy), every other page is a hole, which the
+ * one userfaultfd registration of the cluster turns into MISSING faults
+ * and UFFDIO_COPY/ZEROPAGE into private anonymous pages; the object
+ * stays as it is. TIER_RESTORE_NO_OVERLAY=1 turns it off (tests).
+ */
+static int rs_clusters(struct tier_restore *rs)
+{
+	const char *env = getenv("TIER_RESTORE_NO_OVERLAY");
+	uint64_t size, end;
+	size_t i = 0, j;
+
+	if (!rs->cxl_obj || (env && *env && strcmp(env, "0")) ||
+	    !cxl_obj_overlay_ok(rs->cxl_obj))
+		return 0;
+	size = cxl_obj_size(rs->cxl_obj);
+	rs->ovl = calloc(rs->n ? rs->n : 1, 1);
+	if (!rs->ovl)
+		return tier_err(-ENOMEM, "restore: out of memory");
+	while (i < rs->n) {
+		if (rs->ext[i].method == PLACER_M_ANON) {
+			i++;
+			continue;
+		}
+		for (j = i + 1; j < rs->n && rs->ext[j].method != PLACER_M_ANON;
+		     j++)
+			;
+		end = (rs->first + rs->ext[j - 1].page + rs->ext[j - 1].npages) *
+		      PG;
+		if (end <= size &&
+		    placer_cluster_overlay(rs->ext, i, j, rs->first)) {
+			memset(rs->ovl + i, 1, j - i);
+			rs->overlay = true;
+		}
+		i = j;
+	}
+	return 0;
+}
+
+/*
+ * One overlay cluster ext[i, j): one mmap; its MAP runs are populated
+ * later, with the others (rs_populator), overlapping the prefetch.
+ */
+static int rs_map_cluster(struct tier_restore *rs, size_t i, size_t j)
+{
+	const struct placer_ext *a = &rs->ext[i], *z = &rs->ext[j - 1];
+	uint8_t *addr = rs->base + a->page * PG;
+	size_t k, l;
+	int rc;
+
+	rc = cxl_obj_map(rs->cxl_obj, (rs->first + a->page) * PG, addr,
+			 (z->page + z->npages - a->page) * PG, 0);
+	if (rc)
+		return rc;
+	rs->st.mappings++;
+	for (k = i; k < j; k = l) {
+		const struct placer_ext *e = &rs->ext[k];
+
+		l = k + 1;
+		if (e->method != PLACER_M_MAP)
+			continue;
+		rs->st.cxl_mapped_bytes += e->npages * PG;
+		if (!(e->flags & PLACER_F_POPULATE))
+			continue;
+		for (; l < j && rs->ext[l].method == PLACER_M_MAP &&
+		       (rs->ext[l].flags & PLACER_F_POPULATE); l++)
+			rs->st.cxl_mapped_bytes += rs->ext[l].npages * PG;
+		rc = rs_add_range(&rs->pop, &rs->npop, POP_OVERLAY,
+				  (uintptr_t)rs->base + e->page * PG,
+				  (rs->ext[l - 1].page + rs->ext[l - 1].npages -
+				   e->page) * PG);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
 static int rs_map(struct tier_restore *rs)
 {
 	size_t i = 0, j;
@@ -1132,6 +1246,16 @@ static int rs_map(struct tier_restore *rs)
 	while (i < rs->n) {
 		const struct placer_ext *e = &rs->ext[i];
 
+		if (rs->ovl && rs->ovl[i]) {
+			for (j = i + 1; j < rs->n && rs->ovl[j] &&
+				    rs->ext[j].method != PLACER_M_ANON; j++)
+				;
+			rc = rs_map_cluster(rs, i, j);
+			if (rc)
+				return rc;
+			i = j;
+			continue;
+		}
 		if (e->method != PLACER_M_MAP) {
 			i++;
 			continue;
@@ -1140,6 +1264,7 @@ static int rs_map(struct tier_restore *rs)
 			const struct placer_ext *p = &rs->ext[j - 1], *f = &rs->ext[j];
 
 			if (f->method != PLACER_M_MAP || f->source != e->source ||
+			    (rs->ovl && rs->ovl[j]) ||
 			    f->page != p->page + p->npages ||
 			    f->src_off != p->src_off + p->npages * PG)
 				break;
@@ -1189,12 +1314,25 @@ static int rs_register(struct tier_restore *rs)
 	int rc;
 
 	while (i < rs->n) {
-		if (!uffd_method(&rs->ext[i])) {
+		if (rs->ovl && rs->ovl[i]) {
+			bool any = false;
+
+			/* the whole cluster: its holes must fault */
+			for (j = i; j < rs->n && rs->ovl[j] &&
+				    rs->ext[j].method != PLACER_M_ANON; j++)
+				any |= uffd_method(&rs->ext[j]);
+			if (!any) {
+				i = j;
+				continue;
+			}
+		} else if (!uffd_method(&rs->ext[i])) {
 			i++;
 			continue;
+		} else {
+			for (j = i + 1; j < rs->n && uffd_method(&rs->ext[j]) &&
+				    !(rs->ovl && rs->ovl[j]); j++)
+				;
 		}
-		for (j = i + 1; j < rs->n && uffd_method(&rs->ext[j]); j++)
-			;
 		rc = uffd_register(rs->uffd, rs->base + rs->ext[i].page * PG,
 				   (rs->ext[j - 1].page + rs->ext[j - 1].npages -
 				    rs->ext[i].page) * PG, UFFD_REG_MISSING);
@@ -1225,17 +1363,29 @@ struct batch {
 static int rs_flush(struct tier_restore *rs, struct batch *b,
 		    struct pool_seg *seg)
 {
+	uint64_t xt = cpu_ns();
 	unsigned i, k, niov = 0;
 	uint64_t pool = 0, local = 0;
 	int rc;
 
 	for (i = 0; i < b->n; i++) {	/* one round trip for the pool */
-		if (b->p[i].src == PLACER_SRC_POOL)
-			b->iov[niov++] = (struct pool_iov){
+		struct pool_iov *last = niov ? &b->iov[niov - 1] : NULL;
+
+		if (b->p[i].src != PLACER_SRC_POOL)
+			continue;
+		/* packed pieces follow each other in the segment and in the
+		 * buffer: one range (one pread for a file pool) */
+		if (last && last->off + last->len == b->p[i].off &&
+		    (uint8_t *)last->buf + last->len == (uint8_t *)b->p[i].buf) {
+			last->len += b->p[i].np * PG;
+			continue;
+		}
+		b->iov[niov++] = (struct pool_iov){
 				.off = b->p[i].off, .buf = b->p[i].buf,
 				.len = b->p[i].np * PG,
 			};
 	}
+	xx_niov += niov;
 	if (niov) {
 		rc = pool_readv(seg, b->iov, niov);
 		if (rc)
@@ -1250,6 +1400,7 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 		if (rc)
 			return tier_err_ctx(rc, "prefetch");
 	}
+	xx_read += cpu_ns() - xt; xt = cpu_ns();
 	for (i = 0; i < b->n; i++) {
 		struct piece *p = &b->p[i];
 
@@ -1263,6 +1414,7 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 		else if (p->src != PLACER_SRC_CXL)	/* CXL: no counter */
 			local += p->np * PG;
 	}
+	xx_ver += cpu_ns() - xt; xt = cpu_ns();
 	/* install: merge pieces adjacent in the range and in the buffer */
 	for (i = 0; i < b->n; i = k) {
 		struct piece *p = &b->p[i];
@@ -1289,8 +1441,10 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 		if (rc)
 			return tier_err_ctx(rc, "prefetch");
 		rs_mark_installed(rs, p->w, np);
+		xx_ncopy++;
 		rs->st.prefetched_pages += np;
 	}
+	xx_copy += cpu_ns() - xt;
 	rs->st.pool_bytes += pool;
 	rs->st.local_bytes += local;
 	b->n = 0;
@@ -1317,11 +1471,11 @@ static void *bounce_get(void)
 	pthread_mutex_unlock(&bounce_lock);
 	if (b)
 		return b;
+	/* populated in one go: cheaper than 512 first-touch faults */
 	b = mmap(NULL, BATCH_PAGES * PG, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	if (b == MAP_FAILED)
 		return NULL;
-	madvise(b, BATCH_PAGES * PG, MADV_HUGEPAGE);	/* a hint only */
 	return b;
 }
 
@@ -1488,6 +1642,9 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	rc = rs_open_sources(rs, plan, attr);
 	if (rc)
 		goto err;
+	rc = rs_clusters(rs);
+	if (rc)
+		goto err;
 	t_open = now_ns() - t_open;
 
 	if (rs_needs_uffd(rs)) {
@@ -1515,7 +1672,7 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 
 	/* populate (part of the map step) overlaps the prefetch */
 	t = now_ns();
-	rs_populate_start(rs, rs_has_copy(rs));
+	rs_populate_start(rs, rs_has_copy(rs) && !getenv("TIER_XX_INLINE"));
 	rc = rs_prefetch(rs);
 	rs->st.prefetch_ns = now_ns() - t;
 	if (rc)
@@ -1533,6 +1690,11 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 			goto err_touched;
 		t_thread = now_ns() - t_thread;
 	}
+	if (getenv("TIER_XX"))
+		fprintf(stderr, "XX read %.2f ver %.2f copy %.2f (%llu copies, %llu iovs) pop %.2f (%zu ranges) ms\n",
+			xx_read / 1e6, xx_ver / 1e6, xx_copy / 1e6,
+			(unsigned long long)xx_ncopy, (unsigned long long)xx_niov,
+			xx_pop / 1e6, rs->npop);
 	rs->st.setup_ns = now_ns() - t0;
 	tier_dbg("restore of %s: %zu extents, setup %" PRIu64 " us: plan+open %"
 		 PRIu64 ", map %" PRIu64 ", register %" PRIu64 ", prefetch %"

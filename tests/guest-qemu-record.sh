@@ -3,7 +3,7 @@
 # suite: guest -- recording a real QEMU VM through tier, and failing closed:
 #  1. recording ping twice gives page counts within +-2 % of each other;
 #  2. after recording ping, a tiered restore runs ping with <= 5 lazy faults
-#     (zero+ro+rw+cold from the adapter's statistics);
+#     (zero+ro+rw+cold from the adapter's statistics; median of three);
 #  3. a pool that is unreachable at restore start: "tierctl restore" exits
 #     non-zero with one line naming the pool, QEMU is gone, no answer;
 #  4. a pool that dies while the guest runs: the first fault it cannot
@@ -21,7 +21,8 @@ command -v python3 >/dev/null || { echo "SKIP: python3 missing"; exit 77; }
 	{ echo "SKIP: the Debian kernel package is not available"; exit 77; }
 
 d=$(mktemp -d /tmp/tq-record.XXXXXX)
-pool_pid= vm_pid=
+pool_pid=
+vm_pid=
 cleanup() {
 	[ -n "$pool_pid" ] && kill "$pool_pid" 2>/dev/null
 	[ -n "$vm_pid" ] && kill "$vm_pid" 2>/dev/null
@@ -44,15 +45,24 @@ echo "ping recorded twice: $a and $b pages"
 python3 -c "import sys; a, b = $a, $b; sys.exit(abs(a - b) > 0.02 * max(a, b))" ||
 	bad "page counts $a and $b differ by more than 2 %"
 
-# 2. Tiered restore of ping after recording ping. --gap 0: no zero pages
-# bridged into registered runs, so a touched zero page is the kernel's,
-# never a fault (with the default gap each costs a ZEROPAGE fault; that
-# count is printed for information).
+# 2. Tiered restore of ping after recording ping (both recordings: with two
+# traces the default confidence makes every page either touched hot).
+# --gap 0: no zero pages bridged into registered runs, so a touched zero
+# page is the kernel's, never a fault (with the default gap each costs a
+# ZEROPAGE fault: ~7 for ping; printed for information). Pages that no
+# recording touched but a restore does come from kernel timers firing at
+# another point of a faster or slower run: usually 0-2, a few more on a
+# loaded machine; so the median of three restores is what must be <= 5.
 "$T" place vm --policy tiered --gap 0 --cxl "cxl=dir:$d/cxl" >/dev/null || bad "place"
-out=$("$emu/tier-vm.sh" restore "$d" vm tiered ping) || bad "tiered restore of ping"
-echo "$out"
-lazy=$(sed -n 's/.* lazy=\([0-9]*\) .*/\1/p' <<<"$out")
-[ -n "$lazy" ] && [ "$lazy" -le 5 ] || bad "tiered ping took '${lazy}' lazy faults (> 5)"
+all=()
+for _ in 1 2 3; do
+	out=$("$emu/tier-vm.sh" restore "$d" vm tiered ping) || bad "tiered restore of ping"
+	echo "$out"
+	all+=("$(sed -n 's/.* lazy=\([0-9]*\) .*/\1/p' <<<"$out")")
+done
+median=$(printf '%s\n' "${all[@]}" | sort -n | sed -n 2p)
+echo "lazy faults of three tiered restores of ping: ${all[*]} (median $median)"
+[ -n "$median" ] && [ "$median" -le 5 ] || bad "tiered ping: median '${median}' lazy faults (> 5)"
 "$T" place vm --policy tiered --cxl "cxl=dir:$d/cxl" >/dev/null || bad "place (default gap)"
 out=$("$emu/tier-vm.sh" restore "$d" vm tiered ping) || bad "tiered restore of ping (default gap)"
 echo "default gap, for information: $out"

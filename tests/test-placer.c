@@ -462,8 +462,8 @@ static void test_tiered_basic(void)
 	expect(&pl,
 	       { 0, 1, Z, NONE, ANON, 0, 0 },
 	       { 1, 1, RO, CXL, MAP, POP, 0 },
-	       { 2, 1, CO, POOL, LAZY, 0, 0 },
-	       { 3, 1, RW, POOL, COPY, 0, 1 },
+	       { 2, 1, CO, POOL, LAZY, 0, 1 },
+	       { 3, 1, RW, POOL, COPY, 0, 0 },
 	       { 4, 1, Z, NONE, ANON, 0, 0 });
 	t_eq(pl.mappings, 2);
 	t_eq(pl.cxl_size, PG);
@@ -663,6 +663,125 @@ static void test_tiered_zero_bridge(void)
 	placer_plan_free(&pl);
 }
 
+/* The identity layout (shmem CXL tier): src_off = page << 12. */
+static struct placer_plan id_plan(const char *spec, uint32_t T,
+				  enum tier_policy pol, uint32_t gap)
+{
+	struct placer_params p = { .policy = pol, .gap = gap,
+				   .cxl_identity = 1 };
+	struct placer_plan pl;
+	struct fx f;
+
+	fx_init(&f, spec, T);
+	t_ok(placer_plan(&f.in, &p, &pl));
+	fx_free(&f);
+	return pl;
+}
+
+static void test_tiered_identity(void)
+{
+	struct placer_plan pl, c;
+
+	pl = id_plan("0r.w0", 1, TIER_POLICY_TIERED, 0);
+	expect(&pl,
+	       { 0, 1, Z, NONE, ANON, 0, 0 },
+	       { 1, 1, RO, CXL, MAP, POP, 1 },
+	       { 2, 1, CO, POOL, LAZY, 0, 1 },
+	       { 3, 1, RW, POOL, COPY, 0, 0 },
+	       { 4, 1, Z, NONE, ANON, 0, 0 });
+	t_eq(pl.cxl_identity, 1);
+	t_eq(pl.cxl_size, 5 * PG);	/* the image's size, sparse */
+	t_eq(pl.pool_size, 2 * PG);
+	t_eq(pl.mappings, 2);		/* one cluster: mmap + registration */
+	t_eq(placer_count_mappings(pl.ext, pl.n, 0), 2);
+	placer_plan_free(&pl);
+
+	/* zeros next to a rw page join the cluster (compact: 3 mappings) */
+	pl = id_plan("r0w0r", 1, TIER_POLICY_TIERED, 4);
+	expect(&pl,
+	       { 0, 1, RO, CXL, MAP, POP, 0 },
+	       { 1, 1, Z, NONE, LAZY, 0, 0 },
+	       { 2, 1, RW, POOL, COPY, 0, 0 },
+	       { 3, 1, Z, NONE, LAZY, 0, 0 },
+	       { 4, 1, RO, CXL, MAP, POP, 4 });
+	t_eq(pl.mappings, 2);
+	t_eq(placer_count_mappings(pl.ext, pl.n, 0), 3);
+	placer_plan_free(&pl);
+	c = spec_plan("r0w0r", 1, TIER_POLICY_TIERED, 4);
+	t_eq(c.mappings, 3);
+	t_eq(c.cxl_identity, 0);
+	t_eq(c.cxl_size, 2 * PG);
+	placer_plan_free(&c);
+
+	/* bridged zeros between ro pages are holes (ZEROPAGE), bridged
+	 * cold pages stay mapped: every MAP page is present in the object */
+	pl = id_plan("r0.0r", 1, TIER_POLICY_TIERED, 3);
+	expect(&pl,
+	       { 0, 1, RO, CXL, MAP, POP, 0 },
+	       { 1, 1, Z, NONE, LAZY, 0, 0 },
+	       { 2, 1, CO, CXL, MAP, POP, 2 },
+	       { 3, 1, Z, NONE, LAZY, 0, 0 },
+	       { 4, 1, RO, CXL, MAP, POP, 4 });
+	t_eq(pl.mappings, 2);
+	t_eq(pl.cxl_size, 5 * PG);
+	placer_plan_free(&pl);
+
+	/* gap + 1 zeros split clusters: two mmaps, nothing registered */
+	pl = id_plan("r00000r", 1, TIER_POLICY_TIERED, 4);
+	expect(&pl,
+	       { 0, 1, RO, CXL, MAP, POP, 0 },
+	       { 1, 5, Z, NONE, ANON, 0, 0 },
+	       { 6, 1, RO, CXL, MAP, POP, 6 });
+	t_eq(pl.mappings, 2);
+	placer_plan_free(&pl);
+
+	/* a cluster without CXL pages counts as before; no CXL page at
+	 * all: no object, no identity */
+	pl = id_plan("w00w0r.0.", 1, TIER_POLICY_TIERED, 2);
+	expect(&pl,
+	       { 0, 1, RW, POOL, COPY, 0, 0 },
+	       { 1, 2, Z, NONE, LAZY, 0, 0 },
+	       { 3, 1, RW, POOL, COPY, 0, 1 },
+	       { 4, 1, Z, NONE, LAZY, 0, 0 },
+	       { 5, 1, RO, CXL, MAP, POP, 5 },
+	       { 6, 1, CO, POOL, LAZY, 0, 2 },
+	       { 7, 1, Z, NONE, LAZY, 0, 0 },
+	       { 8, 1, CO, POOL, LAZY, 0, 3 });
+	t_eq(pl.mappings, 2);		/* one cluster */
+	t_eq(placer_count_mappings(pl.ext, pl.n, 0), 3);
+	placer_plan_free(&pl);
+	pl = id_plan("w00w", 1, TIER_POLICY_TIERED, 0);
+	t_eq(pl.cxl_identity, 0);
+	t_eq(pl.cxl_size, 0);
+	t_eq(pl.mappings, 1);
+	placer_plan_free(&pl);
+
+	/* other policies ignore it */
+	pl = id_plan("r.w0r", 1, TIER_POLICY_AQUIFER, 0);
+	c = spec_plan("r.w0r", 1, TIER_POLICY_AQUIFER, 0);
+	t_eq(pl.cxl_identity, 0);
+	t_eq(pl.n, c.n);
+	for (size_t i = 0; i < pl.n; i++)
+		t_eq(pl.ext[i].src_off, c.ext[i].src_off);
+	t_eq(pl.cxl_size, 3 * PG);
+	placer_plan_free(&pl);
+	placer_plan_free(&c);
+
+	/* placer_cluster_overlay: @first shifts the identity check */
+	{
+		struct placer_ext e[] = {
+			{ 0, 2, RO, CXL, MAP, POP, 10 * PG },
+			{ 2, 1, CO, POOL, LAZY, 0, 0 },
+			{ 3, 1, RO, CXL, COPY, 0, 0 },
+		};
+
+		t_eq(placer_cluster_overlay(e, 0, 2, 10), 1);
+		t_eq(placer_cluster_overlay(e, 0, 2, 0), 0);
+		t_eq(placer_cluster_overlay(e, 1, 2, 10), 0);	/* no CXL */
+		t_eq(placer_cluster_overlay(e, 0, 3, 10), 0);	/* CXL copy */
+	}
+}
+
 /* Sets runs and order of page @p (T traces, read only). */
 static void set_ro(struct fx *f, uint64_t p, uint32_t runs, uint32_t order)
 {
@@ -702,8 +821,8 @@ static void test_tiered_spill(void)
 	t_eq(pl.spilled_pages, 1);
 	expect(&pl,
 	       { 0, 2, RO, CXL, MAP, POP, 0 },
-	       { 2, 1, CO, POOL, LAZY, 0, 0 },
-	       { 3, 1, RO, POOL, COPY, 0, 1 },
+	       { 2, 1, CO, POOL, LAZY, 0, 1 },
+	       { 3, 1, RO, POOL, COPY, 0, 0 },
 	       { 4, 1, CO, POOL, LAZY, 0, 2 },
 	       { 5, 2, RO, CXL, MAP, POP, 2 },
 	       { 7, 1, CO, POOL, LAZY, 0, 3 },
@@ -718,10 +837,10 @@ static void test_tiered_spill(void)
 	t_eq(pl.spilled_pages, 3);
 	expect(&pl,
 	       { 0, 2, RO, CXL, MAP, POP, 0 },
-	       { 2, 1, CO, POOL, LAZY, 0, 0 },
-	       { 3, 1, RO, POOL, COPY, 0, 1 },
-	       { 4, 1, CO, POOL, LAZY, 0, 2 },
-	       { 5, 2, RO, POOL, COPY, 0, 3 },
+	       { 2, 1, CO, POOL, LAZY, 0, 3 },
+	       { 3, 1, RO, POOL, COPY, 0, 0 },
+	       { 4, 1, CO, POOL, LAZY, 0, 4 },
+	       { 5, 2, RO, POOL, COPY, 0, 1 },
 	       { 7, 1, CO, POOL, LAZY, 0, 5 },
 	       { 8, 1, RO, CXL, MAP, POP, 2 });
 	t_eq(pl.mappings, 3);
@@ -742,12 +861,12 @@ static void test_tiered_spill(void)
 	t_eq(pl.cxl_size, 0);
 	expect(&pl,
 	       { 0, 2, RO, POOL, COPY, 0, 0 },
-	       { 2, 1, CO, POOL, LAZY, 0, 2 },
-	       { 3, 1, RO, POOL, COPY, 0, 3 },
-	       { 4, 1, CO, POOL, LAZY, 0, 4 },
-	       { 5, 2, RO, POOL, COPY, 0, 5 },
-	       { 7, 1, CO, POOL, LAZY, 0, 7 },
-	       { 8, 1, RO, POOL, COPY, 0, 8 });
+	       { 2, 1, CO, POOL, LAZY, 0, 6 },
+	       { 3, 1, RO, POOL, COPY, 0, 2 },
+	       { 4, 1, CO, POOL, LAZY, 0, 7 },
+	       { 5, 2, RO, POOL, COPY, 0, 3 },
+	       { 7, 1, CO, POOL, LAZY, 0, 8 },
+	       { 8, 1, RO, POOL, COPY, 0, 5 });
 	t_eq(pl.mappings, 1);
 	placer_plan_free(&pl);
 	fx_free(&f);
@@ -760,8 +879,8 @@ static void test_tiered_spill(void)
 	t_ok(placer_plan(&f.in, &p, &pl));
 	expect(&pl,
 	       { 0, 1, RO, CXL, MAP, POP, 0 },
-	       { 1, 1, CO, POOL, LAZY, 0, 0 },
-	       { 2, 1, RO, POOL, COPY, 0, 1 });
+	       { 1, 1, CO, POOL, LAZY, 0, 1 },
+	       { 2, 1, RO, POOL, COPY, 0, 0 });
 	placer_plan_free(&pl);
 	/* a unit's heat is its hottest page: 2 runs beats 1 + 1 earlier */
 	set_ro(&f, 0, 1, 0);
@@ -804,8 +923,8 @@ static void test_tiered_spill_bridged(void)
 	       { 0, 1, RO, POOL, COPY, 0, 0 },
 	       { 1, 1, Z, NONE, LAZY, 0, 0 },
 	       { 2, 1, RO, POOL, COPY, 0, 1 },
-	       { 3, 1, CO, POOL, LAZY, 0, 2 },
-	       { 4, 1, RO, POOL, COPY, 0, 3 },
+	       { 3, 1, CO, POOL, LAZY, 0, 3 },
+	       { 4, 1, RO, POOL, COPY, 0, 2 },
 	       { 5, 6, CO, POOL, LAZY, 0, 4 },
 	       { 11, 1, RO, CXL, MAP, POP, 0 });
 	t_eq(pl.spilled_pages, 3);	/* ro pages only */
@@ -825,8 +944,8 @@ static void test_tiered_spill_bridged(void)
 	       { 2, 1, RO, CXL, MAP, POP, 2 },
 	       { 3, 1, CO, CXL, MAP, POP, 3 },
 	       { 4, 1, RO, CXL, MAP, POP, 4 },
-	       { 5, 6, CO, POOL, LAZY, 0, 0 },
-	       { 11, 1, RO, POOL, COPY, 0, 6 });
+	       { 5, 6, CO, POOL, LAZY, 0, 1 },
+	       { 11, 1, RO, POOL, COPY, 0, 0 });
 	t_eq(pl.spilled_pages, 1);
 	t_eq(pl.mappings, 2);
 	placer_plan_free(&pl);
@@ -1050,8 +1169,8 @@ static void test_aquifer(void)
 	t_ok(placer_plan(&f.in, &p, &pl));
 	expect(&pl,
 	       { 0, 1, RO, CXL, COPY, 0, 0 },
-	       { 1, 1, CO, POOL, LAZY, 0, 0 },
-	       { 2, 2, RW, POOL, COPY, 0, 1 });
+	       { 1, 1, CO, POOL, LAZY, 0, 2 },
+	       { 2, 2, RW, POOL, COPY, 0, 0 });
 	t_eq(pl.spilled_pages, 2);
 	placer_plan_free(&pl);
 	fx_free(&f);
@@ -1230,8 +1349,14 @@ static void check_plan(const struct placer_input *in,
 	struct pinfo *pi = calloc(n + 1, sizeof(*pi));
 	uint8_t *used[5];
 	int s;
+	/* identity layout: CXL at page << 12 in a sparse image-sized object */
+	bool id = par->cxl_identity && par->policy == TIER_POLICY_TIERED &&
+		  pl->cxl_size;
 
 	t_assert(pi);
+	t_eq(pl->cxl_identity, id);
+	if (id)
+		t_eq(pl->cxl_size, n * PG);
 	objsize[CXL] = pl->cxl_size / PG;
 	objsize[POOL] = pl->pool_size / PG;
 	objsize[LOC] = pl->local_size / PG;
@@ -1289,19 +1414,43 @@ static void check_plan(const struct placer_input *in,
 		}
 		if (pi[p].src == CXL)
 			cxl++;
+		if (pi[p].src == CXL && id)
+			t_eq(pi[p].off, p * PG);
 		if (pi[p].m == MAP)
 			t_assert(pi[p].src != NONE);
 	}
 	for (s = LOC; s <= POOL; s++) {
 		for (j = 0; j < objsize[s]; j++)
-			t_eq(used[s][j], 1);
+			if (s != CXL || !id)	/* identity: sparse */
+				t_eq(used[s][j], 1);
 		free(used[s]);
 	}
 	for (s = 0; s < TIER_CLASS_MAX; s++)
 		t_eq(pl->pages[s], cnt[s]);
 
-	/* mappings, page by page */
+	/* mappings, page by page; identity: a cluster (non-ANON run) with
+	 * CXL MAP pages, every MAP page CXL at page << 12 and no uffd page
+	 * reading CXL is one mmap, plus one registration if not all MAP */
 	for (p = 0; p < n; p++) {
+		if (id && pi[p].m != ANON && (!p || pi[p - 1].m == ANON)) {
+			bool cmap = false, ok = true, reg = false;
+
+			for (b = p; b < n && pi[b].m != ANON; b++) {
+				if (pi[b].m == MAP) {
+					cmap |= pi[b].src == CXL;
+					ok &= pi[b].src == CXL &&
+					      pi[b].off == b * PG;
+				} else {
+					reg = true;
+					ok &= pi[b].src != CXL;
+				}
+			}
+			if (ok && cmap) {
+				mappings += 1 + reg;
+				p = b - 1;
+				continue;
+			}
+		}
 		if (pi[p].m == MAP) {
 			if (!p || pi[p - 1].m != MAP ||
 			    pi[p - 1].src != pi[p].src ||
@@ -1313,17 +1462,22 @@ static void check_plan(const struct placer_input *in,
 		}
 	}
 	t_eq(pl->mappings, mappings);
+	t_eq(placer_count_mappings(pl->ext, pl->n, id), mappings);
 
-	/* page-order packing of CXL and pool */
+	/* page-order packing of CXL and pool; the pool holds its COPY
+	 * pages first (one read per prefetch batch), then the LAZY ones */
 	for (s = CXL; s <= POOL; s++) {
 		uint64_t next = 0;
+		int pass;
 
-		for (p = 0; p < n; p++) {
-			if (pi[p].src != s)
-				continue;
-			t_eq(pi[p].off, next * PG);
-			next++;
-		}
+		for (pass = 0; pass < (s == POOL ? 2 : 1); pass++)
+			for (p = 0; p < n && !(s == CXL && id); p++) {
+				if (pi[p].src != s ||
+				    (s == POOL && (pi[p].m == LAZY) != pass))
+					continue;
+				t_eq(pi[p].off, next * PG);
+				next++;
+			}
 	}
 
 	/* no anonymous zero run of at most gap pages between registered
@@ -1338,6 +1492,9 @@ static void check_plan(const struct placer_input *in,
 				continue;
 			if (uffd_m(pi[a - 1].m) && uffd_m(pi[b].m))
 				t_assert(b - a > gap);
+			/* identity: between any two non-ANON pages */
+			if (id && pi[a - 1].m != ANON)
+				t_assert(b - a > gap);
 		}
 		/* every lazy zero run sits inside a registered run */
 		for (a = 0; a < n; a = b) {
@@ -1349,7 +1506,10 @@ static void check_plan(const struct placer_input *in,
 				continue;
 			}
 			t_assert(a > 0 && b < n && b - a <= gap);
-			t_assert(uffd_m(pi[a - 1].m) && uffd_m(pi[b].m));
+			if (id)
+				t_assert(pi[a - 1].m != ANON && pi[b].m != ANON);
+			else
+				t_assert(uffd_m(pi[a - 1].m) && uffd_m(pi[b].m));
 			for (j = a; j < b; j++)
 				t_eq(pi[j].cls, Z);
 		}
@@ -1373,7 +1533,7 @@ static void check_plan(const struct placer_input *in,
 			if (c == CO)
 				t_assert(src == CXL || (src == POOL && m == LAZY));
 			if (c == Z)
-				t_assert(src == CXL || src == NONE);
+				t_assert(src == NONE || (src == CXL && !id));
 			break;
 		case TIER_POLICY_VANILLA:
 			t_assert(src == IMG && m == MAP && f == 0);
@@ -1445,8 +1605,11 @@ static void check_plan(const struct placer_input *in,
 				continue;
 			}
 			t_assert(a > 0 && b < n && b - a <= gap);
-			t_assert(pi[a - 1].cls == RO && pi[a - 1].src == CXL);
-			t_assert(pi[b].cls == RO && pi[b].src == CXL);
+			if (!id) {	/* identity: zeros there are holes */
+				t_assert(pi[a - 1].cls == RO &&
+					 pi[a - 1].src == CXL);
+				t_assert(pi[b].cls == RO && pi[b].src == CXL);
+			}
 		}
 		/* without spill, every bridgeable gap is bridged */
 		if (!spilled) {
@@ -1458,7 +1621,9 @@ static void check_plan(const struct placer_input *in,
 					continue;
 				if (pi[a - 1].cls == RO && pi[b].cls == RO)
 					for (j = a; j < b; j++)
-						t_eq(pi[j].src, CXL);
+						t_assert(pi[j].src == CXL ||
+							 (id && pi[j].cls == Z &&
+							  pi[j].m == LAZY));
 			}
 		}
 	}
@@ -1539,6 +1704,7 @@ static void test_random(void)
 			p.gap = gaps[rnd() % (sizeof(gaps) / sizeof(gaps[0]))];
 			p.zero_block = rnd() % 9;
 			p.cxl_pages = rnd() % 3 ? 0 : rnd() % (f.n + 2);
+			p.cxl_identity = rnd() % 2;	/* tiered only */
 			t_ok(placer_plan(&f.in, &p, &pl));
 			check_plan(&f.in, &p, k, &pl);
 			/* deterministic */
@@ -1594,6 +1760,7 @@ int main(void)
 	test_tiered_zero_bridge();
 	test_tiered_spill();
 	test_tiered_spill_bridged();
+	test_tiered_identity();
 	test_vanilla();
 	test_reap();
 	test_faasnap();

@@ -15,6 +15,9 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
+#include <linux/falloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -504,6 +507,10 @@ static void *child_touch(void *arg)
 	return NULL;
 }
 
+/* What fail_closed restores: the main plan, or the overlay one. */
+static struct plan (*fc_plan)(void) = make_plan;
+static enum tier_policy fc_policy = TIER_POLICY_TIERED;
+
 static void fail_closed(uint64_t page, void (*breakit)(void), int want)
 {
 	int up[2], down[2], status;
@@ -516,9 +523,10 @@ static void fail_closed(uint64_t page, void (*breakit)(void), int want)
 	t_assert(pid >= 0);
 	if (pid == 0) {
 		struct tier_restore_attr attr = { .prefetch = 1,
-						  .on_error = on_error };
+						  .on_error = on_error,
+						  .policy = fc_policy };
 		struct tier_restore *rs;
-		struct plan plan = make_plan();
+		struct plan plan = fc_plan();
 		uint8_t *mem = map_range(NP * PG);
 		pthread_t th;
 		char c;
@@ -834,6 +842,264 @@ static void real_path(void)
 	free(img);
 }
 
+/* ------------------------------------------------------------ overlay */
+
+/*
+ * The identity layout on a tmpfs CXL directory: CXL extents at src_off =
+ * page << 12 in a sparse object as large as the image. Its objects are
+ * named after the aquifer policy so they do not meet the plan above.
+ * Clusters: [0, 32) and [48, 240) overlay (one mmap, one registration
+ * each), [248, 430) has no CXL page (one registration), [512, 768) has
+ * an image-mapped extent so it is restored run by run.
+ */
+static struct placer_ext oext[] = {
+	E(0,   8,   RO,   CXL,   MAP,  PLACER_F_POPULATE, 0),	/* A */
+	E(8,   3,   RW,   POOL,  COPY, 0, 0),			/* B */
+	E(11,  5,   RO,   CXL,   MAP,  PLACER_F_POPULATE, 11),	/* C */
+	E(16,  4,   COLD, POOL,  LAZY, 0, 3),			/* D */
+	E(20,  2,   COLD, CXL,   MAP,  PLACER_F_POPULATE, 20),	/* E */
+	E(22,  10,  RO,   CXL,   MAP,  PLACER_F_POPULATE, 22),	/* F */
+	E(32,  16,  ZERO, NONE,  ANON, 0, 0),
+	E(48,  100, COLD, POOL,  LAZY, 0, 7),			/* G */
+	E(148, 20,  RO,   CXL,   MAP,  PLACER_F_POPULATE, 148),	/* H */
+	E(168, 32,  RW,   POOL,  COPY, 0, 107),			/* I */
+	E(200, 1,   ZERO, NONE,  LAZY, 0, 0),			/* J */
+	E(201, 39,  RO,   CXL,   MAP,  0, 201),			/* K */
+	E(240, 8,   ZERO, NONE,  ANON, 0, 0),
+	E(248, 102, COLD, POOL,  LAZY, 0, 139),			/* L */
+	E(350, 1,   ZERO, NONE,  LAZY, 0, 0),			/* M */
+	E(351, 79,  RW,   POOL,  COPY, 0, 241),			/* N */
+	E(430, 82,  ZERO, NONE,  ANON, 0, 0),
+	E(512, 100, RO,   CXL,   MAP,  PLACER_F_POPULATE, 512),	/* O */
+	E(612, 88,  COLD, POOL,  LAZY, 0, 320),			/* P */
+	E(700, 1,   ZERO, NONE,  LAZY, 0, 0),			/* Q */
+	E(701, 67,  RO,   IMAGE, MAP,  PLACER_F_POPULATE, 701),	/* R */
+};
+#define ONEXT (sizeof(oext) / sizeof(oext[0]))
+#define OPOLICY	TIER_POLICY_AQUIFER
+
+static char ovl_dir[] = "/dev/shm/tier-test-overlay.XXXXXX";
+static char ovl_uri[256], ovl_obj[4096 + 256], ovl_seg[4096 + 256];
+static uint8_t *ovl_ref;	/* what the object must hold: CXL pages */
+static uint64_t ovl_cxl_pages;
+
+static struct plan make_oplan(void)
+{
+	struct plan plan = { .ext = oext, .n = ONEXT };
+
+	memcpy(plan.hdr.magic, FMT_PLAN_MAGIC, 8);
+	plan.hdr.policy = OPOLICY;
+	plan.hdr.npages = NP;
+	plan.hdr.nextents = ONEXT;
+	snprintf(plan.hdr.cxl, sizeof(plan.hdr.cxl), "%s", ovl_uri);
+	snprintf(plan.hdr.pool, sizeof(plan.hdr.pool), "%s", pool_uri);
+	return plan;
+}
+
+static void write_overlay(void)
+{
+	struct cxl_tier *ct;
+	struct cxl_wobj *cw;
+	struct pool *pl;
+	struct pool_wseg *pw;
+	struct tier_uri u;
+	char name[128];
+	size_t i;
+
+	t_assert(mkdtemp(ovl_dir));
+	snprintf(ovl_uri, sizeof(ovl_uri), "cxl=dir:%s", ovl_dir);
+	snap_object_name(&snap, OPOLICY, name, sizeof(name));
+	snprintf(ovl_obj, sizeof(ovl_obj), "%s/%s.obj", ovl_dir, name);
+	snprintf(ovl_seg, sizeof(ovl_seg), "%s/pool/%s.seg", dir, name);
+	ovl_ref = calloc(NP, PG);
+	t_assert(ovl_ref);
+
+	t_ok(uri_parse(ovl_uri, URI_WANT_CXL, &u));
+	t_ok(cxl_open(&u, &ct));
+	t_eq(cxl_overlay_ok(ct), 1);
+	t_ok(cxl_create(ct, name, NP * PG, &cw));
+	for (i = 0; i < ONEXT; i++) {
+		const struct placer_ext *e = &oext[i];
+
+		if (e->source != PLACER_SRC_CXL)
+			continue;
+		t_eq(e->src_off, e->page * PG);
+		t_ok(cxl_write(cw, e->src_off, image + e->page * PG,
+			       e->npages * PG));
+		memcpy(ovl_ref + e->page * PG, image + e->page * PG,
+		       e->npages * PG);
+		ovl_cxl_pages += e->npages;
+	}
+	t_ok(cxl_commit(cw));
+	cxl_close(ct);
+
+	t_ok(uri_parse(pool_uri, URI_WANT_POOL, &u));
+	t_ok(pool_open(&u, &pl));
+	t_ok(pool_create(pl, name, 408 * PG, &pw));
+	for (i = 0; i < ONEXT; i++)
+		if (oext[i].source == PLACER_SRC_POOL)
+			t_ok(pool_write(pw, oext[i].src_off,
+					image + oext[i].page * PG,
+					oext[i].npages * PG));
+	t_ok(pool_commit(pw));
+	pool_close(pl);
+}
+
+/* The object holds exactly the CXL pages, and nothing else is allocated
+ * (tmpfs counts allocated pages in st_blocks): unchanged and sparse. */
+static void check_object(void)
+{
+	struct stat st;
+	void *obj;
+	size_t len;
+
+	t_ok(read_file(ovl_obj, &obj, &len));
+	t_eq(len, NP * PG);
+	t_assert(memcmp(obj, ovl_ref, len) == 0);
+	free(obj);
+	t_assert(stat(ovl_obj, &st) == 0);
+	t_eq((uint64_t)st.st_blocks * 512, ovl_cxl_pages * PG);
+}
+
+static uint64_t ocount(unsigned method, int cls)
+{
+	uint64_t n = 0;
+	size_t i;
+
+	for (i = 0; i < ONEXT; i++)
+		if (oext[i].method == method && (cls < 0 || oext[i].cls == cls))
+			n += oext[i].npages;
+	return n;
+}
+
+static void overlay_restore(int overlay)
+{
+	struct tier_restore_attr attr = { .prefetch = 1, .policy = OPOLICY };
+	struct tier_restore_stats st;
+	struct tier_restore *rs;
+	struct plan plan = make_oplan();
+	uint8_t *mem = map_range(NP * PG);
+	uint64_t c;
+
+	if (!overlay)
+		setenv("TIER_RESTORE_NO_OVERLAY", "1", 1);
+	memset(mem, 0xee, NP * PG);
+	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+	unsetenv("TIER_RESTORE_NO_OVERLAY");
+	check_object();		/* the prefetch went to private pages */
+
+	tier_restore_stats(rs, &st);
+	t_eq(placer_count_mappings(oext, ONEXT, 1), 2 + 2 + 1 + 3);
+	t_eq(placer_count_mappings(oext, ONEXT, 0), 5 + 4 + 1 + 3);
+	t_eq(st.mappings, placer_count_mappings(oext, ONEXT, overlay));
+	t_eq(st.prefetched_pages, 3 + 32 + 79);
+	t_eq(st.prefetched_pages, ocount(PLACER_M_COPY, -1));
+	/* overlay: the MAP pages of a cluster; else whole mmaps */
+	t_eq(st.cxl_mapped_bytes, (8 + 5 + 2 + 10 + 20 + 39 + 100) * PG);
+	for (c = 0; c < TIER_CLASS_MAX; c++)
+		t_eq(st.faults[c], 0);
+
+	touch_all(mem, 0, NP);
+	tier_restore_stats(rs, &st);
+	t_eq(st.error, 0);
+	/* window 1: one fault per lazy page, holes included */
+	t_eq(st.faults[TIER_CLASS_COLD], 4 + 100 + 102 + 88);
+	t_eq(st.faults[TIER_CLASS_COLD], ocount(PLACER_M_LAZY, TIER_CLASS_COLD));
+	t_eq(st.faults[TIER_CLASS_ZERO], 3);
+	t_eq(st.faults[TIER_CLASS_RO], 0);
+	t_eq(st.faults[TIER_CLASS_RW], 0);
+	t_eq(st.lazy_pages, ocount(PLACER_M_LAZY, -1));
+	t_eq(st.pool_bytes, (ocount(PLACER_M_COPY, -1) +
+			     ocount(PLACER_M_LAZY, TIER_CLASS_COLD)) * PG);
+
+	/* copy-on-write: ro pages (mapped, populated or not), an rw page,
+	 * a cold page, a zero hole; the object does not change */
+	memset(mem + 3 * PG, 0x71, PG);		/* A */
+	memset(mem + 210 * PG + 9, 0x72, 7);	/* K, not populated */
+	memset(mem + 9 * PG, 0x73, PG);		/* B, prefetched */
+	memset(mem + 50 * PG, 0x74, PG);	/* G, faulted */
+	memset(mem + 200 * PG, 0x75, PG);	/* J, zero hole */
+	t_eq(mem[3 * PG + 7], 0x71);
+	t_eq(mem[210 * PG + 15], 0x72);
+	t_eq(mem[210 * PG + 16], image[210 * PG + 16]);
+	t_eq(mem[200 * PG + 4095], 0x75);
+	check_object();
+	tier_restore_stats(rs, &st);
+	t_eq(st.error, 0);
+	t_eq(st.lazy_pages, ocount(PLACER_M_LAZY, -1));	/* no new faults */
+	tier_restore_stop(rs);
+	t_eq(mem[9 * PG], 0x73);
+	t_assert(memcmp(mem + 4 * PG, image + 4 * PG, PG) == 0);
+	t_assert(munmap(mem, NP * PG) == 0);
+	check_object();
+}
+
+/* A hole where the object should hold a mapped page (a damaged object):
+ * not populated (that would wait for the handler), and its fault fails
+ * the checksum instead of showing zeroes. */
+static void punch_ro(void)
+{
+	int fd = open(ovl_obj, O_RDWR);
+
+	t_assert(fd >= 0);
+	t_assert(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			   150 * PG, PG) == 0);	/* H, page 150 */
+	close(fd);
+}
+
+static void corrupt_ovl_pool(void)
+{
+	int fd = open(ovl_seg, O_WRONLY);
+
+	t_assert(fd >= 0);
+	/* G's page 60: segment page 7 + 12 */
+	t_assert(pwrite(fd, "X", 1, (7 + 12) * PG + 99) == 1);
+	close(fd);
+}
+
+static void overlay(void)
+{
+	struct tier_uri u;
+	struct cxl_tier *ct;
+	struct cxl_obj *o;
+	char name[128], vdir[] = "/var/tmp/tier-test-overlay.XXXXXX", cmd[256];
+	struct statfs sf;
+
+	write_overlay();
+	t_ok(uri_parse(ovl_uri, URI_WANT_CXL, &u));
+	t_ok(cxl_open(&u, &ct));
+	snap_object_name(&snap, OPOLICY, name, sizeof(name));
+	t_ok(cxl_obj_open(ct, name, &o));
+	t_eq(cxl_obj_overlay_ok(o), 1);
+	t_eq(cxl_obj_present(o, 0, 8 * PG), 1);
+	t_eq(cxl_obj_present(o, 0, 9 * PG), 0);
+	cxl_obj_close(o);
+	cxl_close(ct);
+	/* not tmpfs (the test dir on this machine): no overlay */
+	t_assert(mkdtemp(vdir));
+	snprintf(cmd, sizeof(cmd), "cxl=dir:%s", vdir);
+	t_ok(uri_parse(cmd, URI_WANT_CXL, &u));
+	t_ok(cxl_open(&u, &ct));
+	t_assert(statfs(vdir, &sf) == 0);
+	t_eq(cxl_overlay_ok(ct), sf.f_type == TMPFS_MAGIC);
+	cxl_close(ct);
+	rmdir(vdir);
+
+	overlay_restore(1);
+	overlay_restore(0);
+
+	fc_plan = make_oplan;
+	fc_policy = OPOLICY;
+	fail_closed(60, corrupt_ovl_pool, -EBADMSG);
+	fail_closed(150, punch_ro, -EBADMSG);
+	fc_plan = make_plan;
+	fc_policy = TIER_POLICY_TIERED;
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", ovl_dir);
+	t_assert(system(cmd) == 0);
+	free(ovl_ref);
+}
+
 int main(void)
 {
 	char name[128];
@@ -859,6 +1125,7 @@ int main(void)
 	no_thread();
 	remove_events();
 	real_path();
+	overlay();
 
 	/* fail closed: a corrupt local page, then a dead pool segment */
 	tcp_pool();

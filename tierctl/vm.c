@@ -472,6 +472,11 @@ static int run(struct tier_store *store, const char *snapname,
 		else
 			snprintf(ctl, sizeof(ctl), "stats\n");
 		rc = adapter_ctl(&t, ctl, pid);
+		if (!rc && !access(t.err, F_OK)) {
+			qmp_exec(q, "{\"execute\": \"quit\"}", reply,
+				 sizeof(reply), 5000);
+			rc = tier_err(-EIO, "the adapter reported an error");
+		}
 		if (rc) {
 			rc = qemu_failed(pid, &t, snapname, rc);
 			goto fail_q;

@@ -207,6 +207,7 @@ static void write_stats(void)
 
 static void save_trace(const char *name)
 {
+	const char *errfile = getenv("TIER_QEMU_ERRFILE");
 	int rc;
 
 	pthread_mutex_lock(&ad.lock);
@@ -215,9 +216,18 @@ static void save_trace(const char *name)
 	if (!rc)
 		ad.saved = 1;
 	pthread_mutex_unlock(&ad.lock);
-	if (rc)
-		fprintf(stderr, "tier-qemu: save trace '%s': %s\n", name,
-			tier_errmsg());
+	if (!rc)
+		return;
+	fprintf(stderr, "tier-qemu: save trace '%s': %s\n", name, tier_errmsg());
+	/* The driver checks this file: a recording without its trace failed. */
+	if (errfile) {
+		FILE *f = fopen(errfile, "w");
+
+		if (f) {
+			fprintf(f, "save trace '%s': %s\n", name, tier_errmsg());
+			fclose(f);
+		}
+	}
 }
 
 /* Record mode: "save NAME" / "stats" lines on a FIFO, so a driver can cut
