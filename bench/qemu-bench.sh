@@ -5,17 +5,18 @@
 # for tiered, reap, eager and vanilla: total local anonymous memory of the N
 # guests' RAM (smaps, each at its answer) and the time to all answers (QEMU
 # start to the last guest's answer; they start together), every guest's
-# answer checked against emu/expect.py. Writes bench/results-qemu.md.
+# answer checked against emu/expect.py. Writes a markdown report (the
+# "QEMU" section of BENCHMARKS.md) to $QEMU_BENCH_OUT.
 #
 #   bench/qemu-bench.sh [BUILDDIR] [N]         (default: build, 4; root)
-# Environment: QEMU_BENCH_OUT (default bench/results-qemu.md),
+# Environment: QEMU_BENCH_OUT (default /tmp/tier-qemu-bench.md),
 # QEMU_BENCH_WORKLOADS (";"-separated, default "ping;kv 3 2000").
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 case $build in /*) ;; *) build=$PWD/$build ;; esac
 n=${2:-4}
-out=${QEMU_BENCH_OUT:-$src/bench/results-qemu.md}
+out=${QEMU_BENCH_OUT:-/tmp/tier-qemu-bench.md}
 IFS=';' read -r -a cworkloads <<<"${QEMU_BENCH_WORKLOADS:-ping;kv 3 2000}"
 emu=$src/emu
 export QEMU_DEMO_DIR=${QEMU_DEMO_DIR:-/tmp/tier-qemu-bench}
