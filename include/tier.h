@@ -237,7 +237,8 @@ struct tier_restore_attr {
 	 * Called from the fault-handling thread when a page cannot be
 	 * fetched. The faulting thread is left blocked (the guest is
 	 * stopped), never given a zero or stale page; the restore is dead.
-	 * A VMM stops or kills the guest here.
+	 * A VMM stops or kills the guest here. It runs with the restore's
+	 * lock held: it must not call tier_restore_stop().
 	 */
 	void (*on_error)(struct tier_restore *rs, int err, const char *msg,
 			 void *arg);
@@ -256,6 +257,9 @@ struct tier_restore_attr {
  * The range must be page aligned and is replaced (MAP_FIXED): it may be an
  * existing anonymous mapping. On return read-only extents are mapped,
  * read-write extents are resident, and lazy pages are served on fault.
+ * Every page fetched from a tier is checked against the snapshot's
+ * checksum before it is installed. On failure the range is left
+ * inaccessible (PROT_NONE), never half restored.
  */
 int tier_restore_start(struct tier_snap *snap, void *addr, size_t len,
 		       const struct tier_restore_attr *attr,
@@ -297,7 +301,9 @@ int tier_restore_save_trace(struct tier_restore *rs, const char *name);
 /*
  * Stops serving faults and frees the handle. The memory stays mapped and
  * belongs to the caller; pages never touched become unserved, so unmap
- * the range or stop the guest first.
+ * the range or stop the guest first. After a failure (see on_error) the
+ * range is made inaccessible before the userfaultfd is closed, so threads
+ * blocked on unserved pages fault instead of reading zeros.
  */
 void tier_restore_stop(struct tier_restore *rs);
 
