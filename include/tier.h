@@ -257,8 +257,10 @@ struct tier_restore_attr {
  * The range must be page aligned and is replaced (MAP_FIXED): it may be an
  * existing anonymous mapping. On return read-only extents are mapped,
  * read-write extents are resident, and lazy pages are served on fault.
- * Every page fetched from a tier is checked against the snapshot's
- * checksum before it is installed. On failure the range is left
+ * Every page copied in from the pool, the CXL tier or a compact local
+ * file is checked against the snapshot's checksum before it is installed
+ * (pages mapped zero-copy are not read, so not checked; pages read from
+ * the image itself were checked at import). On failure the range is left
  * inaccessible (PROT_NONE), never half restored.
  */
 int tier_restore_start(struct tier_snap *snap, void *addr, size_t len,

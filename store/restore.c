@@ -182,14 +182,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
 }
 
-static uint64_t xx_read, xx_ver, xx_copy, xx_pop, xx_ncopy, xx_niov;
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 static inline bool bit_test(const uint64_t *b, uint64_t i)
 {
 	return (b[i / 64] >> (i % 64)) & 1;
@@ -1162,7 +1154,6 @@ static void *rs_populator(void *arg)
 	struct tier_restore *rs = arg;
 	struct pop_batch *b = malloc(sizeof(*b));
 	size_t i;
-	uint64_t xt = cpu_ns();
 
 	if (!b) {
 		rs->pop_rc = tier_err(-ENOMEM, "restore: out of memory");
@@ -1198,7 +1189,6 @@ static void *rs_populator(void *arg)
 	if (b->pidfd >= 0)
 		close(b->pidfd);
 	free(b);
-	xx_pop = cpu_ns() - xt;
 	return NULL;
 }
 
@@ -1436,7 +1426,6 @@ struct batch {
 static int rs_flush(struct tier_restore *rs, struct batch *b,
 		    struct pool_seg *seg)
 {
-	uint64_t xt = cpu_ns();
 	unsigned i, k, niov = 0;
 	uint64_t pool = 0, local = 0;
 	int rc;
@@ -1458,7 +1447,6 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 				.len = b->p[i].np * PG,
 			};
 	}
-	xx_niov += niov;
 	if (niov) {
 		rc = pool_readv(seg, b->iov, niov);
 		if (rc)
@@ -1473,7 +1461,6 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 		if (rc)
 			return tier_err_ctx(rc, "prefetch");
 	}
-	xx_read += cpu_ns() - xt; xt = cpu_ns();
 	for (i = 0; i < b->n; i++) {
 		struct piece *p = &b->p[i];
 
@@ -1487,7 +1474,6 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 		else if (p->src != PLACER_SRC_CXL)	/* CXL: no counter */
 			local += p->np * PG;
 	}
-	xx_ver += cpu_ns() - xt; xt = cpu_ns();
 	/* install: merge pieces adjacent in the range and in the buffer */
 	for (i = 0; i < b->n; i = k) {
 		struct piece *p = &b->p[i];
@@ -1514,10 +1500,8 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 		if (rc)
 			return tier_err_ctx(rc, "prefetch");
 		rs_mark_installed(rs, p->w, np);
-		xx_ncopy++;
 		rs->st.prefetched_pages += np;
 	}
-	xx_copy += cpu_ns() - xt;
 	rs->st.pool_bytes += pool;
 	rs->st.local_bytes += local;
 	b->n = 0;
@@ -1745,7 +1729,7 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 
 	/* populate (part of the map step) overlaps the prefetch */
 	t = now_ns();
-	rs_populate_start(rs, rs_has_copy(rs) && !getenv("TIER_XX_INLINE"));
+	rs_populate_start(rs, rs_has_copy(rs));
 	rc = rs_prefetch(rs);
 	rs->st.prefetch_ns = now_ns() - t;
 	if (rc)
@@ -1763,11 +1747,6 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 			goto err_touched;
 		t_thread = now_ns() - t_thread;
 	}
-	if (getenv("TIER_XX"))
-		fprintf(stderr, "XX read %.2f ver %.2f copy %.2f (%llu copies, %llu iovs) pop %.2f (%zu ranges) ms\n",
-			xx_read / 1e6, xx_ver / 1e6, xx_copy / 1e6,
-			(unsigned long long)xx_ncopy, (unsigned long long)xx_niov,
-			xx_pop / 1e6, rs->npop);
 	rs->st.setup_ns = now_ns() - t0;
 	tier_dbg("restore of %s: %zu extents, setup %" PRIu64 " us: plan+open %"
 		 PRIu64 ", map %" PRIu64 ", register %" PRIu64 ", prefetch %"
