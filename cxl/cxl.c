@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <linux/magic.h>
+#include <sys/stat.h>
 #include <sys/vfs.h>
 
 #include "cxl/cxl-int.h"
@@ -308,4 +309,17 @@ int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len)
 		return 1;		/* devdax: no holes */
 	h = lseek(o->fd, (off_t)off, SEEK_HOLE);
 	return h >= 0 && (uint64_t)h >= off + len;
+}
+
+uint64_t cxl_obj_held(const struct cxl_obj *o)
+{
+	struct stat st;
+
+	if (!o)
+		return 0;
+	if (o->t->uri.kind != URI_CXL_DIR && o->t->uri.kind != URI_CXL_NUMA)
+		return o->size;		/* devdax: no holes */
+	if (fstat(o->fd, &st) < 0)
+		return 0;
+	return (uint64_t)st.st_blocks * 512;
 }

@@ -66,5 +66,8 @@ int cxl_obj_overlay_ok(const struct cxl_obj *o);
 /* 1 if [off, off+len) of the object holds no hole (SEEK_HOLE), else 0:
  * populating a hole of an overlay mapping would wait for a fault handler. */
 int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len);
+/* Bytes the object really holds (allocated: st_blocks for a file; the
+ * size for devdax); 0 if unknown. */
+uint64_t cxl_obj_held(const struct cxl_obj *o);
 
 #endif

@@ -403,8 +403,8 @@ static uint64_t page_src_off(const struct ctx *c, uint64_t p, uint64_t *next)
 		/*
 		 * The pool holds the COPY pages first, so a prefetch batch
 		 * reads one contiguous range instead of one per run, then
-		 * the LAZY pages (next[POOL_LAZY] counts from next[POOL]'s
-		 * final value, set by build_extents).
+		 * the LAZY pages (next[POOL_LAZY] starts at the number of
+		 * COPY pool pages: build_extents counts them first).
 		 */
 		if (src == PLACER_SRC_POOL && TR_M(c->tr[p]) == PLACER_M_LAZY)
 			return next[POOL_LAZY]++ * TIER_PAGE_SIZE;

@@ -8,7 +8,10 @@
  *      the caller left there can leak into the guest;
  *   1. MAP extents: one mmap MAP_PRIVATE|MAP_FIXED per run of extents with
  *      one source and contiguous source offsets (VMAs cost ~1 us each);
- *      MADV_POPULATE_READ of them runs in a second thread during step 3;
+ *      with a shmem CXL object in the identity layout, one mmap of it per
+ *      cluster instead (rs_clusters: its other pages are holes, served
+ *      through the one registration of the cluster); MADV_POPULATE_READ
+ *      of them runs in a second thread during step 3;
  *   2. COPY and LAZY extents: one UFFDIO_REGISTER (MISSING) per run of
  *      adjacent ones; ANON extents stay unregistered (kernel zero pages);
  *   3. COPY extents: fetched in batches of up to 2 MiB (one pool_readv of
@@ -85,6 +88,9 @@
 #ifndef MADV_POPULATE_READ
 #define MADV_POPULATE_READ	22
 #endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE	23
+#endif
 
 #define PG			TIER_PAGE_SIZE
 #define BATCH_PAGES		512	/* prefetch: 2 MiB per batch */
@@ -116,6 +122,8 @@ struct tier_restore {
 	size_t n;
 	uint8_t *ovl;			/* per extent: in an overlay cluster */
 	bool overlay;			/* the CXL object is shmem: overlay */
+	bool ovl_checked;		/* object holds exactly the plan's pages */
+	uint64_t plan_cxl_bytes;	/* bytes of CXL extents, whole plan */
 
 	int uffd;
 	int stop_fd;			/* eventfd: wakes the handler to exit */
@@ -977,6 +985,9 @@ static int rs_clip(struct tier_restore *rs, const struct plan *plan)
 	rs->ext = calloc(plan->n - a + 1, sizeof(*rs->ext));
 	if (!rs->ext)
 		return tier_err(-ENOMEM, "restore: out of memory");
+	for (i = 0; i < plan->n; i++)
+		if (plan->ext[i].source == PLACER_SRC_CXL)
+			rs->plan_cxl_bytes += plan->ext[i].npages * PG;
 	for (i = a; i < plan->n && plan->ext[i].page < hi; i++) {
 		struct placer_ext e = plan->ext[i];
 		uint64_t s = e.page > lo ? e.page : lo;
@@ -1170,9 +1181,12 @@ static void *rs_populator(void *arg)
 		 * would wait for the handler (which may not run yet). The
 		 * placer puts only present pages in MAP runs; a run that
 		 * has a hole anyway (a damaged object) is left to fault on
-		 * touch, where the checksum decides.
+		 * touch, where the checksum decides. An object that holds
+		 * exactly as many bytes as the plan's CXL extents (one fstat)
+		 * has no such hole short of a second damage elsewhere: then
+		 * the SEEK_HOLE a run is skipped.
 		 */
-		if (r->fd == POP_OVERLAY &&
+		if (r->fd == POP_OVERLAY && !rs->ovl_checked &&
 		    !cxl_obj_present(rs->cxl_obj, rs->first * PG + r->off -
 				     (uintptr_t)rs->base, r->len))
 			continue;
@@ -1240,6 +1254,8 @@ static int rs_clusters(struct tier_restore *rs)
 	    !cxl_obj_overlay_ok(rs->cxl_obj))
 		return 0;
 	size = cxl_obj_size(rs->cxl_obj);
+	rs->ovl_checked = rs->plan_cxl_bytes &&
+			  cxl_obj_held(rs->cxl_obj) == rs->plan_cxl_bytes;
 	rs->ovl = calloc(rs->n ? rs->n : 1, 1);
 	if (!rs->ovl)
 		return tier_err(-ENOMEM, "restore: out of memory");
@@ -1443,9 +1459,9 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 			continue;
 		}
 		b->iov[niov++] = (struct pool_iov){
-				.off = b->p[i].off, .buf = b->p[i].buf,
-				.len = b->p[i].np * PG,
-			};
+			.off = b->p[i].off, .buf = b->p[i].buf,
+			.len = b->p[i].np * PG,
+		};
 	}
 	if (niov) {
 		rc = pool_readv(seg, b->iov, niov);
@@ -1528,11 +1544,14 @@ static void *bounce_get(void)
 	pthread_mutex_unlock(&bounce_lock);
 	if (b)
 		return b;
-	/* populated in one go: cheaper than 512 first-touch faults */
 	b = mmap(NULL, BATCH_PAGES * PG, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (b == MAP_FAILED)
 		return NULL;
+	/* hints only: one huge page if there is one, else populated in one
+	 * call; either is cheaper than 512 first-touch faults */
+	madvise(b, BATCH_PAGES * PG, MADV_HUGEPAGE);
+	madvise(b, BATCH_PAGES * PG, MADV_POPULATE_WRITE);
 	return b;
 }
 

@@ -562,6 +562,9 @@ static void fail_closed(uint64_t page, void (*breakit)(void), int want)
 	kill(pid, SIGKILL);
 	t_assert(waitpid(pid, &status, 0) == pid);
 	/* it was blocked, not done, and did not crash */
+	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL)
+		fprintf(stderr, "child: status %#x, reported: %s\n", status,
+			buf);
 	t_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 	fprintf(stderr, "child reported: %s", buf);
 	t_assert(buf[0] == 'E');
@@ -610,6 +613,7 @@ static void start_fails(void)
  * arrives. Then the server dies under a running restore: fail closed.
  */
 static struct pool_server *srv;
+static pthread_t srv_thread;
 
 static void *serve(void *arg)
 {
@@ -617,9 +621,15 @@ static void *serve(void *arg)
 	return NULL;
 }
 
+/* Dead before the child touches: pool_server_stop only asks the loop to
+ * end; free shuts the open connections down (else the child's fault
+ * could still be served, and the test would race). */
 static void stop_server(void)
 {
 	pool_server_stop(srv);
+	t_assert(pthread_join(srv_thread, NULL) == 0);
+	pool_server_free(srv);
+	srv = NULL;
 }
 
 static void tcp_pool(void)
@@ -632,13 +642,12 @@ static void tcp_pool(void)
 	struct tier_uri u;
 	struct plan plan;
 	uint8_t *mem;
-	pthread_t th;
 
 	t_ok(uri_parse("pool=tcp://127.0.0.1:0", URI_WANT_POOL, &u));
 	t_ok(pool_server_start(&u, &sattr, &srv));
 	snprintf(uri, sizeof(uri), "pool=tcp://127.0.0.1:%u",
 		 pool_server_port(srv));
-	t_assert(pthread_create(&th, NULL, serve, srv) == 0);
+	t_assert(pthread_create(&srv_thread, NULL, serve, srv) == 0);
 	write_pool(uri);
 
 	plan_pool = uri;
@@ -653,8 +662,6 @@ static void tcp_pool(void)
 	t_assert(munmap(mem, NP * PG) == 0);
 
 	fail_closed(ext[EXT_F].page + 9, stop_server, 0);
-	t_assert(pthread_join(th, NULL) == 0);
-	pool_server_free(srv);
 	plan_pool = pool_uri;
 }
 
@@ -1034,6 +1041,33 @@ static void overlay_restore(int overlay)
 	check_object();
 }
 
+/* A window [20, 620): clusters clipped at both ends still overlay (the
+ * object offset is the image page's), every byte is the image's. */
+static void overlay_window(void)
+{
+	struct tier_restore_attr attr = { .prefetch = 1, .policy = OPOLICY,
+					  .offset = 20 * PG };
+	struct tier_restore_stats st;
+	struct tier_restore *rs;
+	struct plan plan = make_oplan();
+	uint64_t n = 600;
+	uint8_t *mem = map_range(n * PG);
+
+	t_ok(restore_start_plan(&snap, &plan, mem, n * PG, &attr, &rs));
+	tier_restore_stats(rs, &st);
+	/* [20, 32): E F, one mmap; [48, 240): 2; [248, 430): 1; [512,
+	 * 620): O and P, one mmap + one registration */
+	t_eq(st.mappings, 1 + 2 + 1 + 2);
+	t_eq(st.prefetched_pages, 32 + 79);
+	touch_all(mem, 20, n);
+	tier_restore_stats(rs, &st);
+	t_eq(st.error, 0);
+	t_eq(st.faults[TIER_CLASS_COLD], 100 + 102 + 8);
+	tier_restore_stop(rs);
+	t_assert(munmap(mem, n * PG) == 0);
+	check_object();
+}
+
 /* A hole where the object should hold a mapped page (a damaged object):
  * not populated (that would wait for the handler), and its fault fails
  * the checksum instead of showing zeroes. */
@@ -1087,6 +1121,7 @@ static void overlay(void)
 
 	overlay_restore(1);
 	overlay_restore(0);
+	overlay_window();
 
 	fc_plan = make_oplan;
 	fc_policy = OPOLICY;
