@@ -652,6 +652,56 @@ static void test_tiered_zero_bridge(void)
 	       { 2, 1, CO, POOL, LAZY, 0, 0 });
 	placer_plan_free(&pl);
 
+	/* touched zeros inside a registered run are installed before
+	 * resume (ZEROPAGE, no fault), untouched ones stay lazy */
+	pl = spec_plan("wz0w", 1, TIER_POLICY_TIERED, 0);
+	expect(&pl,
+	       { 0, 1, RW, POOL, COPY, 0, 0 },
+	       { 1, 1, Z, NONE, COPY, 0, 0 },
+	       { 2, 1, Z, NONE, LAZY, 0, 0 },
+	       { 3, 1, RW, POOL, COPY, 0, 1 });
+	t_eq(pl.mappings, 1);
+	placer_plan_free(&pl);
+	/* ... when hot by the confidence: one run of two is not (0.75) */
+	{
+		struct placer_params p = { .policy = TIER_POLICY_TIERED,
+					   .confidence = 0.75 };
+		struct fx f;
+
+		fx_init(&f, "wzzw", 2);
+		f.pg[2].runs = 1;
+		t_ok(placer_plan(&f.in, &p, &pl));
+		expect(&pl,
+		       { 0, 1, RW, POOL, COPY, 0, 0 },
+		       { 1, 1, Z, NONE, COPY, 0, 0 },
+		       { 2, 1, Z, NONE, LAZY, 0, 0 },
+		       { 3, 1, RW, POOL, COPY, 0, 1 });
+		placer_plan_free(&pl);
+		fx_free(&f);
+	}
+	/* an anonymous touched zero stays anonymous: no fault either way */
+	pl = spec_plan("wz00000w", 1, TIER_POLICY_TIERED, 2);
+	expect(&pl,
+	       { 0, 1, RW, POOL, COPY, 0, 0 },
+	       { 1, 6, Z, NONE, ANON, 0, 0 },
+	       { 7, 1, RW, POOL, COPY, 0, 1 });
+	placer_plan_free(&pl);
+	/* the same in aquifer and eager */
+	pl = spec_plan("wz0w", 1, TIER_POLICY_EAGER, 0);
+	expect(&pl,
+	       { 0, 1, RW, IMG, COPY, 0, 0 },
+	       { 1, 1, Z, NONE, COPY, 0, 0 },
+	       { 2, 1, Z, NONE, LAZY, 0, 0 },
+	       { 3, 1, RW, IMG, COPY, 0, 3 });
+	placer_plan_free(&pl);
+	pl = spec_plan("rz0r", 1, TIER_POLICY_AQUIFER, 0);
+	expect(&pl,
+	       { 0, 1, RO, CXL, COPY, 0, 0 },
+	       { 1, 1, Z, NONE, COPY, 0, 0 },
+	       { 2, 1, Z, NONE, LAZY, 0, 0 },
+	       { 3, 1, RO, CXL, COPY, 0, 1 });
+	placer_plan_free(&pl);
+
 	/* cold pages are not zero gaps: "w.0" is already one run */
 	pl = spec_plan(".0.0", 1, TIER_POLICY_TIERED, 1);
 	expect(&pl,
@@ -1401,7 +1451,8 @@ static void check_plan(const struct placer_input *in,
 		switch (pi[p].src) {
 		case NONE:
 			t_eq(pi[p].off, 0);
-			t_assert(pi[p].m == ANON || pi[p].m == LAZY);
+			t_assert(pi[p].m == ANON || pi[p].m == LAZY ||
+				 pi[p].m == COPY);
 			break;
 		case IMG:
 			t_eq(pi[p].off, p * PG);
@@ -1496,11 +1547,12 @@ static void check_plan(const struct placer_input *in,
 			if (id && pi[a - 1].m != ANON)
 				t_assert(b - a > gap);
 		}
-		/* every lazy zero run sits inside a registered run */
+		/* every registered zero run sits inside a registered run;
+		 * its touched (hot) pages are installed before resume */
 		for (a = 0; a < n; a = b) {
 			for (b = a; b < n && pi[b].src == NONE &&
-				    pi[b].m == LAZY; b++)
-				;
+				    uffd_m(pi[b].m); b++)
+				t_eq(pi[b].m, ref_hot(in, k, b) ? COPY : LAZY);
 			if (b == a) {
 				b++;
 				continue;
@@ -1623,7 +1675,7 @@ static void check_plan(const struct placer_input *in,
 					for (j = a; j < b; j++)
 						t_assert(pi[j].src == CXL ||
 							 (id && pi[j].cls == Z &&
-							  pi[j].m == LAZY));
+							  uffd_m(pi[j].m)));
 			}
 		}
 	}
