@@ -237,7 +237,17 @@ int cxl_obj_map(struct cxl_obj *o, uint64_t off, void *addr, size_t len,
 			       "map of %zu bytes at %#llx past its end (%llu bytes)",
 			       len, (unsigned long long)off,
 			       (unsigned long long)o->size);
+	if (!o->t->ops->obj_map)
+		return cxl_err(o->t, o->name, -EOPNOTSUPP,
+			       "a %s tier cannot be mapped copy-on-write; use "
+			       "fs-dax (cxl=dir: on a dax mount) for zero-copy",
+			       o->t->ops->scheme);
 	return o->t->ops->obj_map(o, off, addr, len, populate);
+}
+
+int cxl_can_map(const struct cxl_tier *t)
+{
+	return t && t->ops && t->ops->obj_map;
 }
 
 int cxl_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len)

@@ -48,6 +48,9 @@ uint64_t cxl_obj_size(const struct cxl_obj *o);
  */
 int cxl_obj_map(struct cxl_obj *o, uint64_t off, void *addr, size_t len,
 		int populate);
+/* 1 if objects of @t can be mapped MAP_PRIVATE (copy-on-write): not
+ * device-dax, which maps MAP_SHARED only. */
+int cxl_can_map(const struct cxl_tier *t);
 /* Reads bytes out (aquifer copies its hot set from CXL). */
 int cxl_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len);
 

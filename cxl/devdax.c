@@ -22,8 +22,9 @@
  * LIMITATION: a device-dax can only be mapped MAP_SHARED. Mapping it into
  * guest memory would make a guest write land on the device itself (with
  * PROT_READ it would fault with SIGSEGV instead) -- there is no
- * copy-on-write. So cxl_obj_map() is -EOPNOTSUPP here: zero-copy mapping
- * needs fs-dax (cxl=dir: on an ext4/xfs mounted -o dax). Reading objects
+ * copy-on-write. So there is no obj_map (cxl_obj_map() is -EOPNOTSUPP,
+ * cxl_can_map() 0, tierctl place refuses a plan that maps): zero-copy
+ * mapping needs fs-dax (cxl=dir: on an ext4/xfs mounted -o dax). Reading objects
  * (cxl_obj_read) works, which is all the aquifer policy needs.
  *
  * LIMITATION: a reader that opened an object before it was replaced may
@@ -574,13 +575,6 @@ static void dax_obj_close(struct cxl_obj *o)
 {
 }
 
-static int dax_obj_map(struct cxl_obj *o, uint64_t off, void *addr,
-		       size_t len, int populate)
-{
-	return cxl_err(o->t, NULL, -EOPNOTSUPP,
-		       "MAP_PRIVATE of device-dax is not possible; use fs-dax (cxl=dir:) for zero-copy");
-}
-
 static int dax_obj_read(struct cxl_obj *o, uint64_t off, void *buf,
 			size_t len)
 {
@@ -624,7 +618,7 @@ const struct cxl_ops cxl_devdax_ops = {
 	.abort = dax_abort,
 	.obj_open = dax_obj_open,
 	.obj_close = dax_obj_close,
-	.obj_map = dax_obj_map,
+	/* .obj_map: none, see LIMITATION */
 	.obj_read = dax_obj_read,
 	.remove = dax_remove,
 };

@@ -266,6 +266,30 @@ static int run_placer(struct placing *pl, const struct tier_place_attr *attr)
 	return placer_plan(&in, &par, &pl->pp);
 }
 
+/* A plan that maps CXL pages needs a tier that can be mapped
+ * copy-on-write: say so now, not at the first restore. */
+static int check_mappable(struct placing *pl)
+{
+	char uri[PATH_MAX + 16];
+	size_t i;
+
+	if (cxl_can_map(pl->cxl))
+		return 0;
+	for (i = 0; i < pl->pp.n; i++) {
+		if (pl->pp.ext[i].source != PLACER_SRC_CXL ||
+		    pl->pp.ext[i].method != PLACER_M_MAP)
+			continue;
+		if (uri_format(&pl->cxl_uri, uri, sizeof(uri)))
+			snprintf(uri, sizeof(uri), "cxl");
+		return tier_err(-EOPNOTSUPP, "%s: cannot be mapped "
+				"copy-on-write, which policy %s needs for its "
+				"ro pages; use fs-dax (cxl=dir: on a dax "
+				"mount) or --policy aquifer", uri,
+				tier_policy_name(pl->policy));
+	}
+	return 0;
+}
+
 /* Opens every tier the plan needs before copying anything: an
  * unreachable pool fails in a moment, not after gigabytes of copying. */
 static int open_objects(struct placing *pl)
@@ -275,6 +299,9 @@ static int open_objects(struct placing *pl)
 
 	if (pl->pp.cxl_size) {
 		rc = pl->cxl ? 0 : cxl_open(&pl->cxl_uri, &pl->cxl);
+		if (rc)
+			return rc;
+		rc = check_mappable(pl);
 		if (rc)
 			return rc;
 		rc = cxl_create(pl->cxl, pl->obj, pl->pp.cxl_size, &pl->cw);

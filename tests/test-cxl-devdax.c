@@ -127,8 +127,9 @@ int main(void)
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	t_assert(addr != MAP_FAILED);
 	t_fails(cxl_obj_map(o, 0, addr, PG, 0), -EOPNOTSUPP);
-	t_assert(strstr(tier_errmsg(), "MAP_PRIVATE of device-dax"));
-	t_assert(strstr(tier_errmsg(), "use fs-dax (cxl=dir:)"));
+	t_assert(strstr(tier_errmsg(), "cannot be mapped copy-on-write"));
+	t_assert(strstr(tier_errmsg(), "use fs-dax (cxl=dir:"));
+	t_eq(cxl_can_map(t), 0);
 	munmap(addr, PG);
 	cxl_obj_close(o);
 	cxl_close(t);

@@ -101,6 +101,7 @@ static void check_tier(const char *uristr, const char *dir)
 
 	t_ok(uri_parse(uristr, URI_WANT_CXL, &uri));
 	t_ok(cxl_open(&uri, &t));
+	t_eq(cxl_can_map(t), 1);
 
 	/* Uncommitted: invisible. */
 	fill(1);
@@ -331,8 +332,10 @@ static void check_devdax(const char *dir)
 		t_eq(r[i], 0);
 	t_assert(!memcmp(r + PG, a, sizeof(a) - PG));
 	/* No copy-on-write mapping of a device-dax: refused, with the way out. */
+	t_eq(cxl_can_map(t), 0);
 	t_fails(cxl_obj_map(o, 0, r, PG, 0), -EOPNOTSUPP);
-	t_assert(strstr(tier_errmsg(), "use fs-dax (cxl=dir:)"));
+	t_assert(strstr(tier_errmsg(), "cannot be mapped copy-on-write"));
+	t_assert(strstr(tier_errmsg(), "use fs-dax (cxl=dir:"));
 	cxl_obj_close(o);
 
 	/* Two writers in flight get disjoint space; one aborts; x is replaced. */
