@@ -31,6 +31,8 @@
 #define TR_ZLAZY	TR(PLACER_SRC_NONE, PLACER_M_LAZY, 0)
 #define TR_ZCOPY	TR(PLACER_SRC_NONE, PLACER_M_COPY, 0)
 #define TR_CXL_MAP	TR(PLACER_SRC_CXL, PLACER_M_MAP, PLACER_F_POPULATE)
+/* bridged: mapped with its neighbours but not populated, nobody reads it */
+#define TR_CXL_GAP	TR(PLACER_SRC_CXL, PLACER_M_MAP, 0)
 #define TR_CXL_COPY	TR(PLACER_SRC_CXL, PLACER_M_COPY, 0)
 #define TR_POOL_COPY	TR(PLACER_SRC_POOL, PLACER_M_COPY, 0)
 #define TR_POOL_LAZY	TR(PLACER_SRC_POOL, PLACER_M_LAZY, 0)
@@ -652,7 +654,7 @@ int placer_plan(const struct placer_input *in, const struct placer_params *p,
 
 	switch (c.policy) {
 	case TIER_POLICY_TIERED:
-		bridge(&c, BRIDGE_CXL, TR_CXL_MAP);
+		bridge(&c, BRIDGE_CXL, TR_CXL_GAP);
 		rc = spill(&c);
 		if (rc)
 			goto out;
@@ -668,7 +670,7 @@ int placer_plan(const struct placer_input *in, const struct placer_params *p,
 		 * neighbours into one cluster.
 		 */
 		for (i = 0; i < c.n; i++)
-			if (c.cls[i] == TIER_CLASS_ZERO && c.tr[i] == TR_CXL_MAP)
+			if (c.cls[i] == TIER_CLASS_ZERO && c.tr[i] == TR_CXL_GAP)
 				c.tr[i] = TR_ZLAZY;
 		bridge(&c, BRIDGE_ANY, TR_ZLAZY);
 		break;

@@ -10,12 +10,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "tier.h"
 #include "rdma/pool-int.h"
 #include "util/err.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22
+#endif
 
 struct file_pool {
 	char dir[4096];
@@ -149,7 +154,40 @@ static int file_seg_open(struct pool *p, struct pool_seg *s)
 
 static void file_seg_close(struct pool_seg *s)
 {
+	if (s->map)
+		munmap(s->map, s->size);
 	close(s->fd);
+}
+
+/*
+ * The segment file mapped once, shared and read-only: page cache pages
+ * the caller reads in place. A segment is replaced by rename, never
+ * rewritten, so the mapping keeps the bytes it was opened with; a file
+ * truncated behind the store's back would SIGBUS a reader, which is why
+ * every view is populated first: MADV_POPULATE_READ reports a missing
+ * page as an error instead.
+ */
+static int file_view(struct pool_seg *s, uint64_t off, size_t len,
+		     const void **ret)
+{
+	uint64_t a = off & ~(uint64_t)(TIER_PAGE_SIZE - 1);
+	void *m;
+
+	if (!s->map) {
+		m = mmap(NULL, s->size, PROT_READ, MAP_SHARED, s->fd, 0);
+		if (m == MAP_FAILED)
+			return tier_err(-errno, "pool %s: segment '%s': mmap: %m",
+					s->pool->uri, s->name);
+		s->map = m;
+	}
+	if (madvise((char *)s->map + a, off + len - a, MADV_POPULATE_READ) < 0)
+		return tier_err(errno == EFAULT ? -EIO : -errno,
+				"pool %s: segment '%s': bytes [%llu, +%zu): %s",
+				s->pool->uri, s->name, (unsigned long long)off,
+				len, errno == EFAULT ? "the file no longer holds them" :
+				strerror(errno));
+	*ret = (const char *)s->map + off;
+	return 0;
 }
 
 static int file_readv(struct pool_seg *s, const struct pool_iov *iov,
@@ -217,6 +255,7 @@ static const struct pool_ops file_ops = {
 	.seg_open = file_seg_open,
 	.seg_close = file_seg_close,
 	.readv = file_readv,
+	.view = file_view,
 	.remove = file_remove,
 };
 

@@ -28,6 +28,9 @@ struct pool_ops {
 	void (*seg_close)(struct pool_seg *s);
 	int (*readv)(struct pool_seg *s, const struct pool_iov *iov,
 		     unsigned n);
+	/* NULL: the transport has no view (pool_seg_view: -EOPNOTSUPP) */
+	int (*view)(struct pool_seg *s, uint64_t off, size_t len,
+		    const void **ret);
 	int (*remove)(struct pool *p, const char *name);
 };
 
@@ -44,6 +47,7 @@ struct pool_seg {
 	uint64_t size;
 	uint32_t id;		/* tcp, rdma: the server's segment id */
 	int fd;			/* file */
+	void *map;		/* file: the segment mapped, or NULL */
 	uint64_t raddr;		/* rdma: remote address of byte 0 */
 	uint32_t rkey;		/* rdma */
 };

@@ -252,6 +252,19 @@ int pool_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 	return s->pool->ops->readv(s, iov, n);
 }
 
+int pool_seg_view(struct pool_seg *s, uint64_t off, size_t len,
+		  const void **ret)
+{
+	if (!s->pool->ops->view)
+		return -EOPNOTSUPP;
+	if (!len || off > s->size || len > s->size - off)
+		return tier_err(-ERANGE, "pool %s: segment '%s': view of %zu bytes at offset %llu beyond its size %llu",
+				s->pool->uri, s->name, len,
+				(unsigned long long)off,
+				(unsigned long long)s->size);
+	return s->pool->ops->view(s, off, len, ret);
+}
+
 int pool_remove(struct pool *p, const char *name)
 {
 	int rc = pool_name_check(name);

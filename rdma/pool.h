@@ -57,6 +57,18 @@ struct pool_iov {
  */
 int pool_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n);
 
+/*
+ * Where the transport holds the segment in this address space (file: a
+ * read-only shared mapping of the segment file), a pointer to byte @off
+ * with [off, off+len) resident, valid until pool_seg_close: a caller
+ * installs pages from it without copying them into a buffer first. The
+ * bytes are as untrusted as pool_readv's. -EOPNOTSUPP (no message) for
+ * remote transports, -ERANGE out of bounds, -EIO if the file no longer
+ * holds the range.
+ */
+int pool_seg_view(struct pool_seg *s, uint64_t off, size_t len,
+		  const void **ret);
+
 int pool_remove(struct pool *p, const char *name);
 
 /* ---- server side ("tierctl pool serve") */

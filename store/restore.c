@@ -1427,46 +1427,119 @@ static int rs_register(struct tier_restore *rs)
 
 struct piece {
 	uint64_t w, np, off;
+	uint64_t slot;			/* its pages in the bounce buffer */
 	unsigned src;
-	void *buf;
+	void *buf;			/* set by rs_flush */
 };
 
 struct batch {
 	struct piece p[BATCH_PIECES];
 	unsigned n;
 	uint64_t pages;			/* in the bounce buffer */
-	uint8_t *bounce;
+	uint8_t *bounce;		/* NULL until a piece needs it */
 	struct pool_iov iov[BATCH_PIECES];
 };
+
+/*
+ * A pool the transport holds in this address space (a file pool): the
+ * pieces point into its mapping instead of the bounce buffer, which
+ * saves a copy of every page (UFFDIO_COPY reads the page cache directly).
+ * Only when the batch's pool ranges lie close together, as the COPY pages
+ * packed at the start of a segment do: the view populates their whole
+ * span. -EOPNOTSUPP: read them into the buffer instead. The bytes are
+ * verified in place and then copied from the same page cache: a segment
+ * is replaced by rename, never rewritten, so they cannot change between.
+ */
+static int rs_pool_view(struct pool_seg *seg, struct batch *b, unsigned niov)
+{
+	uint64_t lo = UINT64_MAX, hi = 0, bytes = 0;
+	const uint8_t *v;
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < niov; i++) {
+		if (b->iov[i].off < lo)
+			lo = b->iov[i].off;
+		if (b->iov[i].off + b->iov[i].len > hi)
+			hi = b->iov[i].off + b->iov[i].len;
+		bytes += b->iov[i].len;
+	}
+	if (hi - lo > 2 * bytes)
+		return -EOPNOTSUPP;
+	rc = pool_seg_view(seg, lo, hi - lo, (const void **)&v);
+	if (rc)
+		return rc;
+	for (i = 0; i < b->n; i++)
+		if (b->p[i].src == PLACER_SRC_POOL)
+			b->p[i].buf = (void *)(v + (b->p[i].off - lo));
+	return 0;
+}
+
+static void *bounce_get(void);
+
+/* The pieces' buffers in the bounce buffer, allocated on first need: a
+ * file pool's pages are read in place (rs_pool_view). */
+static int rs_bounce(struct batch *b, bool pool)
+{
+	unsigned i;
+
+	if (!b->bounce) {
+		b->bounce = bounce_get();
+		if (!b->bounce)
+			return tier_err(-ENOMEM, "restore: out of memory");
+	}
+	for (i = 0; i < b->n; i++)
+		if ((b->p[i].src == PLACER_SRC_POOL) == pool &&
+		    b->p[i].src != PLACER_SRC_NONE)
+			b->p[i].buf = b->bounce + b->p[i].slot * PG;
+	return 0;
+}
 
 static int rs_flush(struct tier_restore *rs, struct batch *b,
 		    struct pool_seg *seg)
 {
 	unsigned i, k, niov = 0;
 	uint64_t pool = 0, local = 0;
+	bool other = false;
 	int rc;
 
 	for (i = 0; i < b->n; i++) {	/* one round trip for the pool */
 		struct pool_iov *last = niov ? &b->iov[niov - 1] : NULL;
 
-		if (b->p[i].src != PLACER_SRC_POOL)
+		if (b->p[i].src != PLACER_SRC_POOL) {
+			other |= b->p[i].src != PLACER_SRC_NONE;
 			continue;
+		}
 		/* packed pieces follow each other in the segment and in the
-		 * buffer: one range (one pread for a file pool) */
+		 * bounce buffer: one range (one pread for a file pool) */
 		if (last && last->off + last->len == b->p[i].off &&
-		    (uint8_t *)last->buf + last->len == (uint8_t *)b->p[i].buf) {
+		    b->p[i - 1].src == PLACER_SRC_POOL &&
+		    b->p[i - 1].slot + b->p[i - 1].np == b->p[i].slot) {
 			last->len += b->p[i].np * PG;
 			continue;
 		}
 		b->iov[niov++] = (struct pool_iov){
-			.off = b->p[i].off, .buf = b->p[i].buf,
-			.len = b->p[i].np * PG,
+			.off = b->p[i].off, .len = b->p[i].np * PG,
+			.buf = (void *)(uintptr_t)b->p[i].slot,
 		};
 	}
 	if (niov) {
-		rc = pool_readv(seg, b->iov, niov);
+		rc = rs_pool_view(seg, b, niov);
+		if (rc == -EOPNOTSUPP) {
+			rc = rs_bounce(b, true);
+			for (i = 0; i < niov && !rc; i++)
+				b->iov[i].buf = b->bounce +
+					(uintptr_t)b->iov[i].buf * PG;
+			if (!rc)
+				rc = pool_readv(seg, b->iov, niov);
+		}
 		if (rc)
 			return tier_err_ctx(rc, "prefetch");
+	}
+	if (other) {
+		rc = rs_bounce(b, false);
+		if (rc)
+			return rc;
 	}
 	for (i = 0; i < b->n; i++) {
 		struct piece *p = &b->p[i];
@@ -1581,11 +1654,6 @@ static int rs_prefetch(struct tier_restore *rs)
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return tier_err(-ENOMEM, "restore: out of memory");
-	b->bounce = bounce_get();
-	if (!b->bounce) {
-		free(b);
-		return tier_err(-ENOMEM, "restore: out of memory");
-	}
 
 	for (i = 0; i < rs->n && !rc; i++) {
 		const struct placer_ext *e = &rs->ext[i];
@@ -1611,7 +1679,7 @@ static int rs_prefetch(struct tier_restore *rs)
 				.src = e->source,
 			};
 			if (e->source != PLACER_SRC_NONE) {
-				p->buf = b->bounce + b->pages * PG;
+				p->slot = b->pages;
 				b->pages += np;
 			}
 			w += np;
@@ -1620,7 +1688,8 @@ static int rs_prefetch(struct tier_restore *rs)
 	}
 	if (!rc && b->n)
 		rc = rs_flush(rs, b, rs->hseg);
-	bounce_put(b->bounce);
+	if (b->bounce)
+		bounce_put(b->bounce);
 	free(b);
 	return rc;
 }

@@ -163,6 +163,22 @@ int main(void)
 	t_ok(pool_readv(s, &iov, 1));
 	t_eq(buf[sizeof(buf) - 1], pat(size - 1, 1));
 
+	/* A view: the segment's bytes in place, bounds checked. */
+	{
+		const uint8_t *v;
+		size_t j;
+
+		t_ok(pool_seg_view(s, 4096 + 17, 3 * 4096, (const void **)&v));
+		for (j = 0; j < 3 * 4096; j++)
+			t_eq(v[j], pat(4096 + 17 + j, 1));
+		t_ok(pool_seg_view(s, size - 1, 1, (const void **)&v));
+		t_eq(v[0], pat(size - 1, 1));
+		t_fails(pool_seg_view(s, size - 10, 11, (const void **)&v),
+			-ERANGE);
+		t_assert(strstr(tier_errmsg(), "snap1/tiered"));
+		t_fails(pool_seg_view(s, 0, 0, (const void **)&v), -ERANGE);
+	}
+
 	/* Replacement: an open reader keeps the old bytes. */
 	put_seg(a, "snap2/tiered", 100000, 2);
 	t_ok(pool_seg_open(b, "snap2/tiered", &old));
@@ -186,6 +202,13 @@ int main(void)
 	t_assert(truncate(path, 4096) == 0);
 	iov.off = 8192;
 	t_fails(pool_readv(s, &iov, 1), -EIO);
+	{
+		const void *v;
+
+		/* the view populates first: an error, never SIGBUS */
+		t_fails(pool_seg_view(s, 8192, 4096, &v), -EIO);
+		t_assert(strstr(tier_errmsg(), "no longer holds"));
+	}
 	pool_seg_close(s);
 
 	pool_close(a);

@@ -170,6 +170,12 @@ static void check_whole(struct pool_seg *s, unsigned seed)
 	t_assert(memcmp(got, want, size) == 0);
 	free(got);
 	free(want);
+	/* a remote segment has no view: callers read it */
+	{
+		const void *v;
+
+		t_fails(pool_seg_view(s, 0, 1, &v), -EOPNOTSUPP);
+	}
 }
 
 /* ---------------------------------------------------- raw protocol */
