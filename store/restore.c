@@ -15,8 +15,9 @@
  *   2. COPY and LAZY extents: one UFFDIO_REGISTER (MISSING) per run of
  *      adjacent ones; ANON extents stay unregistered (kernel zero pages);
  *   3. COPY extents: fetched in batches of up to 2 MiB (one pool_readv of
- *      many ranges per batch) and installed with UFFDIO_COPY before the
- *      guest runs;
+ *      many ranges per batch, or read in place from a file pool's page
+ *      cache) and installed with UFFDIO_COPY before the guest runs; the
+ *      populator of step 1 takes batches too once its ranges are done;
  *   4. LAZY extents: a handler fetches the faulting page plus a prefetch
  *      window of following lazy pages not yet installed.
  *
@@ -46,11 +47,14 @@
  *
  * Locking: one thread serves at a time (serve_lock: the handler thread,
  * or the caller of tier_restore_handle); it alone touches the page
- * bitmaps and the pool handle. Pool handles are used by one thread at a
- * time: start connects one and prefetches through it before the handler
- * exists, then hands it over, so a dead pool fails the start, not the
- * first fault. Counters and the trace are under stat_lock so
- * tier_restore_stats and save_trace may run from anywhere.
+ * bitmaps and the pool handle. Before the handler exists, the prefetch
+ * of step 3 may run in two threads: they share the installed bitmap
+ * (atomic OR) and drain events under pf_lock, and the populator reads a
+ * file pool through a segment handle of its own. Pool handles are used
+ * by one thread at a time: start connects one and prefetches through it
+ * before the handler exists, then hands it over, so a dead pool fails
+ * the start, not the first fault. Counters and the trace are under
+ * stat_lock so tier_restore_stats and save_trace may run from anywhere.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -107,6 +111,9 @@ struct rs_range {			/* readahead: fd, off; populate: addr */
 	uint64_t off, len;
 };
 
+struct piece;
+struct pf_batch;
+
 struct tier_restore {
 	struct tier_snap *snap;
 	enum tier_policy policy;
@@ -150,6 +157,21 @@ struct tier_restore {
 	bool have_populator;
 	int pop_rc;
 	char pop_msg[256];
+
+	/*
+	 * The prefetch, cut into batches that the start takes one by one
+	 * and the populator too once its ranges are done (rs_pf_work): with
+	 * a file pool or none, whose reads need no shared connection.
+	 */
+	struct piece *pf;		/* every COPY piece, batch after batch */
+	struct pf_batch *pfb;
+	size_t npfb;
+	atomic_size_t pf_next;		/* the next batch to take */
+	bool pf_help;			/* the populator takes batches too */
+	struct pool_seg *pfseg;		/* its own segment handle */
+	pthread_mutex_t pf_lock;	/* draining events during the prefetch */
+	int pf_rc;
+	char pf_msg[256];
 
 	/* readahead loader (PLACER_F_READAHEAD) */
 	struct rs_range *ra;
@@ -434,6 +456,8 @@ static int rs_open_sources(struct tier_restore *rs, const struct plan *plan,
 
 static void rs_close_sources(struct tier_restore *rs)
 {
+	pool_seg_close(rs->pfseg);
+	rs->pfseg = NULL;
 	if (rs->hseg || rs->hpool)
 		rs_pool_disconnect(&rs->hpool, &rs->hseg);
 	cxl_obj_close(rs->cxl_obj);
@@ -501,12 +525,25 @@ static int rs_drain(struct tier_restore *rs)
 	return 0;
 }
 
+/* The prefetch's drain: two threads may prefetch at once. */
+static int rs_drain_pf(struct tier_restore *rs)
+{
+	int rc;
+
+	pthread_mutex_lock(&rs->pf_lock);
+	rc = rs_drain(rs);
+	pthread_mutex_unlock(&rs->pf_lock);
+	return rc;
+}
+
 /* Runs @op until it stops saying EAGAIN, draining events in between. */
-#define RS_RETRY(rs, call) ({						\
+#define RS_RETRY(rs, call)	RS_RETRY_(rs, call, rs_drain)
+#define RS_RETRY_PF(rs, call)	RS_RETRY_(rs, call, rs_drain_pf)
+#define RS_RETRY_(rs, call, drain) ({					\
 		int rs_rc_, rs_try_ = 0;				\
 		while ((rs_rc_ = (call)) == -EAGAIN &&			\
 		       rs_try_++ < EAGAIN_TRIES) {			\
-			rs_rc_ = rs_drain(rs);				\
+			rs_rc_ = drain(rs);				\
 			if (rs_rc_)					\
 				break;					\
 		}							\
@@ -561,10 +598,12 @@ static uint64_t rs_window(struct tier_restore *rs, const struct placer_ext *e,
 	return cnt;
 }
 
+/* Atomic: two threads prefetch at once, into pages of one bitmap word. */
 static void rs_mark_installed(struct tier_restore *rs, uint64_t w, uint64_t n)
 {
-	while (n--)
-		bit_set(rs->installed, w++);
+	for (; n--; w++)
+		__atomic_fetch_or(&rs->installed[w / 64], 1ULL << (w % 64),
+				  __ATOMIC_RELAXED);
 }
 
 static int rs_fault(struct tier_restore *rs, uintptr_t addr)
@@ -900,6 +939,7 @@ static struct tier_restore *rs_new(struct tier_snap *snap, void *addr,
 	rs->on_error = attr->on_error;
 	rs->arg = attr->arg;
 	pthread_mutex_init(&rs->serve_lock, NULL);
+	pthread_mutex_init(&rs->pf_lock, NULL);
 	pthread_mutex_init(&rs->stat_lock, NULL);
 
 	words = (rs->npages + 63) / 64;
@@ -939,6 +979,9 @@ static void rs_free(struct tier_restore *rs)
 	free(rs->ovl);
 	free(rs->ra);
 	free(rs->pop);
+	free(rs->pf);
+	free(rs->pfb);
+	pthread_mutex_destroy(&rs->pf_lock);
 	free(rs->rec_idx);
 	free(rs->ent);
 	free(rs);
@@ -1160,6 +1203,8 @@ static int pop_flush(struct pop_batch *b)
 	return 0;
 }
 
+static int rs_pf_work(struct tier_restore *rs, struct pool_seg *seg);
+
 static void *rs_populator(void *arg)
 {
 	struct tier_restore *rs = arg;
@@ -1203,6 +1248,12 @@ static void *rs_populator(void *arg)
 	if (b->pidfd >= 0)
 		close(b->pidfd);
 	free(b);
+	if (!rs->pop_rc && rs->pf_help) {
+		rs->pf_rc = rs_pf_work(rs, rs->pfseg);
+		if (rs->pf_rc)
+			snprintf(rs->pf_msg, sizeof(rs->pf_msg), "%s",
+				 tier_errmsg());
+	}
 	return NULL;
 }
 
@@ -1232,6 +1283,8 @@ static int rs_populate_wait(struct tier_restore *rs)
 	}
 	if (rs->pop_rc)
 		return tier_err(rs->pop_rc, "%s", rs->pop_msg);
+	if (rs->pf_rc)
+		return tier_err(rs->pf_rc, "%s", rs->pf_msg);
 	return 0;
 }
 
@@ -1366,16 +1419,6 @@ static bool uffd_method(const struct placer_ext *e)
 	return e->method == PLACER_M_COPY || e->method == PLACER_M_LAZY;
 }
 
-static bool rs_has_copy(const struct tier_restore *rs)
-{
-	size_t i;
-
-	for (i = 0; i < rs->n; i++)
-		if (rs->ext[i].method == PLACER_M_COPY)
-			return true;
-	return false;
-}
-
 static bool rs_needs_uffd(const struct tier_restore *rs)
 {
 	size_t i;
@@ -1499,7 +1542,7 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 		    struct pool_seg *seg)
 {
 	unsigned i, k, niov = 0;
-	uint64_t pool = 0, local = 0;
+	uint64_t pool = 0, local = 0, installed = 0;
 	bool other = false;
 	int rc;
 
@@ -1579,20 +1622,23 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 			np += q->np;
 		}
 		if (p->src == PLACER_SRC_NONE)
-			rc = RS_RETRY(rs, uffd_zeropage(rs->uffd,
+			rc = RS_RETRY_PF(rs, uffd_zeropage(rs->uffd,
 					(uintptr_t)rs->base + p->w * PG,
 					np * PG, UFFD_COPY_DONTWAKE));
 		else
-			rc = RS_RETRY(rs, uffd_copy(rs->uffd,
+			rc = RS_RETRY_PF(rs, uffd_copy(rs->uffd,
 					(uintptr_t)rs->base + p->w * PG, p->buf,
 					np * PG, UFFD_COPY_DONTWAKE));
 		if (rc)
 			return tier_err_ctx(rc, "prefetch");
 		rs_mark_installed(rs, p->w, np);
-		rs->st.prefetched_pages += np;
+		installed += np;
 	}
+	pthread_mutex_lock(&rs->stat_lock);
+	rs->st.prefetched_pages += installed;
 	rs->st.pool_bytes += pool;
 	rs->st.local_bytes += local;
+	pthread_mutex_unlock(&rs->stat_lock);
 	b->n = 0;
 	b->pages = 0;
 	return 0;
@@ -1640,54 +1686,125 @@ static void bounce_put(void *b)
 		munmap(b, BATCH_PAGES * PG);
 }
 
-static int rs_prefetch(struct tier_restore *rs)
+struct pf_batch {
+	size_t first, n;		/* pieces [first, first + n) of pf */
+};
+
+/*
+ * Cuts the COPY extents into batches of at most BATCH_PAGES pages with
+ * bytes (NONE pieces are free: UFFDIO_ZEROPAGE) and BATCH_PIECES pieces,
+ * each piece's bounce buffer slot set.
+ */
+static int rs_pf_plan(struct tier_restore *rs)
 {
-	struct batch *b;
-	bool any = false;
-	size_t i;
-	int rc = 0;
+	size_t i, n = 0, cap = 0, bcap = 0, nb = 0, first = 0;
+	uint64_t pages = 0;
 
-	for (i = 0; i < rs->n; i++)
-		any |= rs->ext[i].method == PLACER_M_COPY;
-	if (!any)
-		return 0;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return tier_err(-ENOMEM, "restore: out of memory");
-
-	for (i = 0; i < rs->n && !rc; i++) {
+	for (i = 0; i < rs->n; i++) {
 		const struct placer_ext *e = &rs->ext[i];
 		uint64_t w = e->page, left = e->npages;
 
 		if (e->method != PLACER_M_COPY)
 			continue;
 		while (left) {
-			uint64_t room = BATCH_PAGES - b->pages, np;
-			struct piece *p;
+			uint64_t room = BATCH_PAGES - pages, np;
 
-			if (!room || b->n == BATCH_PIECES) {
-				rc = rs_flush(rs, b, rs->hseg);
-				if (rc)
-					break;
+			if (!room || n - first == BATCH_PIECES) {
+				pages = 0;
+				first = n;
 				continue;
+			}
+			if (n == cap) {
+				struct piece *x;
+
+				cap = cap ? 2 * cap : 256;
+				x = realloc(rs->pf, cap * sizeof(*x));
+				if (!x)
+					return tier_err(-ENOMEM, "restore: out of memory");
+				rs->pf = x;
+			}
+			if (first == n) {	/* a new batch */
+				if (nb == bcap) {
+					struct pf_batch *x;
+
+					bcap = bcap ? 2 * bcap : 16;
+					x = realloc(rs->pfb, bcap * sizeof(*x));
+					if (!x)
+						return tier_err(-ENOMEM, "restore: out of memory");
+					rs->pfb = x;
+				}
+				rs->pfb[nb++] = (struct pf_batch){ .first = n };
 			}
 			np = e->source == PLACER_SRC_NONE || left < room ?
 			     left : room;
-			p = &b->p[b->n++];
-			*p = (struct piece){
+			rs->pf[n] = (struct piece){
 				.w = w, .np = np, .off = ext_off(e, w),
-				.src = e->source,
+				.src = e->source, .slot = pages,
 			};
-			if (e->source != PLACER_SRC_NONE) {
-				p->slot = b->pages;
-				b->pages += np;
-			}
+			if (e->source != PLACER_SRC_NONE)
+				pages += np;
+			rs->pfb[nb - 1].n++;
+			n++;
 			w += np;
 			left -= np;
 		}
 	}
-	if (!rc && b->n)
-		rc = rs_flush(rs, b, rs->hseg);
+	rs->npfb = nb;
+	return 0;
+}
+
+/*
+ * Whether the populator may take batches too: with no pool pieces, or a
+ * pool whose segment can be viewed in place (a file pool), through a
+ * second handle of its own (a handle serves one thread at a time).
+ */
+static void rs_pf_helper(struct tier_restore *rs)
+{
+	const void *v;
+	size_t i;
+
+	if (!rs->npfb || !rs->npop)
+		return;
+	for (i = 0; i < rs->pfb[rs->npfb - 1].first + rs->pfb[rs->npfb - 1].n; i++)
+		if (rs->pf[i].src == PLACER_SRC_POOL)
+			break;
+	if (i == rs->pfb[rs->npfb - 1].first + rs->pfb[rs->npfb - 1].n) {
+		rs->pf_help = true;
+		return;
+	}
+	if (pool_seg_open(rs->hpool, rs->obj_name, &rs->pfseg))
+		return;
+	if (pool_seg_view(rs->pfseg, 0, 1, &v) == 0) {
+		rs->pf_help = true;
+		return;
+	}
+	pool_seg_close(rs->pfseg);
+	rs->pfseg = NULL;
+}
+
+/* Takes batches until there are none left; an error stops the others. */
+static int rs_pf_work(struct tier_restore *rs, struct pool_seg *seg)
+{
+	struct batch *b;
+	size_t k;
+	int rc = 0;
+
+	if (atomic_load(&rs->pf_next) >= rs->npfb)
+		return 0;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return tier_err(-ENOMEM, "restore: out of memory");
+	while ((k = atomic_fetch_add(&rs->pf_next, 1)) < rs->npfb) {
+		const struct pf_batch *pb = &rs->pfb[k];
+
+		memcpy(b->p, rs->pf + pb->first, pb->n * sizeof(*b->p));
+		b->n = pb->n;
+		rc = rs_flush(rs, b, seg);
+		if (rc) {
+			atomic_store(&rs->pf_next, rs->npfb);
+			break;
+		}
+	}
 	if (b->bounce)
 		bounce_put(b->bounce);
 	free(b);
@@ -1815,18 +1932,29 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 		goto err_touched;
 	rs->st.register_ns = now_ns() - t;
 
-	/* populate (part of the map step) overlaps the prefetch */
+	/* populate (part of the map step) overlaps the prefetch, and the
+	 * populator takes prefetch batches once it is done */
 	t = now_ns();
-	rs_populate_start(rs, rs_has_copy(rs));
-	rc = rs_prefetch(rs);
-	rs->st.prefetch_ns = now_ns() - t;
+	rc = rs_pf_plan(rs);
 	if (rc)
 		goto err_touched;
+	rs_pf_helper(rs);
+	rs_populate_start(rs, rs->npfb);
+	/* TIER_RESTORE_PF_HELPER=1 (tests): the populator takes them all */
+	if (!rs->pf_help || !rs->have_populator ||
+	    !getenv("TIER_RESTORE_PF_HELPER")) {
+		rc = rs_pf_work(rs, rs->hseg);
+		if (rc)
+			goto err_touched;
+	}
+	/* prefetch_ns: until both threads are done (populating included
+	 * where it overlaps: the two share the batches) */
 	rc = rs_populate_wait(rs);
+	rs->st.prefetch_ns = now_ns() - t;
+	pool_seg_close(rs->pfseg);
+	rs->pfseg = NULL;
 	if (rc)
 		goto err_touched;
-	/* map_ns: the mmaps, plus what populating took beyond the prefetch */
-	rs->st.map_ns += now_ns() - t - rs->st.prefetch_ns;
 
 	if (rs->uffd >= 0) {
 		t_thread = now_ns();

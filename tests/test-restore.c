@@ -1091,6 +1091,44 @@ static void corrupt_ovl_pool(void)
 	close(fd);
 }
 
+/*
+ * A prefetched page (I, page 170) corrupt in the pool, found by the
+ * populator's share of the prefetch: the start fails naming the page,
+ * and the range is left PROT_NONE.
+ */
+static void helper_fails(void)
+{
+	struct tier_restore_attr attr = { .prefetch = 1, .policy = OPOLICY };
+	struct tier_restore *rs = NULL;
+	struct plan plan = make_oplan();
+	uint8_t *mem = map_range(NP * PG);
+	int fd = open(ovl_seg, O_RDWR), status;
+	char c, x = 'X';
+	pid_t pid;
+
+	t_assert(fd >= 0);
+	/* I: segment pages 107.., page 170 is its third */
+	t_assert(pread(fd, &c, 1, (107 + 2) * PG + 5) == 1);
+	t_assert(pwrite(fd, &x, 1, (107 + 2) * PG + 5) == 1);
+	t_fails(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs),
+		-EBADMSG);
+	t_assert(rs == NULL);
+	t_assert(strstr(tier_errmsg(), "page 170"));
+	t_assert(strstr(tier_errmsg(), "checksum mismatch"));
+	pid = fork();
+	t_assert(pid >= 0);
+	if (pid == 0) {
+		volatile uint8_t *p = mem + 9 * PG;	/* B */
+
+		_exit(p[0] == 0 ? 0 : 1);
+	}
+	t_assert(waitpid(pid, &status, 0) == pid);
+	t_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+	t_assert(pwrite(fd, &c, 1, (107 + 2) * PG + 5) == 1);
+	close(fd);
+	t_assert(munmap(mem, NP * PG) == 0);
+}
+
 static void overlay(void)
 {
 	struct tier_uri u;
@@ -1121,6 +1159,11 @@ static void overlay(void)
 
 	overlay_restore(1);
 	overlay_restore(0);
+	/* the populator prefetching every batch: the same bytes, counts */
+	setenv("TIER_RESTORE_PF_HELPER", "1", 1);
+	overlay_restore(1);
+	helper_fails();
+	unsetenv("TIER_RESTORE_PF_HELPER");
 	overlay_window();
 
 	fc_plan = make_oplan;
