@@ -1069,14 +1069,19 @@ static int rs_populate(void *addr, size_t len)
 	return 0;
 }
 
+/* Appends to a vector that doubles at each power of two (thousands of
+ * ranges: one realloc per entry would copy them over and over). */
 static int rs_add_range(struct rs_range **v, size_t *n, int fd, uint64_t off,
 			uint64_t len)
 {
-	struct rs_range *r = realloc(*v, (*n + 1) * sizeof(*r));
+	struct rs_range *r = *v;
 
-	if (!r)
-		return tier_err(-ENOMEM, "restore: out of memory");
-	*v = r;
+	if (*n < 16 ? !*n : !(*n & (*n - 1))) {
+		r = realloc(*v, (*n < 16 ? 16 : 2 * *n) * sizeof(*r));
+		if (!r)
+			return tier_err(-ENOMEM, "restore: out of memory");
+		*v = r;
+	}
 	r[(*n)++] = (struct rs_range){ .fd = fd, .off = off, .len = len };
 	return 0;
 }
