@@ -979,6 +979,18 @@ static uint64_t ocount(unsigned method, int cls)
 	return n;
 }
 
+/* Whether the page at @addr is mapped (its PTE present: pagemap bit 63). */
+static int pte_present(const void *addr)
+{
+	int fd = open("/proc/self/pagemap", O_RDONLY);
+	uint64_t e = 0;
+
+	t_assert(fd >= 0);
+	t_assert(pread(fd, &e, 8, (uintptr_t)addr / PG * 8) == 8);
+	close(fd);
+	return (int)(e >> 63);
+}
+
 static void overlay_restore(int overlay)
 {
 	struct tier_restore_attr attr = { .prefetch = 1, .policy = OPOLICY };
@@ -1005,6 +1017,19 @@ static void overlay_restore(int overlay)
 	t_eq(st.cxl_mapped_bytes, (8 + 5 + 2 + 10 + 20 + 39 + 100) * PG);
 	for (c = 0; c < TIER_CLASS_MAX; c++)
 		t_eq(st.faults[c], 0);
+	/* populated: every page of a POPULATE extent is mapped before the
+	 * guest runs (overlay: one page a 64 KiB window, fault-around maps
+	 * the rest), and no hole is */
+	for (c = 0; c < ONEXT; c++) {
+		const struct placer_ext *e = &oext[c];
+
+		for (uint64_t q = e->page; q < e->page + e->npages; q++) {
+			if (e->flags & PLACER_F_POPULATE)
+				t_eq(pte_present(mem + q * PG), 1);
+			if (e->method == PLACER_M_LAZY)
+				t_eq(pte_present(mem + q * PG), 0);
+		}
+	}
 
 	touch_all(mem, 0, NP);
 	tier_restore_stats(rs, &st);
