@@ -165,6 +165,7 @@ struct tier_restore {
 	 * a file pool or none, whose reads need no shared connection.
 	 */
 	struct piece *pf;		/* every COPY piece, batch after batch */
+	size_t npf;
 	struct pf_batch *pfb;
 	size_t npfb;
 	atomic_size_t pf_next;		/* the next batch to take */
@@ -1516,6 +1517,7 @@ struct batch {
 	uint64_t pages;			/* in the bounce buffer */
 	uint8_t *bounce;		/* NULL until a piece needs it */
 	struct pool_iov iov[BATCH_PIECES];
+	unsigned iov_piece[BATCH_PIECES];	/* an iov's first piece */
 };
 
 /*
@@ -1596,9 +1598,9 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 			last->len += b->p[i].np * PG;
 			continue;
 		}
+		b->iov_piece[niov] = i;
 		b->iov[niov++] = (struct pool_iov){
 			.off = b->p[i].off, .len = b->p[i].np * PG,
-			.buf = (void *)(uintptr_t)b->p[i].slot,
 		};
 	}
 	if (niov) {
@@ -1606,8 +1608,7 @@ static int rs_flush(struct tier_restore *rs, struct batch *b,
 		if (rc == -EOPNOTSUPP) {
 			rc = rs_bounce(b, true);
 			for (i = 0; i < niov && !rc; i++)
-				b->iov[i].buf = b->bounce +
-					(uintptr_t)b->iov[i].buf * PG;
+				b->iov[i].buf = b->p[b->iov_piece[i]].buf;
 			if (!rc)
 				rc = pool_readv(seg, b->iov, niov);
 		}
@@ -1784,6 +1785,7 @@ static int rs_pf_plan(struct tier_restore *rs)
 			left -= np;
 		}
 	}
+	rs->npf = n;
 	rs->npfb = nb;
 	return 0;
 }
@@ -1800,10 +1802,10 @@ static void rs_pf_helper(struct tier_restore *rs)
 
 	if (!rs->npfb || !rs->npop)
 		return;
-	for (i = 0; i < rs->pfb[rs->npfb - 1].first + rs->pfb[rs->npfb - 1].n; i++)
+	for (i = 0; i < rs->npf; i++)
 		if (rs->pf[i].src == PLACER_SRC_POOL)
 			break;
-	if (i == rs->pfb[rs->npfb - 1].first + rs->pfb[rs->npfb - 1].n) {
+	if (i == rs->npf) {
 		rs->pf_help = true;
 		return;
 	}
