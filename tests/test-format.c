@@ -727,6 +727,27 @@ static void test_file(void)
 	atomic_abort(&af);
 	t_assert(stat(af.tmp, &sb) < 0 && errno == ENOENT);
 	t_assert(stat(path, &sb) == 0 && sb.st_size == 0);
+	/* Two writers of one path in one process: neither takes the other's
+	 * temporary; the last commit wins whole. */
+	{
+		struct atomic_file a2;
+
+		t_ok(atomic_open(&af, path));
+		t_ok(atomic_open(&a2, path));
+		t_assert(strcmp(af.tmp, a2.tmp) != 0);
+		t_ok(write_full(af.fd, "first", 5, path));
+		t_ok(write_full(a2.fd, "second", 6, path));
+		t_ok(atomic_commit(&af));
+		t_ok(read_file(path, &buf, &len));
+		t_eq(len, 5);
+		free(buf);
+		t_ok(atomic_commit(&a2));
+		t_ok(read_file(path, &buf, &len));
+		t_eq(len, 6);
+		t_assert(!memcmp(buf, "second", 6));
+		free(buf);
+		t_assert(stat(a2.tmp, &sb) < 0 && errno == ENOENT);
+	}
 
 	/* A full disk is -ENOSPC naming the file. */
 	fd = open("/dev/full", O_WRONLY);

@@ -38,6 +38,8 @@ static int sync_parent(const char *path)
 	return rc;
 }
 
+static unsigned tmp_seq;
+
 int atomic_open(struct atomic_file *af, const char *path)
 {
 	int tries;
@@ -46,7 +48,10 @@ int atomic_open(struct atomic_file *af, const char *path)
 	if (snprintf(af->path, sizeof(af->path), "%s", path) >=
 	    (int)sizeof(af->path))
 		return tier_err(-ENAMETOOLONG, "%s: path too long", path);
-	snprintf(af->tmp, sizeof(af->tmp), "%s.tmp.%d", path, (int)getpid());
+	/* unique among the threads and calls of this process: a second
+	 * writer of the same path must not take over the first's file */
+	snprintf(af->tmp, sizeof(af->tmp), "%s.tmp.%d.%u", path, (int)getpid(),
+		 __atomic_fetch_add(&tmp_seq, 1, __ATOMIC_RELAXED));
 
 	/* A leftover of a crashed process that had our pid is garbage. */
 	for (tries = 0; tries < 2; tries++) {
