@@ -267,6 +267,17 @@ static int wseg_new(struct pool_server *srv, const char *name, uint64_t size,
 			      (unsigned long long)size);
 		goto err;
 	}
+	/*
+	 * WRITEs land in a shared mapping of the file: on a full disk (or
+	 * tmpfs, or a memfd past its memory) a store there is SIGBUS, which
+	 * would kill the server. Reserve every block now instead, so a full
+	 * disk is this CREATE's error.
+	 */
+	if (size && (rc = posix_fallocate(w->fd, 0, size)) != 0) {
+		rc = tier_err(-rc, "segment '%s': reserving %llu bytes: %s",
+			      name, (unsigned long long)size, strerror(rc));
+		goto err;
+	}
 	if (size) {
 		w->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			      w->fd, 0);

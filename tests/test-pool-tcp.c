@@ -812,6 +812,43 @@ static void test_persistence(void)
 	t_eq(system(path), 0);
 }
 
+/*
+ * A server whose directory is full: CREATE fails with the segment's name
+ * and the reason, the server lives on and serves what it has. Needs a
+ * small tmpfs (mount, as root); skipped without one.
+ */
+static void test_full_disk(void)
+{
+	char dir[] = "/tmp/tier-pool-full.XXXXXX", cmd[256];
+	struct pool_wseg *w;
+	struct pool_seg *s;
+	struct pool *p;
+	struct srv sv;
+
+	t_assert(mkdtemp(dir));
+	snprintf(cmd, sizeof(cmd),
+		 "mount -t tmpfs -o size=2m tier-test %s 2>/dev/null", dir);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "full disk: no tmpfs mount here, not tested\n");
+		rmdir(dir);
+		return;
+	}
+	srv_start(&sv, dir, 0);
+	p = connect_pool(sv.port);
+	put_seg(p, "full/small", MiB, 21);
+	t_fails(pool_create(p, "full/big", 4 * MiB, &w), -ENOSPC);
+	t_assert(strstr(tier_errmsg(), "full/big"));
+	t_assert(strstr(tier_errmsg(), "No space"));
+	fprintf(stderr, "full disk: %s\n", tier_errmsg());
+	t_ok(pool_seg_open(p, "full/small", &s));
+	check_whole(s, 21);
+	pool_seg_close(s);
+	pool_close(p);
+	srv_stop(&sv);
+	snprintf(cmd, sizeof(cmd), "umount %s && rmdir %s", dir, dir);
+	t_eq(system(cmd), 0);
+}
+
 int main(int argc, char **argv)
 {
 	struct srv sv;
@@ -835,5 +872,6 @@ int main(int argc, char **argv)
 	unsetenv("TIER_POOL_TIMEOUT_MS");
 
 	test_persistence();
+	test_full_disk();
 	return T_PASS;
 }
