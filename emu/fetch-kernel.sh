@@ -41,8 +41,11 @@ dl="$dir/deb"
 mkdir -p "$dl"
 deb=$(ls "$dl/${pkg}"_*.deb 2>/dev/null | head -n1 || true)
 if [ -z "$deb" ]; then
-	# apt-get download writes into the cwd; _apt needs to be able to write there.
-	(cd "$dl" && apt-get download -q "$pkg" >&2) ||
+	# apt-get download writes into the cwd, as _apt unless told otherwise:
+	# as root, download as root (no sandbox warning for a private dir).
+	sandbox=()
+	[ "$(id -u)" = 0 ] && sandbox=(-o APT::Sandbox::User=root)
+	(cd "$dl" && apt-get download -q "${sandbox[@]}" "$pkg" >&2) ||
 		(cd "$dl" && chmod 777 . && apt-get download -q "$pkg" >&2)
 	deb=$(ls "$dl/${pkg}"_*.deb | head -n1)
 fi
