@@ -1574,7 +1574,7 @@ static void check_plan(const struct placer_input *in,
 		case TIER_POLICY_TIERED:
 			/* only ro pages are populated, bridged ones not */
 			if (src == CXL)
-				t_assert(m == MAP && f == (c == RO ? POP : 0));
+				t_assert(m == MAP && f == (c == RO ? (int)POP : 0));
 			else
 				t_eq(f, 0);
 			if (c == RO) {
