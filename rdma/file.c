@@ -180,12 +180,18 @@ static int file_view(struct pool_seg *s, uint64_t off, size_t len,
 					s->pool->uri, s->name);
 		s->map = m;
 	}
-	if (madvise((char *)s->map + a, off + len - a, MADV_POPULATE_READ) < 0)
+	while (madvise((char *)s->map + a, off + len - a,
+		       MADV_POPULATE_READ) < 0) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EINVAL)	/* before Linux 5.14: read it instead */
+			return -EOPNOTSUPP;
 		return tier_err(errno == EFAULT ? -EIO : -errno,
 				"pool %s: segment '%s': bytes [%llu, +%zu): %s",
 				s->pool->uri, s->name, (unsigned long long)off,
 				len, errno == EFAULT ? "the file no longer holds them" :
 				strerror(errno));
+	}
 	*ret = (const char *)s->map + off;
 	return 0;
 }

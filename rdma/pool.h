@@ -63,8 +63,8 @@ int pool_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n);
  * with [off, off+len) resident, valid until pool_seg_close: a caller
  * installs pages from it without copying them into a buffer first. The
  * bytes are as untrusted as pool_readv's. -EOPNOTSUPP (no message) for
- * remote transports, -ERANGE out of bounds, -EIO if the file no longer
- * holds the range.
+ * remote transports and kernels without MADV_POPULATE_READ, -ERANGE out
+ * of bounds, -EIO if the file no longer holds the range.
  */
 int pool_seg_view(struct pool_seg *s, uint64_t off, size_t len,
 		  const void **ret);
