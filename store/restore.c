@@ -1726,6 +1726,21 @@ struct pf_batch {
 	size_t first, n;		/* pieces [first, first + n) of pf */
 };
 
+/* Makes room for element @n of *@v (capacity *@cap), doubling. */
+static int grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	void *x;
+
+	if (n < *cap)
+		return 0;
+	x = realloc(*v, (*cap ? 2 * *cap : 16) * size);
+	if (!x)
+		return -ENOMEM;
+	*v = x;
+	*cap = *cap ? 2 * *cap : 16;
+	return 0;
+}
+
 /*
  * Cuts the COPY extents into batches of at most BATCH_PAGES pages with
  * bytes (NONE pieces are free: UFFDIO_ZEROPAGE) and BATCH_PIECES pieces,
@@ -1750,25 +1765,12 @@ static int rs_pf_plan(struct tier_restore *rs)
 				first = n;
 				continue;
 			}
-			if (n == cap) {
-				struct piece *x;
-
-				cap = cap ? 2 * cap : 256;
-				x = realloc(rs->pf, cap * sizeof(*x));
-				if (!x)
-					return tier_err(-ENOMEM, "restore: out of memory");
-				rs->pf = x;
-			}
+			if (grow((void **)&rs->pf, &cap, n, sizeof(*rs->pf)))
+				return tier_err(-ENOMEM, "restore: out of memory");
 			if (first == n) {	/* a new batch */
-				if (nb == bcap) {
-					struct pf_batch *x;
-
-					bcap = bcap ? 2 * bcap : 16;
-					x = realloc(rs->pfb, bcap * sizeof(*x));
-					if (!x)
-						return tier_err(-ENOMEM, "restore: out of memory");
-					rs->pfb = x;
-				}
+				if (grow((void **)&rs->pfb, &bcap, nb,
+					 sizeof(*rs->pfb)))
+					return tier_err(-ENOMEM, "restore: out of memory");
 				rs->pfb[nb++] = (struct pf_batch){ .first = n };
 			}
 			np = e->source == PLACER_SRC_NONE || left < room ?

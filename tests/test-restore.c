@@ -582,28 +582,33 @@ static void fail_closed(uint64_t page, void (*breakit)(void), int want)
  * leaves the range inaccessible rather than half restored: a guest run
  * by mistake crashes instead of reading zeros.
  */
+/* A failed start leaves the range PROT_NONE: touching @p kills a child
+ * with SIGSEGV instead of showing it zeros. */
+static void expect_segv(const uint8_t *p)
+{
+	int status;
+	pid_t pid = fork();
+
+	t_assert(pid >= 0);
+	if (pid == 0)
+		_exit(*(const volatile uint8_t *)p == 0 ? 0 : 1);
+	t_assert(waitpid(pid, &status, 0) == pid);
+	t_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+}
+
 static void start_fails(void)
 {
 	struct tier_restore *rs = NULL;
 	struct plan plan = make_plan();
 	uint8_t *mem = map_range(NP * PG);
-	int status, rc;
-	pid_t pid;
+	int rc;
 
 	rc = restore_start_plan(&snap, &plan, mem, NP * PG, NULL, &rs);
 	t_assert(rc < 0);
 	t_assert(rs == NULL);
 	t_assert(strstr(tier_errmsg(), "snap/tiered") != NULL);
 	fprintf(stderr, "start failed as it should: %s\n", tier_errmsg());
-	pid = fork();
-	t_assert(pid >= 0);
-	if (pid == 0) {
-		volatile uint8_t *p = mem + 112 * PG;	/* E: never installed */
-
-		_exit(p[0] == 0 ? 0 : 1);
-	}
-	t_assert(waitpid(pid, &status, 0) == pid);
-	t_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+	expect_segv(mem + 112 * PG);	/* E: never installed */
 	t_assert(munmap(mem, NP * PG) == 0);
 }
 
@@ -1127,9 +1132,8 @@ static void helper_fails(void)
 	struct tier_restore *rs = NULL;
 	struct plan plan = make_oplan();
 	uint8_t *mem = map_range(NP * PG);
-	int fd = open(ovl_seg, O_RDWR), status;
+	int fd = open(ovl_seg, O_RDWR);
 	char c, x = 'X';
-	pid_t pid;
 
 	t_assert(fd >= 0);
 	/* I: segment pages 107.., page 170 is its third */
@@ -1140,15 +1144,7 @@ static void helper_fails(void)
 	t_assert(rs == NULL);
 	t_assert(strstr(tier_errmsg(), "page 170"));
 	t_assert(strstr(tier_errmsg(), "checksum mismatch"));
-	pid = fork();
-	t_assert(pid >= 0);
-	if (pid == 0) {
-		volatile uint8_t *p = mem + 9 * PG;	/* B */
-
-		_exit(p[0] == 0 ? 0 : 1);
-	}
-	t_assert(waitpid(pid, &status, 0) == pid);
-	t_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV);
+	expect_segv(mem + 9 * PG);	/* B */
 	t_assert(pwrite(fd, &c, 1, (107 + 2) * PG + 5) == 1);
 	close(fd);
 	t_assert(munmap(mem, NP * PG) == 0);
