@@ -1003,7 +1003,7 @@ static void overlay_restore(int overlay)
 	struct tier_restore *rs;
 	struct plan plan = make_oplan();
 	uint8_t *mem = map_range(NP * PG);
-	uint64_t c;
+	uint64_t c, want = 0, got = 0;
 
 	if (!overlay)
 		setenv("TIER_RESTORE_NO_OVERLAY", "1", 1);
@@ -1022,19 +1022,31 @@ static void overlay_restore(int overlay)
 	t_eq(st.cxl_mapped_bytes, (8 + 5 + 2 + 10 + 20 + 39 + 100) * PG);
 	for (c = 0; c < TIER_CLASS_MAX; c++)
 		t_eq(st.faults[c], 0);
-	/* populated: every page of a POPULATE extent is mapped before the
-	 * guest runs (overlay: one page a 64 KiB window, fault-around maps
-	 * the rest), and no hole is */
+	/*
+	 * populated: every page of a POPULATE extent is mapped before the
+	 * guest runs, and no hole is. Overlay: one page a 64 KiB window is
+	 * populated and fault-around maps the rest, except a page whose
+	 * folio someone else holds locked at that moment (reclaim, DAMON):
+	 * that one faults in from the page cache on touch, never through
+	 * userfaultfd (faults[RO] stays 0 below).
+	 */
 	for (c = 0; c < ONEXT; c++) {
 		const struct placer_ext *e = &oext[c];
 
 		for (uint64_t q = e->page; q < e->page + e->npages; q++) {
-			if (e->flags & PLACER_F_POPULATE)
-				t_eq(pte_present(mem + q * PG), 1);
+			if (e->flags & PLACER_F_POPULATE) {
+				want++;
+				got += pte_present(mem + q * PG);
+			}
 			if (e->method == PLACER_M_LAZY)
 				t_eq(pte_present(mem + q * PG), 0);
 		}
 	}
+	t_assert(want > 0);
+	if (overlay)
+		t_assert(got * 10 >= want * 9);
+	else
+		t_eq(got, want);
 
 	touch_all(mem, 0, NP);
 	tier_restore_stats(rs, &st);
