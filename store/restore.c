@@ -153,7 +153,7 @@ struct tier_restore {
 
 	/* MADV_POPULATE_READ ranges, done while the prefetch runs */
 	struct rs_range *pop;
-	size_t npop;
+	size_t npop, popcap;
 	pthread_t populator;
 	bool have_populator;
 	int pop_rc;
@@ -177,7 +177,7 @@ struct tier_restore {
 
 	/* readahead loader (PLACER_F_READAHEAD) */
 	struct rs_range *ra;
-	size_t nra;
+	size_t nra, racap;
 	pthread_t loader;
 	bool have_loader;
 	atomic_bool loader_stop;
@@ -1071,20 +1071,28 @@ static int rs_populate(void *addr, size_t len)
 	return 0;
 }
 
-/* Appends to a vector that doubles at each power of two (thousands of
- * ranges: one realloc per entry would copy them over and over). */
-static int rs_add_range(struct rs_range **v, size_t *n, int fd, uint64_t off,
-			uint64_t len)
+/* Makes room for element @n of *@v (capacity *@cap), doubling: vectors
+ * of thousands, one realloc an entry would copy them over and over. */
+static int grow(void **v, size_t *cap, size_t n, size_t size)
 {
-	struct rs_range *r = *v;
+	void *x;
 
-	if (*n < 16 ? !*n : !(*n & (*n - 1))) {
-		r = realloc(*v, (*n < 16 ? 16 : 2 * *n) * sizeof(*r));
-		if (!r)
-			return tier_err(-ENOMEM, "restore: out of memory");
-		*v = r;
-	}
-	r[(*n)++] = (struct rs_range){ .fd = fd, .off = off, .len = len };
+	if (n < *cap)
+		return 0;
+	x = realloc(*v, (*cap ? 2 * *cap : 16) * size);
+	if (!x)
+		return -ENOMEM;
+	*v = x;
+	*cap = *cap ? 2 * *cap : 16;
+	return 0;
+}
+
+static int rs_add_range(struct rs_range **v, size_t *n, size_t *cap, int fd,
+			uint64_t off, uint64_t len)
+{
+	if (grow((void **)v, cap, *n, sizeof(**v)))
+		return tier_err(-ENOMEM, "restore: out of memory");
+	(*v)[(*n)++] = (struct rs_range){ .fd = fd, .off = off, .len = len };
 	return 0;
 }
 
@@ -1129,7 +1137,8 @@ static int rs_map_run(struct tier_restore *rs, size_t i, size_t j)
 	}
 	rs->st.mappings++;
 	if (all_pop) {
-		rc = rs_add_range(&rs->pop, &rs->npop, -1, (uintptr_t)addr, len);
+		rc = rs_add_range(&rs->pop, &rs->npop, &rs->popcap, -1,
+				  (uintptr_t)addr, len);
 		if (rc)
 			return rc;
 		any_pop = false;
@@ -1138,14 +1147,14 @@ static int rs_map_run(struct tier_restore *rs, size_t i, size_t j)
 	for (k = i; k < j; k++) {
 		e = &rs->ext[k];
 		if (any_pop && (e->flags & PLACER_F_POPULATE)) {
-			rc = rs_add_range(&rs->pop, &rs->npop, -1,
+			rc = rs_add_range(&rs->pop, &rs->npop, &rs->popcap, -1,
 					  (uintptr_t)rs->base + e->page * PG,
 					  e->npages * PG);
 			if (rc)
 				return rc;
 		}
 		if ((e->flags & PLACER_F_READAHEAD) && src != PLACER_SRC_CXL) {
-			rc = rs_add_range(&rs->ra, &rs->nra,
+			rc = rs_add_range(&rs->ra, &rs->nra, &rs->racap,
 					  src == PLACER_SRC_IMAGE ? rs->image_fd :
 					  rs->local_fd, e->src_off, e->npages * PG);
 			if (rc)
@@ -1362,7 +1371,8 @@ static int rs_pop_windows(struct tier_restore *rs, uintptr_t a, uintptr_t z)
 		if (rs->npop && rs->pop[rs->npop - 1].fd == POP_OVERLAY &&
 		    rs->pop[rs->npop - 1].off / FAULT_AROUND == w / FAULT_AROUND)
 			continue;
-		rc = rs_add_range(&rs->pop, &rs->npop, POP_OVERLAY, w, PG);
+		rc = rs_add_range(&rs->pop, &rs->npop, &rs->popcap,
+				  POP_OVERLAY, w, PG);
 		if (rc)
 			return rc;
 	}
@@ -1726,20 +1736,6 @@ struct pf_batch {
 	size_t first, n;		/* pieces [first, first + n) of pf */
 };
 
-/* Makes room for element @n of *@v (capacity *@cap), doubling. */
-static int grow(void **v, size_t *cap, size_t n, size_t size)
-{
-	void *x;
-
-	if (n < *cap)
-		return 0;
-	x = realloc(*v, (*cap ? 2 * *cap : 16) * size);
-	if (!x)
-		return -ENOMEM;
-	*v = x;
-	*cap = *cap ? 2 * *cap : 16;
-	return 0;
-}
 
 /*
  * Cuts the COPY extents into batches of at most BATCH_PAGES pages with
