@@ -91,5 +91,7 @@ void pool_server_stop(struct pool_server *srv);
 void pool_server_free(struct pool_server *srv);
 /* The port actually bound (useful with port 0). */
 uint16_t pool_server_port(const struct pool_server *srv);
+/* Connections accepted since the start. */
+unsigned pool_server_connections(const struct pool_server *srv);
 
 #endif

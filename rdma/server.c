@@ -90,6 +90,7 @@ struct pool_server {
 	struct srv_conn *conns;	/* touched by the run loop only */
 	void *verbs;		/* rdma: the listener; lfd is its event fd */
 	unsigned tmp_seq;
+	unsigned connections;	/* accepted since start (atomic) */
 };
 
 /* ------------------------------------------------------------ segments */
@@ -909,6 +910,7 @@ static int conn_start(struct pool_server *srv, int fd)
 	}
 	c->next = srv->conns;
 	srv->conns = c;
+	__atomic_fetch_add(&srv->connections, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -927,6 +929,7 @@ struct srv_conn *srv_conn_new(struct pool_server *srv, const char *peer,
 	c->max_data = max_data;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	tier_dbg("pool server: %s connected", c->peer);
+	__atomic_fetch_add(&srv->connections, 1, __ATOMIC_RELAXED);
 	return c;
 }
 
@@ -1194,4 +1197,9 @@ void pool_server_free(struct pool_server *srv)
 uint16_t pool_server_port(const struct pool_server *srv)
 {
 	return srv->port;
+}
+
+unsigned pool_server_connections(const struct pool_server *srv)
+{
+	return __atomic_load_n(&srv->connections, __ATOMIC_RELAXED);
 }

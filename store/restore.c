@@ -171,6 +171,7 @@ struct tier_restore {
 	atomic_size_t pf_next;		/* the next batch to take */
 	bool pf_help;			/* the populator takes batches too */
 	struct pool_seg *pfseg;		/* its own segment handle */
+	struct pool *pfpool;		/* ... on its own connection (TCP) */
 	pthread_mutex_t pf_lock;	/* draining events during the prefetch */
 	int pf_rc;
 	char pf_msg[256];
@@ -456,10 +457,20 @@ static int rs_open_sources(struct tier_restore *rs, const struct plan *plan,
 	return 0;
 }
 
-static void rs_close_sources(struct tier_restore *rs)
+/* The helper's segment handle, and its connection if it has one. */
+static void rs_pf_helper_end(struct tier_restore *rs)
 {
+	if (rs->pfpool) {
+		rs_pool_disconnect(&rs->pfpool, &rs->pfseg);
+		return;
+	}
 	pool_seg_close(rs->pfseg);
 	rs->pfseg = NULL;
+}
+
+static void rs_close_sources(struct tier_restore *rs)
+{
+	rs_pf_helper_end(rs);
 	if (rs->hseg || rs->hpool)
 		rs_pool_disconnect(&rs->hpool, &rs->hseg);
 	cxl_obj_close(rs->cxl_obj);
@@ -1791,7 +1802,11 @@ static int rs_pf_plan(struct tier_restore *rs)
 /*
  * Whether the populator may take batches too: with no pool pieces, or a
  * pool whose segment can be viewed in place (a file pool), through a
- * second handle of its own (a handle serves one thread at a time).
+ * second handle of its own (a handle serves one thread at a time), or a
+ * TCP pool through a second connection: one more handshake (~0.1 ms on
+ * loopback) against batches of about a millisecond each. An RDMA
+ * connection costs an rdma_cm exchange and registering the helper's
+ * buffer, not measured here: RDMA keeps one connection.
  */
 static void rs_pf_helper(struct tier_restore *rs)
 {
@@ -1805,6 +1820,13 @@ static void rs_pf_helper(struct tier_restore *rs)
 			break;
 	if (i == rs->npf) {
 		rs->pf_help = true;
+		return;
+	}
+	if (rs->pool_uri.kind == URI_POOL_TCP) {
+		/* one batch: nothing to share (tests: TIER_RESTORE_PF_HELPER) */
+		if ((rs->npfb > 1 || getenv("TIER_RESTORE_PF_HELPER")) &&
+		    rs_pool_connect(rs, &rs->pfpool, &rs->pfseg) == 0)
+			rs->pf_help = true;
 		return;
 	}
 	if (pool_seg_open(rs->hpool, rs->obj_name, &rs->pfseg))
@@ -1986,8 +2008,7 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	 * where it overlaps: the two share the batches) */
 	rc = rs_populate_wait(rs);
 	rs->st.prefetch_ns = now_ns() - t;
-	pool_seg_close(rs->pfseg);
-	rs->pfseg = NULL;
+	rs_pf_helper_end(rs);
 	if (rc)
 		goto err_touched;
 

@@ -647,6 +647,7 @@ static void tcp_pool(void)
 	struct tier_uri u;
 	struct plan plan;
 	uint8_t *mem;
+	int helper;
 
 	t_ok(uri_parse("pool=tcp://127.0.0.1:0", URI_WANT_POOL, &u));
 	t_ok(pool_server_start(&u, &sattr, &srv));
@@ -657,14 +658,27 @@ static void tcp_pool(void)
 
 	plan_pool = uri;
 	plan = make_plan();
-	mem = map_range(NP * PG);
-	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
-	touch_all(mem, 0, NP);
-	tier_restore_stats(rs, &st);
-	t_eq(st.error, 0);
-	t_eq(st.pool_bytes, (64 + count(PLACER_M_LAZY, 1, PLACER_SRC_POOL, 0)) * PG);
-	tier_restore_stop(rs);
-	t_assert(munmap(mem, NP * PG) == 0);
+	/* one connection; then the populator prefetching every batch over
+	 * a second one of its own: the same bytes and counts */
+	for (helper = 0; helper < 2; helper++) {
+		unsigned conns = pool_server_connections(srv);
+
+		if (helper)
+			setenv("TIER_RESTORE_PF_HELPER", "1", 1);
+		mem = map_range(NP * PG);
+		t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+		unsetenv("TIER_RESTORE_PF_HELPER");
+		t_eq(pool_server_connections(srv), conns + 1 + helper);
+		tier_restore_stats(rs, &st);
+		t_eq(st.prefetched_pages, count(PLACER_M_COPY, 1, 0, 1));
+		touch_all(mem, 0, NP);
+		tier_restore_stats(rs, &st);
+		t_eq(st.error, 0);
+		t_eq(st.pool_bytes,
+		     (64 + count(PLACER_M_LAZY, 1, PLACER_SRC_POOL, 0)) * PG);
+		tier_restore_stop(rs);
+		t_assert(munmap(mem, NP * PG) == 0);
+	}
 
 	fail_closed(ext[EXT_F].page + 9, stop_server, 0);
 	plan_pool = pool_uri;
