@@ -365,14 +365,15 @@ class Bench:
             w("floor (ns/page, median of %d): memcpy %s, UFFDIO_COPY x512 %s, "
               "MAP_PRIVATE+POPULATE_READ %s, MISSING fault %s, anon "
               "POPULATE_WRITE %s, UFFDIO_COPY x1 %s, one-page mmap+populate "
-              "%s ns/mapping\n" % (
+              "%s ns/mapping; two threads do %sx the work of one\n" % (
                   fl.get("reps"), fl.get("memcpy_ns_per_page"),
                   fl.get("uffd_copy_batch512_ns_per_page"),
                   fl.get("populate_read_ns_per_page"),
                   fl.get("missing_fault_ns_per_page"),
                   fl.get("anon_populate_write_ns_per_page"),
                   fl.get("uffd_copy_batch1_ns_per_page"),
-                  fl.get("map_1page_populate_ns_per_mapping")))
+                  fl.get("map_1page_populate_ns_per_mapping"),
+                  fl.get("two_thread_speedup")))
         for name, run_ in res["runs"].items():
             n = run_["instances"]
             w("\n== %s: %s, %d instance%s, pool %s; median of %d\n" % (

@@ -73,6 +73,9 @@ for run, pols in want.items():
             bad.append("%s/%s: mismatches %r" % (run, p, x.get("mismatches")))
         if not x.get("verified_pages"):
             bad.append("%s/%s: no page verified" % (run, p))
+sp = r.get("floor", {}).get("two_thread_speedup")
+if not isinstance(sp, (int, float)) or not 0.2 < sp < 4:
+    bad.append("floor: two_thread_speedup %r" % (sp,))
 targets = [c["target"] for c in r.get("checks", [])]
 if len(targets) < 4:
     bad.append("only %d targets evaluated: %s" % (len(targets), targets))
