@@ -51,6 +51,40 @@ static void parent_of(const char *path, char *buf, size_t len)
 	buf[n] = 0;
 }
 
+/*
+ * A restore maps objects without checking their pages (zero-copy; place
+ * checked them against the checksums when it wrote them), so whoever can
+ * replace an object or write into it decides what guests read. A tier
+ * directory or an object that another user owns (root aside), or that
+ * group or others may write, is refused, as ssh refuses such a key
+ * file. /dev/shm is world-writable: the default directory is made there
+ * by the first place, 0755, and refused if someone else made it first.
+ */
+static int check_owner(const struct cxl_tier *t, const char *obj,
+		       const struct stat *st, const char *what)
+{
+	if (st->st_uid != geteuid() && st->st_uid != 0)
+		return cxl_err(t, obj, -EPERM,
+			       "%s is owned by uid %u: another user could change what restores map",
+			       what, (unsigned)st->st_uid);
+	if (st->st_mode & (S_IWGRP | S_IWOTH))
+		return cxl_err(t, obj, -EPERM,
+			       "%s is writable by group or others (mode %03o): another user could change what restores map (chmod go-w)",
+			       what, (unsigned)(st->st_mode & 07777));
+	return 0;
+}
+
+static int check_dir(const struct cxl_tier *t)
+{
+	struct stat st;
+
+	if (stat(t->dir, &st) < 0)
+		return cxl_err(t, NULL, -errno, "%s: %m", t->dir);
+	if (!S_ISDIR(st.st_mode))
+		return cxl_err(t, NULL, -ENOTDIR, "not a directory");
+	return check_owner(t, NULL, &st, "the directory");
+}
+
 static int fsync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -72,9 +106,9 @@ int dir_open(struct cxl_tier *t)
 		return cxl_err(t, NULL, -EINVAL, "empty directory");
 	snprintf(t->dir, sizeof(t->dir), "%s", t->uri.path);
 	/* A directory that isn't there yet is made by the first create. */
-	if (stat(t->dir, &st) == 0 && !S_ISDIR(st.st_mode))
-		return cxl_err(t, NULL, -ENOTDIR, "not a directory");
-	return 0;
+	if (stat(t->dir, &st) < 0)
+		return 0;
+	return check_dir(t);
 }
 
 int dir_create(struct cxl_wobj *w)
@@ -91,6 +125,10 @@ int dir_create(struct cxl_wobj *w)
 	rc = mkdir_p(parent, 0755);
 	if (rc)
 		return tier_err_ctx(rc, "%s: object %s", t->id, w->name);
+	/* made by us now, or by someone before us */
+	rc = check_dir(t);
+	if (rc)
+		return rc;
 
 	/*
 	 * A hidden name in the same directory: rename() is then atomic and
@@ -205,9 +243,11 @@ int dir_obj_open(struct cxl_obj *o)
 	o->fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (o->fd < 0)
 		return cxl_err(o->t, o->name, -errno, "%m");
-	if (fstat(o->fd, &st) < 0) {
+	if (fstat(o->fd, &st) < 0)
 		rc = cxl_err(o->t, o->name, -errno, "%m");
-
+	else
+		rc = check_owner(o->t, o->name, &st, "the object file");
+	if (rc) {
 		close(o->fd);
 		return rc;
 	}

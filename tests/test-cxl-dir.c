@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #if HAVE_NUMA
@@ -409,6 +410,70 @@ static void check_devdax(const char *dir)
 }
 #endif
 
+/*
+ * Objects are mapped unchecked, so a tier directory or object that
+ * another user could change is refused: at open, at create (also when
+ * the directory changed after the open), and per object at open.
+ */
+static void check_untrusted(const char *base)
+{
+	char d[300], uristr[400], obj[400], want[800];
+	struct tier_uri uri;
+	struct cxl_tier *t;
+	struct cxl_wobj *w;
+	struct cxl_obj *o;
+
+	snprintf(d, sizeof(d), "%s/trust", base);
+	snprintf(uristr, sizeof(uristr), "cxl=dir:%s", d);
+	snprintf(obj, sizeof(obj), "%s/s/x.obj", d);
+	t_ok(uri_parse(uristr, URI_WANT_CXL, &uri));
+	t_assert(mkdir(d, 0755) == 0);
+	t_assert(chmod(d, 0755) == 0);		/* whatever the umask */
+	t_ok(cxl_open(&uri, &t));
+	fill(3);
+	write_obj(t, "s/x", 1);
+
+	/* the directory writable by others: refused at create ... */
+	t_assert(chmod(d, 0777) == 0);
+	t_fails(cxl_create(t, "s/y", PG, &w), -EPERM);
+	cxl_close(t);
+	/* ... and at open */
+	snprintf(want, sizeof(want), "%s: the directory is writable by group "
+		 "or others (mode 777): another user could change what "
+		 "restores map (chmod go-w)", uristr);
+	check_fails(uristr, -EPERM, want);
+	t_assert(chmod(d, 01777) == 0);		/* sticky is not enough */
+	check_fails(uristr, -EPERM, NULL);
+	t_assert(chmod(d, 0755) == 0);
+
+	/* an object file writable by others */
+	t_ok(cxl_open(&uri, &t));
+	t_assert(chmod(obj, 0666) == 0);
+	t_fails(cxl_obj_open(t, "s/x", &o), -EPERM);
+	t_assert(strstr(tier_errmsg(), "object s/x: the object file is writable"));
+	t_assert(chmod(obj, 0644) == 0);
+	t_ok(cxl_obj_open(t, "s/x", &o));
+	cxl_obj_close(o);
+
+	/* owned by another user (root can make one) */
+	if (geteuid() == 0) {
+		t_assert(chown(obj, 65534, 65534) == 0);
+		t_fails(cxl_obj_open(t, "s/x", &o), -EPERM);
+		t_assert(strstr(tier_errmsg(), "is owned by uid 65534"));
+		t_assert(chown(obj, 0, 0) == 0);
+		t_assert(chown(d, 65534, 65534) == 0);
+		check_fails(uristr, -EPERM, NULL);
+		t_assert(strstr(tier_errmsg(),
+				"the directory is owned by uid 65534"));
+		t_assert(chown(d, 0, 0) == 0);
+	}
+	t_ok(cxl_remove(t, "s/x"));
+	cxl_close(t);
+	snprintf(obj, sizeof(obj), "%s/s", d);
+	rmdir(obj);
+	t_assert(rmdir(d) == 0);
+}
+
 int main(void)
 {
 	char dir[] = "/dev/shm/test-cxl-dir.XXXXXX";
@@ -423,6 +488,8 @@ int main(void)
 	snprintf(uristr, sizeof(uristr), "cxl=dir:%s/tier", dir);
 	snprintf(want, sizeof(want), "%s/tier", dir);
 	check_tier(uristr, want);
+
+	check_untrusted(dir);
 
 	/* A file where the directory should be. */
 	snprintf(uristr, sizeof(uristr), "cxl=dir:%s/tier/x", dir);
@@ -472,18 +539,22 @@ int main(void)
 		check_fails(uristr, -ENODEV, want);
 	}
 	/* Placement needs tmpfs: a disk directory is refused at create. */
-	setenv("TIER_NUMA_DIR", "/var/tmp", 1);
 	{
+		char vdir[] = "/var/tmp/test-cxl-dir-numa.XXXXXX", sub[64];
 		struct cxl_wobj *w;
 
+		t_assert(mkdtemp(vdir));
+		setenv("TIER_NUMA_DIR", vdir, 1);
 		t_ok(uri_parse("cxl=numa:0", URI_WANT_CXL, &uri));
 		t_ok(cxl_open(&uri, &t));
-		rc = cxl_create(t, "test-cxl-dir-notmpfs/x", PG, &w);
+		rc = cxl_create(t, "notmpfs/x", PG, &w);
 		if (rc == 0)	/* /var/tmp is tmpfs on this machine: fine */
 			cxl_abort(w);
 		else
 			t_eq(rc, -EINVAL);
-		rmdir("/var/tmp/test-cxl-dir-notmpfs");
+		snprintf(sub, sizeof(sub), "%s/notmpfs", vdir);
+		rmdir(sub);
+		rmdir(vdir);
 		cxl_close(t);
 	}
 	snprintf(want, sizeof(want), "%s/numa", dir);
