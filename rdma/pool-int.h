@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "rdma/pool.h"
 
@@ -34,8 +35,27 @@ struct pool_ops {
 	int (*remove)(struct pool *p, const char *name);
 };
 
+/*
+ * A message transport's round trip, on which rdma/ctl.c builds the
+ * control operations (ctl_*, for the transport's pool_ops).
+ */
+struct pool_ctl {
+	/*
+	 * Sends @req as one request @op; a reply of exactly @rep_len bytes
+	 * (0: none) lands in @rep, else the server's error or the lost
+	 * connection is the result, its reason naming @seg (may be NULL).
+	 */
+	int (*call)(struct pool *p, const char *seg, unsigned op,
+		    const struct iovec *req, unsigned nreq, void *rep,
+		    size_t rep_len);
+	void (*drop)(struct pool *p);	/* the peer broke the protocol */
+	bool (*up)(struct pool *p);	/* false once the connection is lost */
+	size_t (*max_data)(struct pool *p);	/* WRITE payload per request */
+};
+
 struct pool {
 	const struct pool_ops *ops;
+	const struct pool_ctl *ctl;	/* message transports */
 	char uri[320];		/* "tcp://HOST:PORT", "file:PATH": for messages */
 	void *priv;		/* the transport's */
 };
@@ -61,6 +81,18 @@ struct pool_wseg {
 	char tmp[4096 + 64];	/* file: its path */
 	char path[4096 + 16];	/* file: the final path */
 };
+
+/*
+ * The control operations over p->ctl (ctl.c). ctl_seg_open sets the
+ * segment's id and size, and raddr and rkey from the reply (0 over TCP).
+ */
+int ctl_seg_open(struct pool *p, struct pool_seg *s);
+void ctl_seg_close(struct pool_seg *s);
+int ctl_create(struct pool *p, struct pool_wseg *w);
+int ctl_write(struct pool_wseg *w, uint64_t off, const void *buf, size_t len);
+int ctl_commit(struct pool_wseg *w);
+void ctl_abort(struct pool_wseg *w);
+int ctl_remove(struct pool *p, const char *name);
 
 /* Transport constructors: set p->ops and p->priv, or fail with a reason. */
 int pool_file_open(struct pool *p, const char *dir);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -313,113 +314,39 @@ static void tcp_close(struct pool *p)
 	free(tp);
 }
 
-static int tcp_seg_open(struct pool *p, struct pool_seg *s)
+/* The control operations' round trip (ctl.c): one reply buffer. */
+static int tcp_ctl_call(struct pool *p, const char *seg, unsigned op,
+			const struct iovec *req, unsigned nreq, void *rep,
+			size_t rep_len)
 {
-	struct pool_open_rep rep;
-	struct iovec out = { s->name, strlen(s->name) };
-	struct iovec in = { &rep, sizeof(rep) };
-	int rc;
+	struct iovec out[2], in = { rep, rep_len };
+	unsigned i;
 
-	rc = tcp_call(p, s->name, POOL_OP_OPEN, &out, 1, &in, 1, sizeof(rep));
-	if (rc)
-		return rc;
-	proto_open_rep_swap(&rep);
-	if (!rep.id || rep.size > POOL_MAX_SIZE) {
-		tcp_drop(p);
-		return tier_err(-EPROTO, "pool %s: segment '%s': OPEN answered id %u size %llu",
-				p->uri, s->name, rep.id,
-				(unsigned long long)rep.size);
-	}
-	s->id = rep.id;
-	s->size = rep.size;
-	return 0;
+	if (nreq > 2)
+		return tier_err(-EINVAL, "pool %s: %s of %u parts", p->uri,
+				proto_op_name(op), nreq);
+	for (i = 0; i < nreq; i++)	/* sending advances them */
+		out[i] = req[i];
+	return tcp_call(p, seg, op, out, nreq, rep_len ? &in : NULL,
+			rep_len ? 1 : 0, rep_len);
 }
 
-static int send_id(struct pool *p, const char *seg, unsigned op, uint32_t id)
+static bool tcp_up(struct pool *p)
 {
-	struct pool_id m = { .id = id };
-	struct iovec out = { &m, sizeof(m) };
-
-	proto_id_swap(&m);
-	return tcp_call(p, seg, op, &out, 1, NULL, 0, 0);
+	return tp_of(p)->fd >= 0;
 }
 
-static void tcp_seg_close(struct pool_seg *s)
+static size_t tcp_max_data(struct pool *p)
 {
-	/* Best effort: a lost connection has closed it on the server. */
-	if (tp_of(s->pool)->fd >= 0)
-		send_id(s->pool, s->name, POOL_OP_CLOSE, s->id);
+	return tp_of(p)->max_data;
 }
 
-static int tcp_create(struct pool *p, struct pool_wseg *w)
-{
-	struct pool_create_req req = { .size = w->size };
-	struct pool_id rep;
-	struct iovec out[2] = {
-		{ &req, sizeof(req) },
-		{ w->name, strlen(w->name) },
-	};
-	struct iovec in = { &rep, sizeof(rep) };
-	int rc;
-
-	proto_create_req_swap(&req);
-	rc = tcp_call(p, w->name, POOL_OP_CREATE, out, 2, &in, 1, sizeof(rep));
-	if (rc)
-		return rc;
-	proto_id_swap(&rep);
-	if (!rep.id) {
-		tcp_drop(p);
-		return tier_err(-EPROTO, "pool %s: segment '%s': CREATE answered id 0",
-				p->uri, w->name);
-	}
-	w->id = rep.id;
-	return 0;
-}
-
-static int tcp_write(struct pool_wseg *w, uint64_t off, const void *buf,
-		     size_t len)
-{
-	struct tcp_pool *tp = tp_of(w->pool);
-	const char *b = buf;
-	int rc;
-
-	while (len) {
-		size_t n = len < tp->max_data ? len : tp->max_data;
-		struct pool_write_req req = { .id = w->id, .off = off };
-		struct iovec out[2] = {
-			{ &req, sizeof(req) },
-			{ (void *)b, n },
-		};
-
-		proto_write_req_swap(&req);
-		rc = tcp_call(w->pool, w->name, POOL_OP_WRITE, out, 2, NULL, 0, 0);
-		if (rc)
-			return rc;
-		b += n;
-		off += n;
-		len -= n;
-	}
-	return 0;
-}
-
-static int tcp_commit(struct pool_wseg *w)
-{
-	return send_id(w->pool, w->name, POOL_OP_COMMIT, w->id);
-}
-
-static void tcp_abort(struct pool_wseg *w)
-{
-	/* A lost connection has already discarded it on the server. */
-	if (tp_of(w->pool)->fd >= 0)
-		send_id(w->pool, w->name, POOL_OP_ABORT, w->id);
-}
-
-static int tcp_remove(struct pool *p, const char *name)
-{
-	struct iovec out = { (void *)name, strlen(name) };
-
-	return tcp_call(p, name, POOL_OP_REMOVE, &out, 1, NULL, 0, 0);
-}
+static const struct pool_ctl tcp_ctl = {
+	.call = tcp_ctl_call,
+	.drop = tcp_drop,
+	.up = tcp_up,
+	.max_data = tcp_max_data,
+};
 
 static int read_batch(struct pool_seg *s, unsigned nr, size_t bytes)
 {
@@ -480,14 +407,14 @@ static int tcp_readv(struct pool_seg *s, const struct pool_iov *iov,
 
 static const struct pool_ops tcp_ops = {
 	.close = tcp_close,
-	.create = tcp_create,
-	.write = tcp_write,
-	.commit = tcp_commit,
-	.abort = tcp_abort,
-	.seg_open = tcp_seg_open,
-	.seg_close = tcp_seg_close,
+	.create = ctl_create,
+	.write = ctl_write,
+	.commit = ctl_commit,
+	.abort = ctl_abort,
+	.seg_open = ctl_seg_open,
+	.seg_close = ctl_seg_close,
 	.readv = tcp_readv,
-	.remove = tcp_remove,
+	.remove = ctl_remove,
 };
 
 int pool_tcp_open(struct pool *p, const struct tier_uri *uri)
@@ -503,6 +430,7 @@ int pool_tcp_open(struct pool *p, const struct tier_uri *uri)
 	tp->next_id = 1;
 	tp->fd = -1;
 	p->ops = &tcp_ops;
+	p->ctl = &tcp_ctl;
 	p->priv = tp;
 	if (!tp->ranges || !tp->riov) {
 		rc = tier_err(-ENOMEM, "out of memory");
@@ -518,6 +446,7 @@ int pool_tcp_open(struct pool *p, const struct tier_uri *uri)
 err:
 	tcp_close(p);
 	p->ops = NULL;
+	p->ctl = NULL;
 	p->priv = NULL;
 	return rc;
 }

@@ -462,112 +462,37 @@ static void v_close(struct pool *p)
 	p->priv = NULL;
 }
 
+/* A segment to RDMA READ from needs its address (the rkey may be 0). */
 static int v_seg_open(struct pool *p, struct pool_seg *s)
 {
-	struct pool_open_rep rep;
-	struct iovec out = { s->name, strlen(s->name) };
-	int rc;
+	int rc = ctl_seg_open(p, s);
 
-	rc = vcall(p, s->name, POOL_OP_OPEN, &out, 1, &rep, sizeof(rep));
 	if (rc)
 		return rc;
-	proto_open_rep_swap(&rep);
-	if (!rep.id || rep.size > POOL_MAX_SIZE || (rep.size && !rep.addr)) {
+	if (s->size && !s->raddr) {
 		v_break(p);
-		return tier_err(-EPROTO, "pool %s: segment '%s': OPEN answered id %u size %llu addr %#llx",
-				p->uri, s->name, rep.id,
-				(unsigned long long)rep.size,
-				(unsigned long long)rep.addr);
-	}
-	s->id = rep.id;
-	s->size = rep.size;
-	s->raddr = rep.addr;
-	s->rkey = rep.rkey;
-	return 0;
-}
-
-static int v_send_id(struct pool *p, const char *seg, unsigned op, uint32_t id)
-{
-	struct pool_id m = { .id = id };
-	struct iovec out = { &m, sizeof(m) };
-
-	proto_id_swap(&m);
-	return vcall(p, seg, op, &out, 1, NULL, 0);
-}
-
-static void v_seg_close(struct pool_seg *s)
-{
-	if (!vp_of(s->pool)->broken)
-		v_send_id(s->pool, s->name, POOL_OP_CLOSE, s->id);
-}
-
-static int v_create(struct pool *p, struct pool_wseg *w)
-{
-	struct pool_create_req req = { .size = w->size };
-	struct pool_id rep;
-	struct iovec out[2] = {
-		{ &req, sizeof(req) },
-		{ w->name, strlen(w->name) },
-	};
-	int rc;
-
-	proto_create_req_swap(&req);
-	rc = vcall(p, w->name, POOL_OP_CREATE, out, 2, &rep, sizeof(rep));
-	if (rc)
-		return rc;
-	proto_id_swap(&rep);
-	if (!rep.id) {
-		v_break(p);
-		return tier_err(-EPROTO, "pool %s: segment '%s': CREATE answered id 0",
-				p->uri, w->name);
-	}
-	w->id = rep.id;
-	return 0;
-}
-
-static int v_write(struct pool_wseg *w, uint64_t off, const void *buf,
-		   size_t len)
-{
-	struct vpool *v = vp_of(w->pool);
-	const char *b = buf;
-	int rc;
-
-	while (len) {
-		size_t n = len < v->max_data ? len : v->max_data;
-		struct pool_write_req req = { .id = w->id, .off = off };
-		struct iovec out[2] = {
-			{ &req, sizeof(req) },
-			{ (void *)b, n },
-		};
-
-		proto_write_req_swap(&req);
-		rc = vcall(w->pool, w->name, POOL_OP_WRITE, out, 2, NULL, 0);
-		if (rc)
-			return rc;
-		b += n;
-		off += n;
-		len -= n;
+		return tier_err(-EPROTO, "pool %s: segment '%s': OPEN answered no address for %llu bytes",
+				p->uri, s->name, (unsigned long long)s->size);
 	}
 	return 0;
 }
 
-static int v_commit(struct pool_wseg *w)
+static bool v_up(struct pool *p)
 {
-	return v_send_id(w->pool, w->name, POOL_OP_COMMIT, w->id);
+	return !vp_of(p)->broken;
 }
 
-static void v_abort(struct pool_wseg *w)
+static size_t v_max_data(struct pool *p)
 {
-	if (!vp_of(w->pool)->broken)
-		v_send_id(w->pool, w->name, POOL_OP_ABORT, w->id);
+	return vp_of(p)->max_data;
 }
 
-static int v_remove(struct pool *p, const char *name)
-{
-	struct iovec out = { (void *)name, strlen(name) };
-
-	return vcall(p, name, POOL_OP_REMOVE, &out, 1, NULL, 0);
-}
+static const struct pool_ctl verbs_ctl = {
+	.call = vcall,
+	.drop = v_break,
+	.up = v_up,
+	.max_data = v_max_data,
+};
 
 /*
  * Chains of up to V_CHAIN RDMA READs of at most V_READ_MAX bytes land in
@@ -652,14 +577,14 @@ static int v_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 
 static const struct pool_ops verbs_ops = {
 	.close = v_close,
-	.create = v_create,
-	.write = v_write,
-	.commit = v_commit,
-	.abort = v_abort,
+	.create = ctl_create,
+	.write = ctl_write,
+	.commit = ctl_commit,
+	.abort = ctl_abort,
 	.seg_open = v_seg_open,
-	.seg_close = v_seg_close,
+	.seg_close = ctl_seg_close,
 	.readv = v_readv,
-	.remove = v_remove,
+	.remove = ctl_remove,
 };
 
 static int v_hello(struct pool *p)
@@ -843,6 +768,7 @@ int pool_verbs_open(struct pool *p, const struct tier_uri *uri)
 	v->next_id = 1;
 	v->timeout_ms = io_timeout_ms();
 	p->ops = &verbs_ops;
+	p->ctl = &verbs_ctl;
 	p->priv = v;
 	rc = v_connect(p, uri);
 	if (!rc)
@@ -850,6 +776,7 @@ int pool_verbs_open(struct pool *p, const struct tier_uri *uri)
 	if (rc) {
 		v_close(p);
 		p->ops = NULL;
+		p->ctl = NULL;
 		return rc;
 	}
 	return 0;
