@@ -78,6 +78,13 @@ struct pool_server;
 struct pool_server_attr {
 	const char *dir;	/* where segments persist; NULL: memory only */
 	unsigned flags;
+	/*
+	 * 0: no limit. Else a CREATE that would take the bytes of the
+	 * segments held (in memory, or mapped from @dir) and being written
+	 * past this fails with -ENOSPC; a replaced segment counts until its
+	 * last reader closes it.
+	 */
+	uint64_t max_bytes;
 };
 
 /* Listens on @uri (tcp:// or rdma://); serves until pool_server_stop. */

@@ -53,6 +53,7 @@ struct srv_seg {
 };
 
 struct srv_wseg {
+	struct pool_server *srv;
 	char name[POOL_NAME_MAX + 1];
 	uint64_t size;
 	void *mem;
@@ -91,6 +92,11 @@ struct pool_server {
 	void *verbs;		/* rdma: the listener; lfd is its event fd */
 	unsigned tmp_seq;
 	unsigned connections;	/* accepted since start (atomic) */
+	/*
+	 * Bytes of the segments in the table and of those being written,
+	 * under lock; CREATE may not take it past max_bytes (0: no limit).
+	 */
+	uint64_t held, max_bytes;
 };
 
 /* ------------------------------------------------------------ segments */
@@ -112,6 +118,8 @@ static void seg_put(struct pool_server *srv, struct srv_seg *g)
 
 	pthread_mutex_lock(&srv->lock);
 	last = --g->refs == 0;
+	if (last)
+		srv->held -= g->size;
 	pthread_mutex_unlock(&srv->lock);
 	if (last)
 		seg_free(g);
@@ -182,6 +190,7 @@ static int seg_load(struct pool_server *srv, const char *name,
 	g->refs = 1;
 	g->next = srv->segs;
 	srv->segs = g;
+	srv->held += g->size;	/* already on disk: never refused */
 	tier_dbg("pool server: loaded '%s' (%llu bytes) from %s", name,
 		 (unsigned long long)g->size, path);
 	*ret = g;
@@ -218,6 +227,9 @@ static void wseg_free(struct srv_wseg *w, bool discard)
 {
 	if (!w)
 		return;
+	pthread_mutex_lock(&w->srv->lock);
+	w->srv->held -= w->size;
+	pthread_mutex_unlock(&w->srv->lock);
 	if (w->mem)
 		munmap(w->mem, w->size);
 	if (w->fd >= 0)
@@ -231,11 +243,29 @@ static int wseg_new(struct pool_server *srv, const char *name, uint64_t size,
 		    struct srv_wseg **ret)
 {
 	struct srv_wseg *w;
+	uint64_t held;
 	int rc;
 
+	pthread_mutex_lock(&srv->lock);
+	held = srv->held;
+	if (srv->max_bytes &&
+	    (size > srv->max_bytes || held > srv->max_bytes - size)) {
+		pthread_mutex_unlock(&srv->lock);
+		return tier_err(-ENOSPC, "segment '%s': %llu bytes do not fit: the pool holds %llu of its %llu (--max-bytes)",
+				name, (unsigned long long)size,
+				(unsigned long long)held,
+				(unsigned long long)srv->max_bytes);
+	}
+	srv->held += size;	/* given back by wseg_free, or kept by commit */
+	pthread_mutex_unlock(&srv->lock);
 	w = calloc(1, sizeof(*w));
-	if (!w)
+	if (!w) {
+		pthread_mutex_lock(&srv->lock);
+		srv->held -= size;
+		pthread_mutex_unlock(&srv->lock);
 		return tier_err(-ENOMEM, "out of memory");
+	}
+	w->srv = srv;
 	strcpy(w->name, name);
 	w->size = size;
 	if (srv->dir[0]) {
@@ -1057,6 +1087,7 @@ int pool_server_start(const struct tier_uri *uri,
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pool_uri_name(uri, srv->uri, sizeof(srv->uri));
+	srv->max_bytes = attr ? attr->max_bytes : 0;
 
 	if (attr && attr->dir) {
 		if (snprintf(srv->dir, sizeof(srv->dir), "%s", attr->dir) >=

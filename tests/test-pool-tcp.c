@@ -849,6 +849,53 @@ static void test_full_disk(void)
 	t_eq(system(cmd), 0);
 }
 
+/*
+ * --max-bytes: a CREATE that would take the segments held and being
+ * written past the limit fails with a reason; an aborted write, a
+ * removed segment and a replaced one (once its last reader closes it)
+ * give their bytes back.
+ */
+static void test_quota(void)
+{
+	struct tier_uri u = tcp_uri(0);
+	struct pool_server_attr attr = { .max_bytes = 3 * MiB };
+	struct pool_wseg *w, *w2;
+	struct pool_seg *s;
+	struct pool *p;
+	struct srv sv;
+
+	t_ok(pool_server_start(&u, &attr, &sv.s));
+	sv.port = pool_server_port(sv.s);
+	t_assert(pthread_create(&sv.thread, NULL, srv_main, &sv) == 0);
+	p = connect_pool(sv.port);
+
+	put_seg(p, "q/a", 2 * MiB, 31);
+	t_fails(pool_create(p, "q/b", 2 * MiB, &w), -ENOSPC);
+	t_assert(strstr(tier_errmsg(), "segment 'q/b': 2097152 bytes do not fit: "
+			"the pool holds 2097152 of its 3145728 (--max-bytes)"));
+	/* a write in flight counts; aborted, it does not */
+	t_ok(pool_create(p, "q/b", MiB, &w));
+	t_fails(pool_create(p, "q/c", 1, &w2), -ENOSPC);
+	pool_abort(w);
+	t_ok(pool_create(p, "q/c", MiB, &w2));
+	pool_abort(w2);
+	/* replacing needs room for both until the old one is closed */
+	t_ok(pool_seg_open(p, "q/a", &s));
+	put_seg(p, "q/b", MiB, 32);
+	t_fails(pool_create(p, "q/a", MiB, &w), -ENOSPC);	/* 2 + 1 held */
+	t_ok(pool_remove(p, "q/b"));
+	put_seg(p, "q/a", MiB, 33);		/* the old one still open */
+	t_fails(pool_create(p, "q/b", MiB, &w), -ENOSPC);	/* 2 + 1 */
+	check_whole(s, 31);			/* still the old bytes */
+	pool_seg_close(s);
+	put_seg(p, "q/b", 2 * MiB, 34);		/* 1 + 2 */
+	t_ok(pool_seg_open(p, "q/b", &s));
+	check_whole(s, 34);
+	pool_seg_close(s);
+	pool_close(p);
+	srv_stop(&sv);
+}
+
 int main(int argc, char **argv)
 {
 	struct srv sv;
@@ -873,5 +920,6 @@ int main(int argc, char **argv)
 
 	test_persistence();
 	test_full_disk();
+	test_quota();
 	return T_PASS;
 }

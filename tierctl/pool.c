@@ -19,6 +19,9 @@ static const char serve_usage[] =
 	"\n"
 	"  --listen URI         tcp://HOST:PORT or rdma://HOST:PORT (port 0: any)\n"
 	"  --dir DIR            keep segments in DIR (default: in memory only)\n"
+	"  --max-bytes SIZE     refuse a segment that would take the segments\n"
+	"                       held and being written past SIZE, K/M/G/T\n"
+	"                       suffixes (default: no limit)\n"
 	"  -h, --help           show this help\n";
 
 static struct pool_server *volatile the_server;
@@ -36,6 +39,7 @@ int cmd_pool_serve(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "dir",    required_argument, NULL, 'd' },
+		{ "max-bytes", required_argument, NULL, 'm' },
 		{ "help",   no_argument,       NULL, 'h' },
 		{ 0 }
 	};
@@ -53,6 +57,14 @@ int cmd_pool_serve(int argc, char **argv)
 			break;
 		case 'd':
 			attr.dir = optarg;
+			break;
+		case 'm':
+			if (parse_size(optarg, &attr.max_bytes) ||
+			    !attr.max_bytes) {
+				tier_err(-EINVAL, "--max-bytes \"%s\": not a size above 0 (K/M/G/T suffixes)",
+					 optarg);
+				return cli_fail(argv[0]);
+			}
 			break;
 		case 'h':
 			return cli_usage(serve_usage, 0);
