@@ -116,6 +116,8 @@ const char *tier_snap_name(const struct tier_snap *snap);
 uint64_t tier_snap_size(const struct tier_snap *snap);		/* bytes */
 uint64_t tier_snap_npages(const struct tier_snap *snap);
 uint64_t tier_snap_nzero(const struct tier_snap *snap);		/* zero pages */
+/* When it was imported: CLOCK_REALTIME in ns. */
+uint64_t tier_snap_created(const struct tier_snap *snap);
 unsigned tier_snap_nregions(const struct tier_snap *snap);
 const struct tier_region *tier_snap_region(const struct tier_snap *snap,
 					   unsigned i);

@@ -246,6 +246,7 @@ int manifest_decode(const void *buf, size_t len, const char *what,
 				fmt_get32(b + OFF(flags)));
 	size = fmt_get64(b + OFF(image_size));
 	nzero = fmt_get64(b + OFF(nzero));
+	s->created_ns = fmt_get64(b + OFF(created_ns));
 	if (!npages || size >> TIER_PAGE_SHIFT != npages ||
 	    size & (TIER_PAGE_SIZE - 1))
 		return tier_err(-EBADMSG,

@@ -438,6 +438,11 @@ uint64_t tier_snap_nzero(const struct tier_snap *snap)
 	return snap->nzero;
 }
 
+uint64_t tier_snap_created(const struct tier_snap *snap)
+{
+	return snap->created_ns;
+}
+
 unsigned tier_snap_nregions(const struct tier_snap *snap)
 {
 	return snap->nregions;

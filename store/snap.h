@@ -21,6 +21,7 @@ struct tier_snap {
 	char dir[4096];		/* STORE/snapshots/NAME */
 	char image[4096];	/* STORE/snapshots/NAME/image */
 	uint64_t size, npages, nzero;
+	uint64_t created_ns;	/* CLOCK_REALTIME of the import */
 	unsigned nregions;
 	struct tier_region *regions;
 	uint64_t *zero;		/* bitmap, (npages + 63) / 64 words */

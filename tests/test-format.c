@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -528,6 +529,7 @@ static void flip_byte(const char *path, uint64_t off)
 static void test_import(void)
 {
 	struct tier_import_attr attr = { .progress = progress, .arg = &ncalls };
+	struct timespec ts0, ts1;
 	char img[300], img2[300], odd[300], path[512], names[256] = "";
 	unsigned char page[PAGE];
 	struct tier_store *st;
@@ -549,7 +551,9 @@ static void test_import(void)
 	t_assert(!strcmp(tier_store_path(st), path));
 	strcpy(root, path);
 
+	clock_gettime(CLOCK_REALTIME, &ts0);
 	t_ok(tier_import(st, "vm", img, &attr));
+	clock_gettime(CLOCK_REALTIME, &ts1);
 	t_assert(ncalls >= 1);
 	t_eq(last_done, I_PAGES * PAGE);
 	t_eq(last_total, I_PAGES * PAGE);
@@ -558,6 +562,11 @@ static void test_import(void)
 
 	/* Default region: the whole image. Explicit ones are kept in order. */
 	t_ok(tier_snap_open(st, "vm", &s));
+	/* the import's time, kept in the manifest */
+	t_assert(tier_snap_created(s) >= (uint64_t)ts0.tv_sec * 1000000000ULL +
+					 (uint64_t)ts0.tv_nsec);
+	t_assert(tier_snap_created(s) <= (uint64_t)ts1.tv_sec * 1000000000ULL +
+					 (uint64_t)ts1.tv_nsec);
 	t_eq(tier_snap_nregions(s), 1);
 	t_eq(tier_snap_region(s, 0)->offset, 0);
 	t_eq(tier_snap_region(s, 0)->length, I_PAGES * PAGE);

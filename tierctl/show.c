@@ -177,7 +177,7 @@ int cmd_show(int argc, char **argv)
 	struct plan_view *views = NULL;
 	enum tier_policy p, want = 0;
 	int c, json = 0, rc = 1, nviews = 0, i;
-	char sz[32];
+	char sz[40];
 	unsigned r;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -240,8 +240,9 @@ int cmd_show(int argc, char **argv)
 	if (json) {
 		printf("{\"snapshot\":");
 		json_str(stdout, tier_snap_name(snap));
-		printf(",\"size\":%llu,\"pages\":%llu,\"zero_pages\":%llu,"
-		       "\"traces\":%u,\"regions\":[",
+		printf(",\"created_ns\":%llu,\"size\":%llu,\"pages\":%llu,"
+		       "\"zero_pages\":%llu,\"traces\":%u,\"regions\":[",
+		       (unsigned long long)tier_snap_created(snap),
 		       (unsigned long long)tier_snap_size(snap),
 		       (unsigned long long)tier_snap_npages(snap),
 		       (unsigned long long)tier_snap_nzero(snap),
@@ -272,6 +273,8 @@ int cmd_show(int argc, char **argv)
 		       tier_snap_nregions(snap),
 		       tier_snap_nregions(snap) == 1 ? "" : "s",
 		       snap_ntraces(snap), snap_ntraces(snap) == 1 ? "" : "s");
+		printf("  imported %s\n", fmt_time(tier_snap_created(snap), sz,
+						       sizeof(sz)));
 		for (r = 0; r < tier_snap_nregions(snap); r++)
 			printf("  region %u   offset 0x%llx, %s\n", r,
 			       (unsigned long long)tier_snap_region(snap, r)->offset,

@@ -60,6 +60,8 @@ int parse_uint(const char *s, uint64_t max, uint64_t *ret);
 
 /* "1.5 MiB" into @buf. */
 const char *fmt_bytes(uint64_t bytes, char *buf, size_t len);
+/* CLOCK_REALTIME ns as "2026-12-02 14:54:12 UTC" into @buf ("unknown": 0). */
+const char *fmt_time(uint64_t ns, char *buf, size_t len);
 double pct(uint64_t part, uint64_t whole);
 double now_ms(void);
 
