@@ -71,7 +71,7 @@ static enum cat page_cat(uint8_t v)
 #define MAX_CELLS	16384	/* at most 128 x 128 cells */
 #define COLS		128
 #define GRID_PX		768	/* the grid's width, about */
-#define MARGIN		16
+#define MARGIN		16U
 
 static void xml_text(FILE *f, const char *s)
 {
