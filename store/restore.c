@@ -1747,7 +1747,6 @@ struct pf_batch {
 	size_t first, n;		/* pieces [first, first + n) of pf */
 };
 
-
 /*
  * Cuts the COPY extents into batches of at most BATCH_PAGES pages with
  * bytes (NONE pieces are free: UFFDIO_ZEROPAGE) and BATCH_PIECES pieces,
@@ -1803,8 +1802,9 @@ static int rs_pf_plan(struct tier_restore *rs)
  * Whether the populator may take batches too: with no pool pieces, or a
  * pool whose segment can be viewed in place (a file pool), through a
  * second handle of its own (a handle serves one thread at a time), or a
- * TCP pool through a second connection: one more handshake (~0.1 ms on
- * loopback) against batches of about a millisecond each. An RDMA
+ * TCP pool through a second connection: one more connect and HELLO
+ * against batches of about a millisecond each (loopback, the 1 GiB bench
+ * image: median setup 15.9 ms instead of 18.5, BENCHMARKS.md). An RDMA
  * connection costs an rdma_cm exchange and registering the helper's
  * buffer, not measured here: RDMA keeps one connection.
  */

@@ -93,7 +93,7 @@ expect 1 place --cxl pool=file:/x snap
 grep -q "^tierctl place: " "$tmp/err" || bad "a pool URI given as --cxl: $(cat "$tmp/err")"
 expect 1 pool serve --listen file:/x
 grep -q "^tierctl pool serve: .*file:/x" "$tmp/err" || bad "pool serve on a file URI: $(cat "$tmp/err")"
-expect 1 pool serve --listen tcp://127.0.0.1:0 --max-bytes 12Q
+expect 2 pool serve --listen tcp://127.0.0.1:0 --max-bytes 12Q
 grep -q "^tierctl pool serve: --max-bytes \"12Q\": not a size above 0" "$tmp/err" ||
 	bad "pool serve --max-bytes 12Q: $(cat "$tmp/err")"
 

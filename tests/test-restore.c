@@ -101,7 +101,9 @@ static uint64_t obj_pages(unsigned src)
 	return end;
 }
 
-static void write_pool(const char *uri)
+/* The plan's pool segment at @uri; @bad (not 0): that page's byte 5
+ * flipped in it. */
+static void write_pool_bad(const char *uri, uint64_t bad)
 {
 	struct pool *pl;
 	struct pool_wseg *pw;
@@ -118,8 +120,21 @@ static void write_pool(const char *uri)
 			t_ok(pool_write(pw, ext[i].src_off,
 					image + ext[i].page * PG,
 					ext[i].npages * PG));
+	for (i = 0; bad && i < NEXT; i++)
+		if (ext[i].source == PLACER_SRC_POOL && bad >= ext[i].page &&
+		    bad < ext[i].page + ext[i].npages) {
+			uint8_t x = image[bad * PG + 5] ^ 0x40;
+
+			t_ok(pool_write(pw, ext[i].src_off +
+					(bad - ext[i].page) * PG + 5, &x, 1));
+		}
 	t_ok(pool_commit(pw));
 	pool_close(pl);
+}
+
+static void write_pool(const char *uri)
+{
+	write_pool_bad(uri, 0);
 }
 
 static void write_objects(void)
@@ -647,6 +662,7 @@ static void tcp_pool(void)
 	struct tier_uri u;
 	struct plan plan;
 	uint8_t *mem;
+	unsigned conns;
 	int helper;
 
 	t_ok(uri_parse("pool=tcp://127.0.0.1:0", URI_WANT_POOL, &u));
@@ -661,7 +677,7 @@ static void tcp_pool(void)
 	/* one connection; then the populator prefetching every batch over
 	 * a second one of its own: the same bytes and counts */
 	for (helper = 0; helper < 2; helper++) {
-		unsigned conns = pool_server_connections(srv);
+		conns = pool_server_connections(srv);
 
 		if (helper)
 			setenv("TIER_RESTORE_PF_HELPER", "1", 1);
@@ -679,6 +695,23 @@ static void tcp_pool(void)
 		tier_restore_stop(rs);
 		t_assert(munmap(mem, NP * PG) == 0);
 	}
+	/* a corrupt prefetched page (E, 130) found by the populator over
+	 * its connection: the start fails naming the page, range PROT_NONE */
+	write_pool_bad(uri, 130);
+	setenv("TIER_RESTORE_PF_HELPER", "1", 1);
+	conns = pool_server_connections(srv);
+	mem = map_range(NP * PG);
+	rs = NULL;
+	t_fails(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs),
+		-EBADMSG);
+	unsetenv("TIER_RESTORE_PF_HELPER");
+	t_assert(rs == NULL);
+	t_eq(pool_server_connections(srv), conns + 2);
+	t_assert(strstr(tier_errmsg(), "page 130"));
+	t_assert(strstr(tier_errmsg(), "checksum mismatch"));
+	expect_segv(mem + 112 * PG);
+	t_assert(munmap(mem, NP * PG) == 0);
+	write_pool(uri);
 
 	fail_closed(ext[EXT_F].page + 9, stop_server, 0);
 	plan_pool = pool_uri;

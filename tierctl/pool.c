@@ -60,11 +60,10 @@ int cmd_pool_serve(int argc, char **argv)
 			break;
 		case 'm':
 			if (parse_size(optarg, &attr.max_bytes) ||
-			    !attr.max_bytes) {
-				tier_err(-EINVAL, "--max-bytes \"%s\": not a size above 0 (K/M/G/T suffixes)",
-					 optarg);
-				return cli_fail(argv[0]);
-			}
+			    !attr.max_bytes)
+				return cli_bad(argv[0], serve_usage,
+					       "--max-bytes \"%s\": not a size above 0 (K/M/G/T suffixes)",
+					       optarg);
 			break;
 		case 'h':
 			return cli_usage(serve_usage, 0);
