@@ -284,9 +284,10 @@ struct tier_restore_stats {
 	uint64_t local_bytes;		 /* read from local files and the image */
 	uint64_t cxl_mapped_bytes;	 /* mapped from the CXL tier */
 	uint64_t mappings;		 /* mmap calls + uffd registrations */
-	/* Phases of the start: the mmaps; installing the COPY pages and
+	/* Phases of the start: the mmaps (with the registrations of the
+	 * overlay clusters they map); installing the COPY pages and
 	 * populating the mapped ones (two threads, until both are done);
-	 * the registrations; all of the start. */
+	 * the other registrations; all of the start. */
 	uint64_t map_ns, prefetch_ns, register_ns, setup_ns;
 	uint64_t fault_ns;		 /* total time spent serving faults */
 	int error;			 /* 0, or the -errno that killed it */

@@ -10,15 +10,18 @@
  *      one source and contiguous source offsets (VMAs cost ~1 us each);
  *      with a shmem CXL object in the identity layout, one mmap of it per
  *      cluster instead (rs_clusters: its other pages are holes, served
- *      through the one registration of the cluster); MADV_POPULATE_READ
- *      of them runs in a second thread during step 3 (in a cluster, of
- *      one page per fault-around window: rs_pop_windows);
- *   2. COPY and LAZY extents: one UFFDIO_REGISTER (MISSING) per run of
- *      adjacent ones; ANON extents stay unregistered (kernel zero pages);
- *   3. COPY extents: fetched in batches of up to 2 MiB (one pool_readv of
- *      many ranges per batch, or read in place from a file pool's page
- *      cache) and installed with UFFDIO_COPY before the guest runs; the
- *      populator of step 1 takes batches too once its ranges are done;
+ *      through the cluster's one registration, made right after its
+ *      mmap). A second thread, the populator, populates them as they are
+ *      mapped and through step 3 (in a cluster, one page per fault-around
+ *      window: rs_pop_windows);
+ *   2. COPY and LAZY extents outside clusters: one UFFDIO_REGISTER
+ *      (MISSING) per run of adjacent ones; ANON extents stay unregistered
+ *      (kernel zero pages);
+ *   3. COPY extents: fetched in batches of up to 2 MiB, smaller toward
+ *      the end (one pool_readv of many ranges per batch, or read in place
+ *      from a file pool's page cache) and installed with UFFDIO_COPY
+ *      before the guest runs; the populator takes batches too once its
+ *      ranges are done, and then becomes the fault handler;
  *   4. LAZY extents: a handler fetches the faulting page plus a prefetch
  *      window of following lazy pages not yet installed.
  *
@@ -56,6 +59,13 @@
  * before the handler exists, then hands it over, so a dead pool fails
  * the start, not the first fault. Counters and the trace are under
  * stat_lock so tier_restore_stats and save_trace may run from anywhere.
+ * The start and the populator meet through atomics, never sleeping (on
+ * this VM a sleeping thread waited 0.1-3 ms for its vCPU): pop_go (the
+ * lists are made, or stop, or serve), pop_ready (mapped and registered
+ * up to there), pop_done (its results are set). Everything of step 3
+ * that takes mmap_lock for writing (the pool segment's mapping, bounce
+ * buffers, batch memory) is made before the populator may hold it for
+ * reading: an mmap queued behind its populate stalled a batch by 4 ms.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,6 +109,7 @@
 
 #define PG			TIER_PAGE_SIZE
 #define BATCH_PAGES		512	/* prefetch: 2 MiB per batch */
+#define BATCH_MIN		64
 #define BATCH_PIECES		256	/* ranges per batch (pool_readv iovs) */
 #define WINDOW_MAX		512	/* lazy prefetch window cap, pages */
 #define DEFAULT_WINDOW		8
@@ -106,6 +117,7 @@
 #define LOADER_CHUNK		(1U << 20)
 
 #define POP_OVERLAY	(-2)		/* populate range fd: inside an overlay */
+#define POP_SERVE	2		/* pop_go: the populator serves faults */
 
 struct rs_range {			/* readahead: fd, off; populate: addr */
 	int fd;
@@ -156,6 +168,12 @@ struct tier_restore {
 	size_t npop, popcap;
 	pthread_t populator;
 	bool have_populator;
+	atomic_int pop_go;		/* 1: the lists are made; -1: stop;
+					 * POP_SERVE: become the handler */
+	atomic_uintptr_t pop_ready;	/* mapped and registered below this */
+	atomic_bool pop_done;		/* its results are set */
+	bool pop_touch;			/* tests: populate every window by
+					 * a read, as while mapping */
 	int pop_rc;
 	char pop_msg[256];
 
@@ -168,9 +186,12 @@ struct tier_restore {
 	size_t npf;
 	struct pf_batch *pfb;
 	size_t npfb;
+	uint64_t pf_pages;		/* pages with bytes to fetch */
 	atomic_size_t pf_next;		/* the next batch to take */
 	bool pf_help;			/* the populator takes batches too */
 	struct pool_seg *pfseg;		/* its own segment handle */
+	struct batch *pfbuf[2];		/* the start's and the helper's */
+	struct pop_batch *popb;		/* the populator's */
 	struct pool *pfpool;		/* ... on its own connection (TCP) */
 	pthread_mutex_t pf_lock;	/* draining events during the prefetch */
 	int pf_rc;
@@ -972,6 +993,8 @@ static struct tier_restore *rs_new(struct tier_snap *snap, void *addr,
 	return rs;
 }
 
+static void rs_pf_free(struct tier_restore *rs);
+
 static void rs_free(struct tier_restore *rs)
 {
 	if (!rs)
@@ -992,6 +1015,7 @@ static void rs_free(struct tier_restore *rs)
 	free(rs->ovl);
 	free(rs->ra);
 	free(rs->pop);
+	rs_pf_free(rs);
 	free(rs->pf);
 	free(rs->pfb);
 	pthread_mutex_destroy(&rs->pf_lock);
@@ -1107,45 +1131,48 @@ static int rs_add_range(struct rs_range **v, size_t *n, size_t *cap, int fd,
 	return 0;
 }
 
-/* Step 1: one mmap per run [i, j) of MAP extents. */
-static int rs_map_run(struct tier_restore *rs, size_t i, size_t j)
+/*
+ * Step 1: one mmap per run [i, j) of MAP extents. @dry: only the lists
+ * and counters (populate, readahead), made before anything is mapped so
+ * that the populator can read them while the start maps.
+ */
+static int rs_map_run(struct tier_restore *rs, size_t i, size_t j, bool dry)
 {
 	const struct placer_ext *e = &rs->ext[i];
 	uint8_t *addr = rs->base + e->page * PG;
 	uint64_t off = e->src_off, len = 0;
 	bool all_pop = true, any_pop = false;
 	unsigned src = e->source;
-	uint64_t size;
+	const char *name = src == PLACER_SRC_IMAGE ? rs->snap->image :
+						     rs->local_path;
+	int fd = src == PLACER_SRC_IMAGE ? rs->image_fd : rs->local_fd;
+	uint64_t size = src == PLACER_SRC_IMAGE ? rs->image_size :
+						  rs->local_size;
 	size_t k;
-	int fd, rc;
+	int rc;
 
 	for (k = i; k < j; k++) {
 		len += rs->ext[k].npages * PG;
 		all_pop &= !!(rs->ext[k].flags & PLACER_F_POPULATE);
 		any_pop |= !!(rs->ext[k].flags & PLACER_F_POPULATE);
 	}
-	/* populating is deferred (rs_populate_all): it overlaps the prefetch */
-	if (src == PLACER_SRC_CXL) {
-		rc = cxl_obj_map(rs->cxl_obj, off, addr, len, 0);
-		if (rc)
-			return rc;
-		rs->st.cxl_mapped_bytes += len;
-	} else {
-		fd = src == PLACER_SRC_IMAGE ? rs->image_fd : rs->local_fd;
-		size = src == PLACER_SRC_IMAGE ? rs->image_size : rs->local_size;
-		/* past the end would be SIGBUS in the guest: refuse now */
-		if (off > size || len > size - off)
-			return tier_err(-ERANGE, "restore: %s: bytes [%" PRIu64
-					", +%" PRIu64 ") past its end (%" PRIu64 ")",
-					src == PLACER_SRC_IMAGE ? rs->snap->image :
-					rs->local_path, off, len, size);
+	if (!dry) {
+		if (src == PLACER_SRC_CXL)
+			return cxl_obj_map(rs->cxl_obj, off, addr, len, 0);
 		if (mmap(addr, len, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_FIXED | MAP_NORESERVE, fd, off) ==
 		    MAP_FAILED)
 			return tier_err(-errno, "restore: mmap %s at %" PRIu64
-					": %m", src == PLACER_SRC_IMAGE ?
-					rs->snap->image : rs->local_path, off);
+					": %m", name, off);
+		return 0;
 	}
+	if (src == PLACER_SRC_CXL)
+		rs->st.cxl_mapped_bytes += len;
+	/* past the end would be SIGBUS in the guest: refuse now */
+	else if (off > size || len > size - off)
+		return tier_err(-ERANGE, "restore: %s: bytes [%" PRIu64
+				", +%" PRIu64 ") past its end (%" PRIu64 ")",
+				name, off, len, size);
 	rs->st.mappings++;
 	if (all_pop) {
 		rc = rs_add_range(&rs->pop, &rs->npop, &rs->popcap, -1,
@@ -1230,23 +1257,72 @@ static int pop_flush(struct pop_batch *b)
 	return 0;
 }
 
-static int rs_pf_work(struct tier_restore *rs, struct pool_seg *seg);
+static int rs_pf_work(struct tier_restore *rs, struct pool_seg *seg,
+		      struct batch *b);
 
-static void *rs_populator(void *arg)
+static void *rs_thread(void *arg);
+
+/* Whether a plan has pages to populate or to prefetch. */
+static bool rs_wants_populator(const struct plan *plan)
 {
-	struct tier_restore *rs = arg;
-	struct pop_batch *b = malloc(sizeof(*b));
 	size_t i;
 
-	if (!b) {
-		rs->pop_rc = tier_err(-ENOMEM, "restore: out of memory");
-		snprintf(rs->pop_msg, sizeof(rs->pop_msg), "%s", tier_errmsg());
-		return NULL;
+	for (i = 0; i < plan->n; i++)
+		if ((plan->ext[i].flags & PLACER_F_POPULATE) ||
+		    plan->ext[i].method == PLACER_M_COPY)
+			return true;
+	return false;
+}
+
+/*
+ * The populator's wait for the start, spinning (a sleeping thread waited
+ * 0.1-0.7 ms here for its idle vCPU to be woken): until the populate and
+ * prefetch lists are made (pop_go), then until [.., @end) is mapped and
+ * registered (pop_ready). False: the start failed, stop.
+ */
+static bool rs_pop_wait(struct tier_restore *rs, uintptr_t end)
+{
+	for (;;) {
+		int go = atomic_load_explicit(&rs->pop_go, memory_order_acquire);
+
+		if (go < 0)
+			return false;
+		if (go > 0 && atomic_load_explicit(&rs->pop_ready,
+					memory_order_acquire) >= end)
+			return true;
+		sched_yield();
 	}
-	b->n = 0;
-	b->pidfd = -1;
+}
+
+/*
+ * Populates the MAP extents that asked for it, then takes prefetch
+ * batches if it may. In the populator thread, which runs beside the
+ * start from its beginning (waking an idle vCPU took 1-3 ms on a busy
+ * host: now it overlaps reading the plan) and populates while the start
+ * maps, registers and prefetches; or in the start itself, after its
+ * prefetch, when no thread could be made.
+ *
+ * While the start is still mapping, an overlay window is populated by
+ * reading its page: the fault is served under the VMA's own lock, where
+ * MADV_POPULATE_READ would queue behind the start's mmaps for mmap_lock
+ * (and they behind it). A read can fault only on a page the object
+ * holds: a cluster is registered before it is published, so a hole
+ * would be a userfault, not a page added to the shared object, and an
+ * object truncated behind the store's back would SIGBUS the guest's own
+ * reads of the same mapping as well. Once mapping is done, the rest go
+ * through process_madvise, which reports such a page as an error.
+ */
+static void rs_populate_all(struct tier_restore *rs)
+{
+	struct pop_batch *b;
+	size_t i;
+
+	if (!rs_pop_wait(rs, 0))
+		return;
+	b = rs->popb;		/* made before pop_go */
 	for (i = 0; i < rs->npop && !rs->pop_rc; i++) {
 		const struct rs_range *r = &rs->pop[i];
+		bool overlay = r->fd == POP_OVERLAY;
 
 		/*
 		 * Overlay: the cluster is registered, so populating a hole
@@ -1258,55 +1334,65 @@ static void *rs_populator(void *arg)
 		 * has no such hole short of a second damage elsewhere: then
 		 * the SEEK_HOLE a run is skipped.
 		 */
-		if (r->fd == POP_OVERLAY && !rs->ovl_checked &&
+		if (overlay && !rs->ovl_checked &&
 		    !cxl_obj_present(rs->cxl_obj, rs->first * PG + r->off -
 				     (uintptr_t)rs->base, r->len))
 			continue;
+		if (!rs_pop_wait(rs, overlay ? r->off + r->len : UINTPTR_MAX))
+			return;
+		if (overlay && (rs->pop_touch ||
+				atomic_load_explicit(&rs->pop_ready,
+					memory_order_relaxed) != UINTPTR_MAX)) {
+			(void)*(volatile uint8_t *)(uintptr_t)r->off;
+			continue;
+		}
 		b->iov[b->n++] = (struct iovec){
 			.iov_base = (void *)(uintptr_t)r->off, .iov_len = r->len,
 		};
 		if (b->n == IOV_BATCH)
 			rs->pop_rc = pop_flush(b);
 	}
-	if (!rs->pop_rc)
+	if (rs->npop && !rs->pop_rc)
 		rs->pop_rc = pop_flush(b);
-	if (rs->pop_rc)
+	if (rs->pop_rc) {
 		snprintf(rs->pop_msg, sizeof(rs->pop_msg), "%s", tier_errmsg());
-	if (b->pidfd >= 0)
-		close(b->pidfd);
-	free(b);
-	if (!rs->pop_rc && rs->pf_help) {
-		rs->pf_rc = rs_pf_work(rs, rs->pfseg);
+		return;
+	}
+	if (rs->pf_help && rs_pop_wait(rs, UINTPTR_MAX)) {
+		rs->pf_rc = rs_pf_work(rs, rs->pfseg, rs->pfbuf[1]);
 		if (rs->pf_rc)
 			snprintf(rs->pf_msg, sizeof(rs->pf_msg), "%s",
 				 tier_errmsg());
 	}
+}
+
+/* The populator thread; done, it becomes the fault handler if the start
+ * asks it to (rs_start_thread): no thread to make, no vCPU to wake. */
+static void *rs_populator(void *arg)
+{
+	struct tier_restore *rs = arg;
+
+	rs_populate_all(rs);
+	atomic_store_explicit(&rs->pop_done, true, memory_order_release);
+	while (atomic_load_explicit(&rs->pop_go, memory_order_acquire) == 1)
+		sched_yield();
+	if (atomic_load(&rs->pop_go) == POP_SERVE)
+		return rs_thread(rs);
 	return NULL;
 }
 
 /*
- * Fills the page tables of the mapped extents that asked for it. With a
- * prefetch to do as well, in a second thread: both are CPU bound (page
- * table fills, copies), take mmap_lock for reading only, and the start
- * waits for the slower one instead of their sum.
+ * Waits for the populator's results, spinning as rs_pop_wait does; the
+ * thread itself is joined by rs_stop_threads.
  */
-static void rs_populate_start(struct tier_restore *rs, bool overlap)
-{
-	if (!rs->npop)
-		return;
-	if (overlap &&
-	    pthread_create(&rs->populator, NULL, rs_populator, rs) == 0) {
-		rs->have_populator = true;
-		return;
-	}
-	rs_populator(rs);
-}
-
 static int rs_populate_wait(struct tier_restore *rs)
 {
 	if (rs->have_populator) {
-		pthread_join(rs->populator, NULL);
-		rs->have_populator = false;
+		while (!atomic_load_explicit(&rs->pop_done,
+					     memory_order_acquire))
+			sched_yield();
+	} else if (rs->npop) {
+		rs_populate_all(rs);	/* no thread: after the prefetch */
 	}
 	if (rs->pop_rc)
 		return tier_err(rs->pop_rc, "%s", rs->pop_msg);
@@ -1391,21 +1477,34 @@ static int rs_pop_windows(struct tier_restore *rs, uintptr_t a, uintptr_t z)
 }
 
 /*
- * One overlay cluster ext[i, j): one mmap; its MAP runs are populated
- * later, with the others (rs_populator), overlapping the prefetch.
+ * One overlay cluster ext[i, j): one mmap and, if it has COPY or LAZY
+ * pages, one registration; its MAP runs are populated by the populator
+ * (@dry: their windows listed).
  */
-static int rs_map_cluster(struct tier_restore *rs, size_t i, size_t j)
+static bool uffd_method(const struct placer_ext *e);
+
+static int rs_map_cluster(struct tier_restore *rs, size_t i, size_t j,
+			  bool dry)
 {
 	const struct placer_ext *a = &rs->ext[i], *z = &rs->ext[j - 1];
 	uint8_t *addr = rs->base + a->page * PG;
+	size_t len = (z->page + z->npages - a->page) * PG;
+	bool any = false;
 	size_t k, l;
 	int rc;
 
-	rc = cxl_obj_map(rs->cxl_obj, (rs->first + a->page) * PG, addr,
-			 (z->page + z->npages - a->page) * PG, 0);
-	if (rc)
+	for (k = i; k < j; k++)
+		any |= uffd_method(&rs->ext[k]);
+	if (!dry) {
+		rc = cxl_obj_map(rs->cxl_obj, (rs->first + a->page) * PG, addr,
+				 len, 0);
+		/* registered at once (its holes must fault): the populator
+		 * may touch its pages from now on */
+		if (!rc && any)
+			rc = uffd_register(rs->uffd, addr, len, UFFD_REG_MISSING);
 		return rc;
-	rs->st.mappings++;
+	}
+	rs->st.mappings += 1 + any;
 	for (k = i; k < j; k = l) {
 		const struct placer_ext *e = &rs->ext[k];
 
@@ -1427,7 +1526,7 @@ static int rs_map_cluster(struct tier_restore *rs, size_t i, size_t j)
 	return 0;
 }
 
-static int rs_map(struct tier_restore *rs)
+static int rs_map(struct tier_restore *rs, bool dry)
 {
 	size_t i = 0, j;
 	int rc;
@@ -1439,9 +1538,14 @@ static int rs_map(struct tier_restore *rs)
 			for (j = i + 1; j < rs->n && rs->ovl[j] &&
 				    rs->ext[j].method != PLACER_M_ANON; j++)
 				;
-			rc = rs_map_cluster(rs, i, j);
+			rc = rs_map_cluster(rs, i, j, dry);
 			if (rc)
 				return rc;
+			if (!dry)
+				atomic_store_explicit(&rs->pop_ready,
+					(uintptr_t)rs->base + (rs->ext[j - 1].page +
+					rs->ext[j - 1].npages) * PG,
+					memory_order_release);
 			i = j;
 			continue;
 		}
@@ -1458,16 +1562,16 @@ static int rs_map(struct tier_restore *rs)
 			    f->src_off != p->src_off + p->npages * PG)
 				break;
 		}
-		rc = rs_map_run(rs, i, j);
+		rc = rs_map_run(rs, i, j, dry);
 		if (rc)
 			return rc;
 		i = j;
 	}
-	if (rs->nra) {
+	if (dry && rs->nra)
 		qsort(rs->ra, rs->nra, sizeof(*rs->ra), ra_cmp);
-		if (pthread_create(&rs->loader, NULL, rs_loader, rs) == 0)
-			rs->have_loader = true;
-	}
+	if (!dry && rs->nra &&
+	    pthread_create(&rs->loader, NULL, rs_loader, rs) == 0)
+		rs->have_loader = true;
 	return 0;
 }
 
@@ -1486,32 +1590,22 @@ static bool rs_needs_uffd(const struct tier_restore *rs)
 	return false;
 }
 
-/* Step 2: one registration per run of adjacent COPY/LAZY extents. */
+/* Step 2: one registration per run of adjacent COPY/LAZY extents
+ * outside overlay clusters. */
 static int rs_register(struct tier_restore *rs)
 {
 	size_t i = 0, j;
 	int rc;
 
 	while (i < rs->n) {
-		if (rs->ovl && rs->ovl[i]) {
-			bool any = false;
-
-			/* the whole cluster: its holes must fault */
-			for (j = i; j < rs->n && rs->ovl[j] &&
-				    rs->ext[j].method != PLACER_M_ANON; j++)
-				any |= uffd_method(&rs->ext[j]);
-			if (!any) {
-				i = j;
-				continue;
-			}
-		} else if (!uffd_method(&rs->ext[i])) {
+		/* overlay clusters are registered as they are mapped */
+		if ((rs->ovl && rs->ovl[i]) || !uffd_method(&rs->ext[i])) {
 			i++;
 			continue;
-		} else {
-			for (j = i + 1; j < rs->n && uffd_method(&rs->ext[j]) &&
-				    !(rs->ovl && rs->ovl[j]); j++)
-				;
 		}
+		for (j = i + 1; j < rs->n && uffd_method(&rs->ext[j]) &&
+			    !(rs->ovl && rs->ovl[j]); j++)
+			;
 		rc = uffd_register(rs->uffd, rs->base + rs->ext[i].page * PG,
 				   (rs->ext[j - 1].page + rs->ext[j - 1].npages -
 				    rs->ext[i].page) * PG, UFFD_REG_MISSING);
@@ -1748,6 +1842,19 @@ struct pf_batch {
 };
 
 /*
+ * Pages in the next batch, @todo pages still to cut: a quarter of them,
+ * between BATCH_MIN and BATCH_PAGES. Two threads take batches from one
+ * list; shrinking batches toward the end lets them finish within a small
+ * batch of each other instead of a 2 MiB one (~1.5 ms here).
+ */
+static uint64_t batch_limit(uint64_t todo)
+{
+	uint64_t l = todo / 4;
+
+	return l < BATCH_MIN ? BATCH_MIN : l > BATCH_PAGES ? BATCH_PAGES : l;
+}
+
+/*
  * Cuts the COPY extents into batches of at most BATCH_PAGES pages with
  * bytes (NONE pieces are free: UFFDIO_ZEROPAGE) and BATCH_PIECES pieces,
  * each piece's bounce buffer slot set.
@@ -1755,8 +1862,13 @@ struct pf_batch {
 static int rs_pf_plan(struct tier_restore *rs)
 {
 	size_t i, n = 0, cap = 0, bcap = 0, nb = 0, first = 0;
-	uint64_t pages = 0;
+	uint64_t pages = 0, limit = 0, todo = 0, total;
 
+	for (i = 0; i < rs->n; i++)
+		if (rs->ext[i].method == PLACER_M_COPY &&
+		    rs->ext[i].source != PLACER_SRC_NONE)
+			todo += rs->ext[i].npages;
+	total = todo;
 	for (i = 0; i < rs->n; i++) {
 		const struct placer_ext *e = &rs->ext[i];
 		uint64_t w = e->page, left = e->npages;
@@ -1764,11 +1876,12 @@ static int rs_pf_plan(struct tier_restore *rs)
 		if (e->method != PLACER_M_COPY)
 			continue;
 		while (left) {
-			uint64_t room = BATCH_PAGES - pages, np;
+			uint64_t room = limit - pages, np;
 
 			if (!room || n - first == BATCH_PIECES) {
 				pages = 0;
 				first = n;
+				limit = batch_limit(todo);
 				continue;
 			}
 			if (grow((void **)&rs->pf, &cap, n, sizeof(*rs->pf)))
@@ -1785,8 +1898,10 @@ static int rs_pf_plan(struct tier_restore *rs)
 				.w = w, .np = np, .off = ext_off(e, w),
 				.src = e->source, .slot = pages,
 			};
-			if (e->source != PLACER_SRC_NONE)
+			if (e->source != PLACER_SRC_NONE) {
 				pages += np;
+				todo -= np;
+			}
 			rs->pfb[nb - 1].n++;
 			n++;
 			w += np;
@@ -1795,6 +1910,7 @@ static int rs_pf_plan(struct tier_restore *rs)
 	}
 	rs->npf = n;
 	rs->npfb = nb;
+	rs->pf_pages = total;
 	return 0;
 }
 
@@ -1813,7 +1929,7 @@ static void rs_pf_helper(struct tier_restore *rs)
 	const void *v;
 	size_t i;
 
-	if (!rs->npfb || !rs->npop)
+	if (!rs->npfb || !rs->have_populator)
 		return;
 	for (i = 0; i < rs->npf; i++)
 		if (rs->pf[i].src == PLACER_SRC_POOL)
@@ -1823,8 +1939,10 @@ static void rs_pf_helper(struct tier_restore *rs)
 		return;
 	}
 	if (rs->pool_uri.kind == URI_POOL_TCP) {
-		/* one batch: nothing to share (tests: TIER_RESTORE_PF_HELPER) */
-		if ((rs->npfb > 1 || getenv("TIER_RESTORE_PF_HELPER")) &&
+		/* a connection for one 2 MiB batch's worth costs more than
+		 * it saves (tests: TIER_RESTORE_PF_HELPER) */
+		if ((rs->pf_pages > BATCH_PAGES ||
+		     getenv("TIER_RESTORE_PF_HELPER")) &&
 		    rs_pool_connect(rs, &rs->pfpool, &rs->pfseg) == 0)
 			rs->pf_help = true;
 		return;
@@ -1839,18 +1957,67 @@ static void rs_pf_helper(struct tier_restore *rs)
 	rs->pfseg = NULL;
 }
 
-/* Takes batches until there are none left; an error stops the others. */
-static int rs_pf_work(struct tier_restore *rs, struct pool_seg *seg)
+/*
+ * Everything the prefetch needs that takes mmap_lock for writing (the
+ * segment's mapping, bounce buffers, the batches' memory) is made before
+ * the populator starts: its MADV_POPULATE_READ holds mmap_lock for
+ * reading ~1 ms a call, and an mmap queued behind it stalled the first
+ * batch by up to 4 ms.
+ */
+static int rs_pf_prepare(struct tier_restore *rs)
 {
-	struct batch *b;
+	bool pool = false, other = false, view = false;
+	const void *v;
+	size_t i;
+	int rc, k;
+
+	rc = rs_pf_plan(rs);
+	if (rc || !rs->npfb)
+		return rc;
+	rs_pf_helper(rs);
+	for (i = 0; i < rs->npf; i++) {
+		pool |= rs->pf[i].src == PLACER_SRC_POOL;
+		other |= rs->pf[i].src != PLACER_SRC_POOL &&
+			 rs->pf[i].src != PLACER_SRC_NONE;
+	}
+	if (pool)
+		view = pool_seg_view(rs->hseg, 0, 1, &v) == 0;
+	for (k = 0; k < (rs->pf_help ? 2 : 1); k++) {
+		rs->pfbuf[k] = calloc(1, sizeof(*rs->pfbuf[k]));
+		if (!rs->pfbuf[k])
+			return tier_err(-ENOMEM, "restore: out of memory");
+		if ((pool && !view) || other) {
+			rs->pfbuf[k]->bounce = bounce_get();
+			if (!rs->pfbuf[k]->bounce)
+				return tier_err(-ENOMEM, "restore: out of memory");
+		}
+	}
+	return 0;
+}
+
+static void rs_pf_free(struct tier_restore *rs)
+{
+	int k;
+
+	for (k = 0; k < 2; k++) {
+		if (rs->pfbuf[k] && rs->pfbuf[k]->bounce)
+			bounce_put(rs->pfbuf[k]->bounce);
+		free(rs->pfbuf[k]);
+		rs->pfbuf[k] = NULL;
+	}
+	if (rs->popb && rs->popb->pidfd >= 0)
+		close(rs->popb->pidfd);
+	free(rs->popb);
+	rs->popb = NULL;
+}
+
+/* Takes batches until there are none left; an error stops the others. */
+static int rs_pf_work(struct tier_restore *rs, struct pool_seg *seg,
+		      struct batch *b)
+{
 	size_t k;
 	int rc = 0;
 
-	if (atomic_load(&rs->pf_next) >= rs->npfb)
-		return 0;
-	b = calloc(1, sizeof(*b));
-	if (!b)
-		return tier_err(-ENOMEM, "restore: out of memory");
 	while ((k = atomic_fetch_add(&rs->pf_next, 1)) < rs->npfb) {
 		const struct pf_batch *pb = &rs->pfb[k];
 
@@ -1862,9 +2029,6 @@ static int rs_pf_work(struct tier_restore *rs, struct pool_seg *seg)
 			break;
 		}
 	}
-	if (b->bounce)
-		bounce_put(b->bounce);
-	free(b);
 	return rc;
 }
 
@@ -1877,11 +2041,24 @@ static int rs_start_thread(struct tier_restore *rs)
 {
 	int rc;
 
-	if (rs->flags & TIER_RESTORE_NO_THREAD)
+	if (rs->flags & TIER_RESTORE_NO_THREAD) {
+		if (rs->have_populator)
+			atomic_store(&rs->pop_go, -1);
 		return 0;
+	}
 	rs->stop_fd = eventfd(0, EFD_CLOEXEC);
 	if (rs->stop_fd < 0)
 		return tier_err(-errno, "restore: eventfd: %m");
+	/* the populator, done and waiting, becomes the handler: no thread
+	 * to create, no idle vCPU to wake */
+	if (rs->have_populator) {
+		rs->thread = rs->populator;
+		rs->have_thread = true;
+		rs->have_populator = false;
+		atomic_store_explicit(&rs->pop_go, POP_SERVE,
+				      memory_order_release);
+		return 0;
+	}
 	rc = pthread_create(&rs->thread, NULL, rs_thread, rs);
 	if (rc)
 		return tier_err(-rc, "restore: cannot start the fault handler: %s",
@@ -1901,6 +2078,7 @@ static void rs_stop_threads(struct tier_restore *rs)
 		rs->have_thread = false;
 	}
 	if (rs->have_populator) {
+		atomic_store(&rs->pop_go, -1);
 		pthread_join(rs->populator, NULL);
 		rs->have_populator = false;
 	}
@@ -1954,6 +2132,9 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	if (!rs)
 		return tier_err(-ENOMEM, "restore: out of memory");
 	rs->t0 = t0;
+	if (rs_wants_populator(plan) &&
+	    pthread_create(&rs->populator, NULL, rs_populator, rs) == 0)
+		rs->have_populator = true;
 
 	rc = rs_clip(rs, plan);
 	if (rc)
@@ -1971,14 +2152,33 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 		if (rc)
 			goto err;
 	}
+	/* the populate and prefetch lists, and what they will need */
+	rc = rs_map(rs, true);
+	if (!rc)
+		rc = rs_pf_prepare(rs);
+	if (!rc && rs->npop) {
+		rs->popb = malloc(sizeof(*rs->popb));
+		if (!rs->popb)
+			rc = tier_err(-ENOMEM, "restore: out of memory");
+		else
+			*rs->popb = (struct pop_batch){ .pidfd = -1 };
+	}
+	if (rc)
+		goto err;
+	rs->pop_touch = getenv("TIER_RESTORE_POP_TOUCH") != NULL;
+	atomic_store_explicit(&rs->pop_go, 1, memory_order_release);
 
-	/* 0 + 1: fresh anonymous memory, then the mapped extents over it */
+	/*
+	 * 0 + 1 + 2: fresh anonymous memory, the mapped extents over it, an
+	 * overlay cluster registered as soon as it is mapped (its pages may
+	 * be populated from then on), the other COPY and LAZY runs after.
+	 */
 	t = now_ns();
 	if (rs_fresh_anon(addr, len, PROT_READ | PROT_WRITE) == MAP_FAILED) {
 		rc = tier_err(-errno, "restore: mmap %p+%zu: %m", addr, len);
 		goto err;
 	}
-	rc = rs_map(rs);
+	rc = rs_map(rs, false);
 	if (rc)
 		goto err_touched;
 	rs->st.map_ns = now_ns() - t;
@@ -1987,20 +2187,16 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	rc = rs_register(rs);
 	if (rc)
 		goto err_touched;
+	atomic_store_explicit(&rs->pop_ready, UINTPTR_MAX, memory_order_release);
 	rs->st.register_ns = now_ns() - t;
 
 	/* populate (part of the map step) overlaps the prefetch, and the
 	 * populator takes prefetch batches once it is done */
 	t = now_ns();
-	rc = rs_pf_plan(rs);
-	if (rc)
-		goto err_touched;
-	rs_pf_helper(rs);
-	rs_populate_start(rs, rs->npfb);
 	/* TIER_RESTORE_PF_HELPER=1 (tests): the populator takes them all */
 	if (!rs->pf_help || !rs->have_populator ||
 	    !getenv("TIER_RESTORE_PF_HELPER")) {
-		rc = rs_pf_work(rs, rs->hseg);
+		rc = rs_pf_work(rs, rs->hseg, rs->pfbuf[0]);
 		if (rc)
 			goto err_touched;
 	}
@@ -2018,6 +2214,8 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 		if (rc)
 			goto err_touched;
 		t_thread = now_ns() - t_thread;
+	} else if (rs->have_populator) {
+		atomic_store(&rs->pop_go, -1);	/* nothing to serve */
 	}
 	rs->st.setup_ns = now_ns() - t0;
 	tier_dbg("restore of %s: %zu extents, setup %" PRIu64 " us: plan+open %"

@@ -1239,6 +1239,10 @@ static void overlay(void)
 
 	overlay_restore(1);
 	overlay_restore(0);
+	/* every window populated by a read, as while the start still maps */
+	setenv("TIER_RESTORE_POP_TOUCH", "1", 1);
+	overlay_restore(1);
+	unsetenv("TIER_RESTORE_POP_TOUCH");
 	/* the populator prefetching every batch: the same bytes, counts */
 	setenv("TIER_RESTORE_PF_HELPER", "1", 1);
 	overlay_restore(1);
