@@ -172,6 +172,8 @@ struct tier_restore {
 					 * POP_SERVE: become the handler */
 	atomic_uintptr_t pop_ready;	/* mapped and registered below this */
 	atomic_bool pop_done;		/* its results are set */
+	cpu_set_t pop_cpus;		/* the start's affinity */
+	bool pop_cpus_set;		/* ... to give the populator back */
 	bool pop_touch;			/* tests: populate every window by
 					 * a read, as while mapping */
 	int pop_rc;
@@ -1372,6 +1374,9 @@ static void *rs_populator(void *arg)
 {
 	struct tier_restore *rs = arg;
 
+	if (rs->pop_cpus_set)	/* the start's own, as if inherited */
+		pthread_setaffinity_np(pthread_self(), sizeof(rs->pop_cpus),
+				       &rs->pop_cpus);
 	rs_populate_all(rs);
 	atomic_store_explicit(&rs->pop_done, true, memory_order_release);
 	while (atomic_load_explicit(&rs->pop_go, memory_order_acquire) == 1)
@@ -1379,6 +1384,35 @@ static void *rs_populator(void *arg)
 	if (atomic_load(&rs->pop_go) == POP_SERVE)
 		return rs_thread(rs);
 	return NULL;
+}
+
+/*
+ * Starts the populator on another CPU than the start's, when the process
+ * may run on one: a new thread is queued on its creator's CPU, and with
+ * the creator busy it began running 2.3-3.7 ms later (median, 2-vCPU VM),
+ * against 0.4 ms when asked to start elsewhere. It takes the start's
+ * affinity back first thing, so the caller's CPU policy holds.
+ */
+static int rs_populator_create(struct tier_restore *rs)
+{
+	pthread_attr_t attr;
+	cpu_set_t other;
+	int cpu = sched_getcpu(), rc;
+
+	rc = pthread_attr_init(&attr);
+	if (rc)
+		return rc;
+	if (cpu >= 0 && cpu < CPU_SETSIZE &&
+	    sched_getaffinity(0, sizeof(rs->pop_cpus), &rs->pop_cpus) == 0) {
+		other = rs->pop_cpus;
+		CPU_CLR(cpu, &other);
+		rs->pop_cpus_set = CPU_COUNT(&other) > 0 &&
+				   pthread_attr_setaffinity_np(&attr,
+						sizeof(other), &other) == 0;
+	}
+	rc = pthread_create(&rs->populator, &attr, rs_populator, rs);
+	pthread_attr_destroy(&attr);
+	return rc;
 }
 
 /*
@@ -2132,8 +2166,7 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	if (!rs)
 		return tier_err(-ENOMEM, "restore: out of memory");
 	rs->t0 = t0;
-	if (rs_wants_populator(plan) &&
-	    pthread_create(&rs->populator, NULL, rs_populator, rs) == 0)
+	if (rs_wants_populator(plan) && rs_populator_create(rs) == 0)
 		rs->have_populator = true;
 
 	rc = rs_clip(rs, plan);
