@@ -197,7 +197,8 @@ struct tier_restore {
 	bool pf_help;			/* the populator takes batches too */
 	struct pool_seg *pfseg;		/* its own segment handle */
 	struct batch *pfbuf[2];		/* the start's and the helper's */
-	struct pop_batch *popb;		/* the populator's */
+	struct pop_batch *popb[2];	/* the start's and the populator's */
+	atomic_size_t pop_next;		/* the next chunk of pop to take */
 	struct pool *pfpool;		/* ... on its own connection (TCP) */
 	pthread_mutex_t pf_lock;	/* draining events during the prefetch */
 	int pf_rc;
@@ -1210,14 +1211,16 @@ static int rs_map_run(struct tier_restore *rs, size_t i, size_t j, bool dry)
 
 /*
  * MADV_POPULATE_READ of many ranges: process_madvise on ourselves takes
- * up to IOV_BATCH ranges a call (any advice since Linux 6.13), ~40 %
- * cheaper than a madvise each for the short runs of a scattered hot
- * set; older kernels refuse it (EINVAL) and get one madvise a range.
+ * a chunk of up to POP_CHUNK ranges a call (any advice since Linux
+ * 6.13), ~40 % cheaper than a madvise each for the short runs of a
+ * scattered hot set; older kernels refuse it (EINVAL) and get one
+ * madvise a range. A chunk is also what a thread takes of the populate
+ * list at a time (rs_pop_work).
  */
-#define IOV_BATCH	512
+#define POP_CHUNK	128
 
 struct pop_batch {
-	struct iovec iov[IOV_BATCH];
+	struct iovec iov[POP_CHUNK];
 	size_t n;
 	int pidfd;		/* -1: not tried yet; -2: unsupported */
 };
@@ -1319,60 +1322,83 @@ static bool rs_pop_wait(struct tier_restore *rs, uintptr_t end)
  * reads of the same mapping as well. Once mapping is done, the rest go
  * through process_madvise, which reports such a page as an error.
  */
+/*
+ * Populates chunks of the populate list until none is left; both
+ * threads take them, as they take prefetch batches, so that whichever
+ * is done first (or was not held up by the host) finishes the other's
+ * work. Returns -ECANCELED when the start failed meanwhile.
+ */
+static int rs_pop_work(struct tier_restore *rs, struct pop_batch *b)
+{
+	size_t k, i, end;
+	int rc;
+
+	while ((k = atomic_fetch_add(&rs->pop_next, POP_CHUNK)) < rs->npop) {
+		end = k + POP_CHUNK < rs->npop ? k + POP_CHUNK : rs->npop;
+		for (i = k; i < end; i++) {
+			const struct rs_range *r = &rs->pop[i];
+			bool overlay = r->fd == POP_OVERLAY;
+
+			/*
+			 * Overlay: the cluster is registered, so populating
+			 * a hole would wait for the handler (which may not
+			 * run yet). The placer puts only present pages in
+			 * MAP runs; a run that has a hole anyway (a damaged
+			 * object) is left to fault on touch, where the
+			 * checksum decides. An object that holds exactly as
+			 * many bytes as the plan's CXL extents (one fstat)
+			 * has no such hole short of a second damage
+			 * elsewhere: then the SEEK_HOLE a run is skipped.
+			 */
+			if (overlay && !rs->ovl_checked &&
+			    !cxl_obj_present(rs->cxl_obj, rs->first * PG +
+					     r->off - (uintptr_t)rs->base,
+					     r->len))
+				continue;
+			if (!rs_pop_wait(rs, overlay ? r->off + r->len :
+						       UINTPTR_MAX))
+				return -ECANCELED;
+			if (overlay && (rs->pop_touch ||
+					atomic_load_explicit(&rs->pop_ready,
+						memory_order_relaxed) != UINTPTR_MAX)) {
+				(void)*(volatile uint8_t *)(uintptr_t)r->off;
+				continue;
+			}
+			b->iov[b->n++] = (struct iovec){
+				.iov_base = (void *)(uintptr_t)r->off,
+				.iov_len = r->len,
+			};
+		}
+		rc = pop_flush(b);
+		if (rc) {
+			atomic_store(&rs->pop_next, rs->npop);
+			atomic_store(&rs->pf_next, rs->npfb);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* The populator's work: the lists, its share of the populate, then
+ * prefetch batches if it may. */
 static void rs_populate_all(struct tier_restore *rs)
 {
-	struct pop_batch *b;
-	size_t i;
+	int rc;
 
 	if (!rs_pop_wait(rs, 0))
 		return;
-	if (atomic_load_explicit(&rs->lists, memory_order_acquire) == 0) {
-		int rc = rs_lists(rs);
-
-		if (rc)
-			snprintf(rs->lists_msg, sizeof(rs->lists_msg), "%s",
-				 tier_errmsg());
-		atomic_store_explicit(&rs->lists, rc ? rc : 1,
-				      memory_order_release);
-		if (rc)
-			return;
+	rc = rs_lists(rs);
+	if (rc) {
+		snprintf(rs->lists_msg, sizeof(rs->lists_msg), "%s",
+			 tier_errmsg());
+		atomic_store_explicit(&rs->lists, rc, memory_order_release);
+		return;
 	}
-	b = rs->popb;
-	for (i = 0; i < rs->npop && !rs->pop_rc; i++) {
-		const struct rs_range *r = &rs->pop[i];
-		bool overlay = r->fd == POP_OVERLAY;
-
-		/*
-		 * Overlay: the cluster is registered, so populating a hole
-		 * would wait for the handler (which may not run yet). The
-		 * placer puts only present pages in MAP runs; a run that
-		 * has a hole anyway (a damaged object) is left to fault on
-		 * touch, where the checksum decides. An object that holds
-		 * exactly as many bytes as the plan's CXL extents (one fstat)
-		 * has no such hole short of a second damage elsewhere: then
-		 * the SEEK_HOLE a run is skipped.
-		 */
-		if (overlay && !rs->ovl_checked &&
-		    !cxl_obj_present(rs->cxl_obj, rs->first * PG + r->off -
-				     (uintptr_t)rs->base, r->len))
-			continue;
-		if (!rs_pop_wait(rs, overlay ? r->off + r->len : UINTPTR_MAX))
-			return;
-		if (overlay && (rs->pop_touch ||
-				atomic_load_explicit(&rs->pop_ready,
-					memory_order_relaxed) != UINTPTR_MAX)) {
-			(void)*(volatile uint8_t *)(uintptr_t)r->off;
-			continue;
-		}
-		b->iov[b->n++] = (struct iovec){
-			.iov_base = (void *)(uintptr_t)r->off, .iov_len = r->len,
-		};
-		if (b->n == IOV_BATCH)
-			rs->pop_rc = pop_flush(b);
-	}
-	if (rs->npop && !rs->pop_rc)
-		rs->pop_rc = pop_flush(b);
-	if (rs->pop_rc) {
+	rc = rs_pop_work(rs, rs->popb[1]);
+	if (rc == -ECANCELED)
+		return;
+	if (rc) {
+		rs->pop_rc = rc;
 		snprintf(rs->pop_msg, sizeof(rs->pop_msg), "%s", tier_errmsg());
 		return;
 	}
@@ -1437,13 +1463,10 @@ static int rs_populator_create(struct tier_restore *rs)
  */
 static int rs_populate_wait(struct tier_restore *rs)
 {
-	if (rs->have_populator) {
+	if (rs->have_populator)
 		while (!atomic_load_explicit(&rs->pop_done,
 					     memory_order_acquire))
 			sched_yield();
-	} else if (rs->npop) {
-		rs_populate_all(rs);	/* no thread: after the prefetch */
-	}
 	if (rs->pop_rc)
 		return tier_err(rs->pop_rc, "%s", rs->pop_msg);
 	if (rs->pf_rc)
@@ -2051,15 +2074,15 @@ static int rs_pf_prepare(struct tier_restore *rs)
  */
 static int rs_lists(struct tier_restore *rs)
 {
-	int rc = rs_map(rs, true);
+	int rc = rs_map(rs, true), k;
 
 	if (!rc)
 		rc = rs_pf_prepare(rs);
-	if (!rc && rs->npop) {
-		rs->popb = malloc(sizeof(*rs->popb));
-		if (!rs->popb)
+	for (k = 0; !rc && rs->npop && k < 2; k++) {
+		rs->popb[k] = malloc(sizeof(*rs->popb[k]));
+		if (!rs->popb[k])
 			return tier_err(-ENOMEM, "restore: out of memory");
-		*rs->popb = (struct pop_batch){ .pidfd = -1 };
+		*rs->popb[k] = (struct pop_batch){ .pidfd = -1 };
 	}
 	if (!rc)
 		atomic_store_explicit(&rs->lists, 1, memory_order_release);
@@ -2086,10 +2109,12 @@ static void rs_pf_free(struct tier_restore *rs)
 		free(rs->pfbuf[k]);
 		rs->pfbuf[k] = NULL;
 	}
-	if (rs->popb && rs->popb->pidfd >= 0)
-		close(rs->popb->pidfd);
-	free(rs->popb);
-	rs->popb = NULL;
+	for (k = 0; k < 2; k++) {
+		if (rs->popb[k] && rs->popb[k]->pidfd >= 0)
+			close(rs->popb[k]->pidfd);
+		free(rs->popb[k]);
+		rs->popb[k] = NULL;
+	}
 }
 
 /* Takes batches until there are none left; an error stops the others. */
@@ -2107,6 +2132,7 @@ static int rs_pf_work(struct tier_restore *rs, struct pool_seg *seg,
 		rc = rs_flush(rs, b, seg);
 		if (rc) {
 			atomic_store(&rs->pf_next, rs->npfb);
+			atomic_store(&rs->pop_next, rs->npop);
 			break;
 		}
 	}
@@ -2280,6 +2306,10 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 		if (rc)
 			goto err_touched;
 	}
+	/* then what is left of the populate */
+	rc = rs_pop_work(rs, rs->popb[0]);
+	if (rc)
+		goto err_touched;
 	/* prefetch_ns: until both threads are done (populating included
 	 * where it overlaps: the two share the batches) */
 	rc = rs_populate_wait(rs);
