@@ -1052,10 +1052,17 @@ static int rs_check_range(const struct tier_snap *snap, void *addr,
 
 /* Copies the extents that intersect the range, clipped to it and made
  * relative to its first page; checks they cover it. */
-static int rs_clip(struct tier_restore *rs, const struct plan *plan)
+/*
+ * The plan's extents over the range, relative to it, checked. @own: the
+ * caller's plan is ours to take; a whole-range restore (the usual one)
+ * then keeps its extent array instead of a copy (~0.2 ms of fresh memory
+ * for 13,600 extents, on the start's own path).
+ */
+static int rs_clip(struct tier_restore *rs, struct plan *plan, bool own)
 {
 	uint64_t lo = rs->first, hi = rs->first + rs->npages, next = lo;
-	size_t a = 0, b = plan->n, i;
+	struct placer_ext *src = plan->ext;
+	size_t a = 0, b = plan->n, total = plan->n, i;
 
 	if (plan->hdr.npages && plan->hdr.npages != rs->snap->npages)
 		return tier_err(-EINVAL, "restore: plan of %" PRIu64 " pages for "
@@ -1064,19 +1071,26 @@ static int rs_clip(struct tier_restore *rs, const struct plan *plan)
 	while (a < b) {		/* first extent ending after lo */
 		size_t mid = a + (b - a) / 2;
 
-		if (plan->ext[mid].page + plan->ext[mid].npages <= lo)
+		if (src[mid].page + src[mid].npages <= lo)
 			a = mid + 1;
 		else
 			b = mid;
 	}
-	rs->ext = calloc(plan->n - a + 1, sizeof(*rs->ext));
-	if (!rs->ext)
-		return tier_err(-ENOMEM, "restore: out of memory");
-	for (i = 0; i < plan->n; i++)
-		if (plan->ext[i].source == PLACER_SRC_CXL)
-			rs->plan_cxl_bytes += plan->ext[i].npages * PG;
-	for (i = a; i < plan->n && plan->ext[i].page < hi; i++) {
-		struct placer_ext e = plan->ext[i];
+	for (i = 0; i < total; i++)
+		if (src[i].source == PLACER_SRC_CXL)
+			rs->plan_cxl_bytes += src[i].npages * PG;
+	if (own && !lo && hi == rs->snap->npages && total) {
+		/* rebasing is the identity: each extent stays in its slot */
+		rs->ext = src;
+		plan->ext = NULL;
+		plan->n = 0;
+	} else {
+		rs->ext = calloc(total - a + 1, sizeof(*rs->ext));
+		if (!rs->ext)
+			return tier_err(-ENOMEM, "restore: out of memory");
+	}
+	for (i = a; i < total && src[i].page < hi; i++) {
+		struct placer_ext e = src[i];
 		uint64_t s = e.page > lo ? e.page : lo;
 		uint64_t end = e.page + e.npages < hi ? e.page + e.npages : hi;
 
@@ -2220,7 +2234,7 @@ static void rs_abort(struct tier_restore *rs, bool touched)
 	rs_free(rs);
 }
 
-static int rs_start(struct tier_snap *snap, const struct plan *plan,
+static int rs_start(struct tier_snap *snap, struct plan *plan, bool own,
 		    void *addr, size_t len,
 		    const struct tier_restore_attr *attr, uint64_t t0,
 		    struct tier_restore **ret)
@@ -2242,7 +2256,7 @@ static int rs_start(struct tier_snap *snap, const struct plan *plan,
 	if (rs_wants_populator(plan) && rs_populator_create(rs) == 0)
 		rs->have_populator = true;
 
-	rc = rs_clip(rs, plan);
+	rc = rs_clip(rs, plan, own);
 	if (rc)
 		goto err;
 	rc = rs_open_sources(rs, plan, attr);
@@ -2351,11 +2365,13 @@ int restore_start_plan(struct tier_snap *snap, const struct plan *plan,
 		       struct tier_restore **ret)
 {
 	static const struct tier_restore_attr zero_attr;
+	struct plan p;
 
 	if (!plan)
 		return tier_err(-EINVAL, "restore: no plan");
-	return rs_start(snap, plan, addr, len, attr ? attr : &zero_attr,
-			now_ns(), ret);
+	p = *plan;		/* the caller's: read, not taken */
+	return rs_start(snap, &p, false, addr, len,
+			attr ? attr : &zero_attr, now_ns(), ret);
 }
 
 static int rec_start(struct tier_snap *snap, void *addr, size_t len,
@@ -2438,7 +2454,7 @@ int tier_restore_start(struct tier_snap *snap, void *addr, size_t len,
 	rc = plan_load(snap, attr->policy, &plan);
 	if (rc)
 		return rc;
-	rc = rs_start(snap, &plan, addr, len, attr, t0, ret);
+	rc = rs_start(snap, &plan, true, addr, len, attr, t0, ret);
 	plan_free(&plan);
 	return rc;
 }
