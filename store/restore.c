@@ -21,8 +21,10 @@
  *   3. COPY extents: fetched in batches of up to 2 MiB, smaller toward
  *      the end (one pool_readv of many ranges per batch, or read in place
  *      from a file pool's page cache) and installed with UFFDIO_COPY
- *      before the guest runs; the populator takes batches too once its
- *      ranges are done, and then becomes the fault handler;
+ *      before the guest runs; the populator takes batches too once the
+ *      populate list is empty, the start chunks of that list once the
+ *      batches are gone, and the populator then becomes the fault
+ *      handler;
  *   4. LAZY extents: a handler fetches the faulting page plus a prefetch
  *      window of following lazy pages not yet installed.
  *
@@ -1319,12 +1321,11 @@ static bool rs_pop_wait(struct tier_restore *rs, uintptr_t end)
 }
 
 /*
- * Populates the MAP extents that asked for it, then takes prefetch
- * batches if it may. In the populator thread, which runs beside the
- * start from its beginning (waking an idle vCPU took 1-3 ms on a busy
- * host: now it overlaps reading the plan) and populates while the start
- * maps, registers and prefetches; or in the start itself, after its
- * prefetch, when no thread could be made.
+ * Populates chunks of the populate list until none is left. Both threads
+ * take them, as they take prefetch batches: the populator from the time
+ * the start maps, the start once its batches are done, so that whichever
+ * is done first (or was not held up by the host) finishes the other's
+ * share. -ECANCELED: the start failed meanwhile.
  *
  * While the start is still mapping, an overlay window is populated by
  * reading its page: the fault is served under the VMA's own lock, where
@@ -1335,12 +1336,6 @@ static bool rs_pop_wait(struct tier_restore *rs, uintptr_t end)
  * object truncated behind the store's back would SIGBUS the guest's own
  * reads of the same mapping as well. Once mapping is done, the rest go
  * through process_madvise, which reports such a page as an error.
- */
-/*
- * Populates chunks of the populate list until none is left; both
- * threads take them, as they take prefetch batches, so that whichever
- * is done first (or was not held up by the host) finishes the other's
- * work. Returns -ECANCELED when the start failed meanwhile.
  */
 static int rs_pop_work(struct tier_restore *rs, struct pop_batch *b)
 {
