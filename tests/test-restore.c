@@ -6,12 +6,15 @@
  * wrong prediction on a CXL page stays private, and a dead pool or a
  * corrupt page fails closed (the faulting thread stays blocked).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -383,6 +386,66 @@ static void full_restore(unsigned win)
 
 	tier_restore_stop(rs);
 	t_assert(memcmp(mem, image, NP * PG) == 0);	/* still there */
+	t_assert(munmap(mem, NP * PG) == 0);
+}
+
+/* The Cpus_allowed_list line of a task of ours (NULL: this thread). */
+static void cpus_allowed(const char *tid, char *buf, size_t len)
+{
+	char path[128], line[256];
+	FILE *f;
+
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/self/task/%s/status", tid);
+	else
+		snprintf(path, sizeof(path), "/proc/thread-self/status");
+	f = fopen(path, "r");
+	t_assert(f);
+	buf[0] = 0;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "Cpus_allowed_list:", 18))
+			snprintf(buf, len, "%s", line + 18);
+	fclose(f);
+	t_assert(buf[0]);
+}
+
+/*
+ * The populator starts on another CPU than the caller's but takes the
+ * caller's affinity back: every thread of the restore (it becomes the
+ * fault handler) may run where the caller may.
+ */
+static void affinity(void)
+{
+	struct tier_restore_attr attr = { 0 };
+	struct tier_restore *rs;
+	struct plan plan = make_plan();
+	uint8_t *mem = map_range(NP * PG);
+	char want[256], got[256];
+	struct dirent *d;
+	cpu_set_t cpus;
+	unsigned n = 0;
+	DIR *dp;
+
+	t_assert(sched_getaffinity(0, sizeof(cpus), &cpus) == 0);
+	if (CPU_COUNT(&cpus) < 2) {
+		printf("affinity: one CPU allowed, nothing to check\n");
+		t_assert(munmap(mem, NP * PG) == 0);
+		return;
+	}
+	cpus_allowed(NULL, want, sizeof(want));
+	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+	dp = opendir("/proc/self/task");
+	t_assert(dp);
+	while ((d = readdir(dp))) {
+		if (d->d_name[0] == '.')
+			continue;
+		cpus_allowed(d->d_name, got, sizeof(got));
+		t_assert(strcmp(got, want) == 0);
+		n++;
+	}
+	closedir(dp);
+	t_assert(n >= 2);		/* this thread and the handler */
+	tier_restore_stop(rs);
 	t_assert(munmap(mem, NP * PG) == 0);
 }
 
@@ -1282,6 +1345,7 @@ int main(void)
 
 	full_restore(1);
 	full_restore(8);
+	affinity();
 	cow();
 	window();
 	no_thread();
