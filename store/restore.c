@@ -66,10 +66,11 @@
  * this VM a sleeping thread waited 0.1-3 ms for its vCPU): pop_go (the
  * extents and sources are ready, or stop, or serve), lists (rs_lists is
  * done), pop_ready (mapped and registered up to there), pop_done (its
- * results are set). Everything of step 3
- * that takes mmap_lock for writing (the pool segment's mapping, bounce
- * buffers, batch memory) is made before the populator may hold it for
- * reading: an mmap queued behind its populate stalled a batch by 4 ms.
+ * results are set). What step 3 needs that takes mmap_lock for writing
+ * (the pool segment's mapping, bounce buffers, batch memory) is made in
+ * rs_lists, before either thread populates through process_madvise,
+ * which holds it for reading: an mmap queued behind such a call stalled
+ * a batch by 4 ms.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -1052,8 +1053,6 @@ static int rs_check_range(const struct tier_snap *snap, void *addr,
 	return 0;
 }
 
-/* Copies the extents that intersect the range, clipped to it and made
- * relative to its first page; checks they cover it. */
 /*
  * The plan's extents over the range, relative to it, checked. @own: the
  * caller's plan is ours to take; a whole-range restore (the usual one)
@@ -1156,8 +1155,8 @@ static int rs_add_range(struct rs_range **v, size_t *n, size_t *cap, int fd,
 
 /*
  * Step 1: one mmap per run [i, j) of MAP extents. @dry: only the lists
- * and counters (populate, readahead), made before anything is mapped so
- * that the populator can read them while the start maps.
+ * and counters (populate, readahead: rs_lists), which depend on nothing
+ * being mapped, so the populator makes them while the start maps.
  */
 static int rs_map_run(struct tier_restore *rs, size_t i, size_t j, bool dry)
 {
@@ -1179,6 +1178,11 @@ static int rs_map_run(struct tier_restore *rs, size_t i, size_t j, bool dry)
 		all_pop &= !!(rs->ext[k].flags & PLACER_F_POPULATE);
 		any_pop |= !!(rs->ext[k].flags & PLACER_F_POPULATE);
 	}
+	/* past the end would be SIGBUS in the guest: refuse now */
+	if (src != PLACER_SRC_CXL && (off > size || len > size - off))
+		return tier_err(-ERANGE, "restore: %s: bytes [%" PRIu64
+				", +%" PRIu64 ") past its end (%" PRIu64 ")",
+				name, off, len, size);
 	if (!dry) {
 		if (src == PLACER_SRC_CXL)
 			return cxl_obj_map(rs->cxl_obj, off, addr, len, 0);
@@ -1191,11 +1195,6 @@ static int rs_map_run(struct tier_restore *rs, size_t i, size_t j, bool dry)
 	}
 	if (src == PLACER_SRC_CXL)
 		rs->st.cxl_mapped_bytes += len;
-	/* past the end would be SIGBUS in the guest: refuse now */
-	else if (off > size || len > size - off)
-		return tier_err(-ERANGE, "restore: %s: bytes [%" PRIu64
-				", +%" PRIu64 ") past its end (%" PRIu64 ")",
-				name, off, len, size);
 	rs->st.mappings++;
 	if (all_pop) {
 		rc = rs_add_range(&rs->pop, &rs->npop, &rs->popcap, -1,
