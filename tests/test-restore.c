@@ -698,6 +698,30 @@ static void start_fails(void)
 static struct pool_server *srv;
 static pthread_t srv_thread;
 
+/*
+ * A MAP run past the end of its file (D, from the local file): refused
+ * by name before it is mapped (a guest reading it would get SIGBUS), the
+ * range left inaccessible.
+ */
+static void past_end(void)
+{
+	struct placer_ext bad[NEXT];
+	struct plan plan = make_plan();
+	struct tier_restore *rs = NULL;
+	uint8_t *mem = map_range(NP * PG);
+
+	memcpy(bad, ext, sizeof(bad));
+	bad[3].src_off = 100000 * PG;
+	plan.ext = bad;
+	t_eq(restore_start_plan(&snap, &plan, mem, NP * PG, NULL, &rs),
+	     -ERANGE);
+	t_assert(rs == NULL);
+	t_assert(strstr(tier_errmsg(), "past its end") != NULL);
+	fprintf(stderr, "start failed as it should: %s\n", tier_errmsg());
+	expect_segv(mem + 80 * PG);
+	t_assert(munmap(mem, NP * PG) == 0);
+}
+
 static void *serve(void *arg)
 {
 	pool_server_run(arg);
@@ -1346,6 +1370,7 @@ int main(void)
 	full_restore(1);
 	full_restore(8);
 	affinity();
+	past_end();
 	cow();
 	window();
 	no_thread();
