@@ -2255,7 +2255,10 @@ static int rs_start(struct tier_snap *snap, struct plan *plan, bool own,
 	if (!rs)
 		return tier_err(-ENOMEM, "restore: out of memory");
 	rs->t0 = t0;
-	if (rs_wants_populator(plan) && rs_populator_create(rs) == 0)
+	/* TIER_RESTORE_NO_POPULATOR=1 (tests): as if no thread could be
+	 * made; the start then does all of the populator's work itself */
+	if (rs_wants_populator(plan) && !getenv("TIER_RESTORE_NO_POPULATOR") &&
+	    rs_populator_create(rs) == 0)
 		rs->have_populator = true;
 
 	rc = rs_clip(rs, plan, own);

@@ -1330,6 +1330,11 @@ static void overlay(void)
 	setenv("TIER_RESTORE_POP_TOUCH", "1", 1);
 	overlay_restore(1);
 	unsetenv("TIER_RESTORE_POP_TOUCH");
+	/* no second thread: the start lists, populates and prefetches all */
+	setenv("TIER_RESTORE_NO_POPULATOR", "1", 1);
+	overlay_restore(1);
+	overlay_restore(0);
+	unsetenv("TIER_RESTORE_NO_POPULATOR");
 	/* the populator prefetching every batch: the same bytes, counts */
 	setenv("TIER_RESTORE_PF_HELPER", "1", 1);
 	overlay_restore(1);
