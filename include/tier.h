@@ -253,6 +253,11 @@ struct tier_restore_attr {
 /* Do not start the fault-handling thread; the caller polls
  * tier_restore_fd() and calls tier_restore_handle(). */
 #define TIER_RESTORE_NO_THREAD	(1U << 1)
+/* Map each CXL run on its own even where the CXL tier is shmem and one
+ * mapping of the object could cover a whole cluster, its holes served
+ * through userfaultfd (doc/placement.md): more mappings, no reliance on
+ * the object's holes. */
+#define TIER_RESTORE_NO_OVERLAY	(1U << 2)
 
 /*
  * Restores @len bytes of @snap (from attr->offset) into [@addr, @addr+@len).
@@ -269,7 +274,8 @@ int tier_restore_start(struct tier_snap *snap, void *addr, size_t len,
 		       const struct tier_restore_attr *attr,
 		       struct tier_restore **ret);
 
-/* The userfaultfd to poll with TIER_RESTORE_NO_THREAD; -1 otherwise. */
+/* The userfaultfd to poll with TIER_RESTORE_NO_THREAD (>= 0); -EINVAL
+ * without that flag, -ENOENT when no page is served through it. */
 int tier_restore_fd(const struct tier_restore *rs);
 /* Reads and serves pending events; 0 when none were pending. */
 int tier_restore_handle(struct tier_restore *rs);

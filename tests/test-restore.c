@@ -45,6 +45,19 @@ static uint8_t *image;			/* the reference bytes */
 static struct tier_store store;
 static struct tier_snap snap;
 
+/* the restorer's test switches, for the start_plan calls that follow */
+static struct restore_opts topts;
+
+static int start_plan(struct tier_snap *s, const struct plan *plan,
+		      void *addr, size_t len,
+		      const struct tier_restore_attr *attr,
+		      struct tier_restore **ret)
+{
+	if (!plan)
+		return restore_start_plan(s, plan, addr, len, attr, ret);
+	return restore_start_opts(s, plan, addr, len, attr, &topts, ret);
+}
+
 static int is_zero_page(uint64_t p)
 {
 	/* B, G, M below, plus a few zero pages inside data extents */
@@ -338,8 +351,8 @@ static void full_restore(unsigned win)
 	uint64_t lazy_pool, lazy_local, c;
 
 	memset(mem, 0xee, NP * PG);	/* whatever was there must go */
-	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
-	t_eq(tier_restore_fd(rs), -1);
+	t_ok(start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+	t_eq(tier_restore_fd(rs), -EINVAL);	/* it has its own thread */
 
 	tier_restore_stats(rs, &st);
 	t_eq(st.prefetched_pages, count(PLACER_M_COPY, 1, 0, 1));
@@ -433,7 +446,7 @@ static void affinity(void)
 		return;
 	}
 	cpus_allowed(NULL, want, sizeof(want));
-	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+	t_ok(start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
 	dp = opendir("/proc/self/task");
 	t_assert(dp);
 	while ((d = readdir(dp))) {
@@ -465,7 +478,7 @@ static void cow(void)
 	before = obj;
 	t_eq(objlen, obj_pages(PLACER_SRC_CXL) * PG);
 
-	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, NULL, &rs));
+	t_ok(start_plan(&snap, &plan, mem, NP * PG, NULL, &rs));
 	memset(mem + 5 * PG, 0x77, PG);			/* A, page 5 */
 	memset(mem + 320 * PG + 100, 0x66, 10);		/* I, page 320 */
 	t_eq(mem[5 * PG + 4095], 0x77);
@@ -492,7 +505,7 @@ static void window(void)
 	uint64_t n = 500;
 	uint8_t *mem = map_range(n * PG);
 
-	t_ok(restore_start_plan(&snap, &plan, mem, n * PG, &attr, &rs));
+	t_ok(start_plan(&snap, &plan, mem, n * PG, &attr, &rs));
 	tier_restore_stats(rs, &st);
 	/* [100, 600): D clipped to 12 pages, then E..N whole */
 	t_eq(st.prefetched_pages, 64 + 32 + 28);
@@ -511,12 +524,12 @@ static void window(void)
 	/* bad windows */
 	mem = map_range(PG);
 	attr.offset = 100;
-	t_fails(restore_start_plan(&snap, &plan, mem, PG, &attr, &rs), -EINVAL);
+	t_fails(start_plan(&snap, &plan, mem, PG, &attr, &rs), -EINVAL);
 	attr.offset = (NP - 1) * PG;
-	t_fails(restore_start_plan(&snap, &plan, mem, 2 * PG, &attr, &rs),
+	t_fails(start_plan(&snap, &plan, mem, 2 * PG, &attr, &rs),
 		-EINVAL);
 	attr.offset = 0;
-	t_fails(restore_start_plan(&snap, &plan, mem + 1, PG, &attr, &rs),
+	t_fails(start_plan(&snap, &plan, mem + 1, PG, &attr, &rs),
 		-EINVAL);
 	t_assert(munmap(mem, PG) == 0);
 }
@@ -536,7 +549,7 @@ static void no_thread(void)
 	void *ret;
 	int fd, done = 0;
 
-	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+	t_ok(start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
 	fd = tier_restore_fd(rs);
 	t_assert(fd >= 0);
 	t_eq(tier_restore_handle(rs), 0);	/* nothing pending */
@@ -610,7 +623,7 @@ static void fail_closed(uint64_t page, void (*breakit)(void), int want)
 		char c;
 
 		report_fd = up[1];
-		if (restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs))
+		if (start_plan(&snap, &plan, mem, NP * PG, &attr, &rs))
 			_exit(2);
 		if (write(up[1], "S\n", 2) != 2 || read(down[0], &c, 1) != 1)
 			_exit(2);
@@ -681,7 +694,7 @@ static void start_fails(void)
 	uint8_t *mem = map_range(NP * PG);
 	int rc;
 
-	rc = restore_start_plan(&snap, &plan, mem, NP * PG, NULL, &rs);
+	rc = start_plan(&snap, &plan, mem, NP * PG, NULL, &rs);
 	t_assert(rc < 0);
 	t_assert(rs == NULL);
 	t_assert(strstr(tier_errmsg(), "snap/tiered") != NULL);
@@ -713,7 +726,7 @@ static void past_end(void)
 	memcpy(bad, ext, sizeof(bad));
 	bad[3].src_off = 100000 * PG;
 	plan.ext = bad;
-	t_eq(restore_start_plan(&snap, &plan, mem, NP * PG, NULL, &rs),
+	t_eq(start_plan(&snap, &plan, mem, NP * PG, NULL, &rs),
 	     -ERANGE);
 	t_assert(rs == NULL);
 	t_assert(strstr(tier_errmsg(), "past its end") != NULL);
@@ -767,10 +780,10 @@ static void tcp_pool(void)
 		conns = pool_server_connections(srv);
 
 		if (helper)
-			setenv("TIER_RESTORE_PF_HELPER", "1", 1);
+			topts.pf_helper = true;
 		mem = map_range(NP * PG);
-		t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
-		unsetenv("TIER_RESTORE_PF_HELPER");
+		t_ok(start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+		topts.pf_helper = false;
 		t_eq(pool_server_connections(srv), conns + 1 + helper);
 		tier_restore_stats(rs, &st);
 		t_eq(st.prefetched_pages, count(PLACER_M_COPY, 1, 0, 1));
@@ -785,13 +798,13 @@ static void tcp_pool(void)
 	/* a corrupt prefetched page (E, 130) found by the populator over
 	 * its connection: the start fails naming the page, range PROT_NONE */
 	write_pool_bad(uri, 130);
-	setenv("TIER_RESTORE_PF_HELPER", "1", 1);
+	topts.pf_helper = true;
 	conns = pool_server_connections(srv);
 	mem = map_range(NP * PG);
 	rs = NULL;
-	t_fails(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs),
+	t_fails(start_plan(&snap, &plan, mem, NP * PG, &attr, &rs),
 		-EBADMSG);
-	unsetenv("TIER_RESTORE_PF_HELPER");
+	topts.pf_helper = false;
 	t_assert(rs == NULL);
 	t_eq(pool_server_connections(srv), conns + 2);
 	t_assert(strstr(tier_errmsg(), "page 130"));
@@ -839,7 +852,7 @@ static void remove_events(void)
 	struct touch t = { .mem = mem, .from = 176, .to = 180 };
 	pthread_t th;
 
-	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
+	t_ok(start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
 	t_assert(pthread_create(&th, NULL, toucher, &t) == 0);
 	t_assert(pthread_join(th, NULL) == 0);
 	t_eq(t.bad, 0);
@@ -1140,10 +1153,9 @@ static void overlay_restore(int overlay)
 	uint64_t c, want = 0, got = 0;
 
 	if (!overlay)
-		setenv("TIER_RESTORE_NO_OVERLAY", "1", 1);
+		attr.flags |= TIER_RESTORE_NO_OVERLAY;
 	memset(mem, 0xee, NP * PG);
-	t_ok(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
-	unsetenv("TIER_RESTORE_NO_OVERLAY");
+	t_ok(start_plan(&snap, &plan, mem, NP * PG, &attr, &rs));
 	check_object();		/* the prefetch went to private pages */
 
 	tier_restore_stats(rs, &st);
@@ -1229,7 +1241,7 @@ static void overlay_window(void)
 	uint64_t n = 600;
 	uint8_t *mem = map_range(n * PG);
 
-	t_ok(restore_start_plan(&snap, &plan, mem, n * PG, &attr, &rs));
+	t_ok(start_plan(&snap, &plan, mem, n * PG, &attr, &rs));
 	tier_restore_stats(rs, &st);
 	/* [20, 32): E F, one mmap; [48, 240): 2; [248, 430): 1; [512,
 	 * 620): O and P, one mmap + one registration */
@@ -1285,7 +1297,7 @@ static void helper_fails(void)
 	/* I: segment pages 107.., page 170 is its third */
 	t_assert(pread(fd, &c, 1, (107 + 2) * PG + 5) == 1);
 	t_assert(pwrite(fd, &x, 1, (107 + 2) * PG + 5) == 1);
-	t_fails(restore_start_plan(&snap, &plan, mem, NP * PG, &attr, &rs),
+	t_fails(start_plan(&snap, &plan, mem, NP * PG, &attr, &rs),
 		-EBADMSG);
 	t_assert(rs == NULL);
 	t_assert(strstr(tier_errmsg(), "page 170"));
@@ -1327,19 +1339,19 @@ static void overlay(void)
 	overlay_restore(1);
 	overlay_restore(0);
 	/* every window populated by a read, as while the start still maps */
-	setenv("TIER_RESTORE_POP_TOUCH", "1", 1);
+	topts.pop_touch = true;
 	overlay_restore(1);
-	unsetenv("TIER_RESTORE_POP_TOUCH");
+	topts.pop_touch = false;
 	/* no second thread: the start lists, populates and prefetches all */
-	setenv("TIER_RESTORE_NO_POPULATOR", "1", 1);
+	topts.no_populator = true;
 	overlay_restore(1);
 	overlay_restore(0);
-	unsetenv("TIER_RESTORE_NO_POPULATOR");
+	topts.no_populator = false;
 	/* the populator prefetching every batch: the same bytes, counts */
-	setenv("TIER_RESTORE_PF_HELPER", "1", 1);
+	topts.pf_helper = true;
 	overlay_restore(1);
 	helper_fails();
-	unsetenv("TIER_RESTORE_PF_HELPER");
+	topts.pf_helper = false;
 	overlay_window();
 
 	fc_plan = make_oplan;

@@ -1,0 +1,386 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#ifndef TIER_STORE_RESTORE_INT_H
+#define TIER_STORE_RESTORE_INT_H
+
+/*
+ * The restorer's parts and the state each owns; only the restore-*.c
+ * files and the front ends built on them (vmm/) include this. In the
+ * order a restore runs them (store/README.md draws them):
+ *
+ *   restore.c		 lifecycle and the public API: the start, its two
+ *			 threads, stop (front end: the C API)
+ *   restore-map.c	 the plan executor: clip the plan to the range,
+ *			 overlay clusters, mmap, register (in-process only)
+ *   restore-src.c	 page sources: image, local file, CXL object, pool;
+ *			 read and verify against the snapshot's checksums
+ *   restore-populate.c	 populate the mapped pages; the readahead loader
+ *   restore-prefetch.c	 COPY extents fetched in batches and installed
+ *			 with UFFDIO_COPY before the guest runs
+ *   restore-serve.c	 the fault server: one userfaultfd, one or more
+ *			 areas of any process's memory (copy, zero, wake)
+ *   restore-record.c	 record mode: every page lazy, first touches logged
+ *
+ * The parts a front end without a mapping step needs (a Firecracker
+ * handler serving another process's userfaultfd) take only their own
+ * state and the sub-structs they name: sources, serve, prefetch, record.
+ * The in-process parts (map, populate) take the whole struct
+ * tier_restore.
+ */
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tier.h"
+#include "placer/placer.h"
+#include "store/restore.h"
+#include "store/snap.h"
+#include "store/uffd.h"
+#include "util/uri.h"
+
+struct cxl_tier;
+struct cxl_obj;
+struct pool;
+struct pool_seg;
+
+#define PG			TIER_PAGE_SIZE
+#define WINDOW_MAX		512	/* lazy prefetch window cap, pages */
+#define DEFAULT_WINDOW		8
+
+static inline bool bit_test(const uint64_t *b, uint64_t i)
+{
+	return (b[i / 64] >> (i % 64)) & 1;
+}
+
+static inline void bit_set(uint64_t *b, uint64_t i)
+{
+	b[i / 64] |= 1ULL << (i % 64);
+}
+
+static inline void bit_clear(uint64_t *b, uint64_t i)
+{
+	b[i / 64] &= ~(1ULL << (i % 64));
+}
+
+static inline uint64_t ext_off(const struct placer_ext *e, uint64_t w)
+{
+	return e->src_off + (w - e->page) * PG;
+}
+
+uint64_t rs_now_ns(void);
+
+/* Makes room for element @n of *@v (capacity *@cap), doubling. */
+int rs_grow(void **v, size_t *cap, size_t n, size_t size);
+
+/* ------------------------------------------------- counters and fate */
+
+/*
+ * What every part reports to: the counters (under stat_lock, so the
+ * stats may be read from anywhere) and the fail-closed state: a page
+ * that cannot be had marks the restore dead once, logs one line and
+ * calls notify from the thread that found it.
+ */
+struct rs_fate {
+	const char *name;		/* the snapshot's, for the log */
+	pthread_mutex_t stat_lock;
+	struct tier_restore_stats st;
+	atomic_int error;
+	char errmsg[256];
+	void (*notify)(void *owner, int err, const char *msg);
+	void *owner;
+};
+
+void fate_init(struct rs_fate *f, const char *name);
+void fate_fini(struct rs_fate *f);
+/* Marks the restore dead (once) and tells the owner; returns @rc. */
+int fate_fail(struct rs_fate *f, int rc);
+
+/* ------------------------------------------------ restore-src.c */
+
+/* Where the plan's pages are read from; opened once per restore. */
+struct rs_src {
+	struct tier_snap *snap;
+	int image_fd;			/* borrowed from the snapshot */
+	uint64_t image_size;
+	int local_fd;
+	uint64_t local_size;
+	char local_path[4096];
+	struct cxl_tier *cxl;
+	struct cxl_obj *cxl_obj;
+	struct tier_uri pool_uri;
+	char obj_name[128];
+	/* the pool handle of the start, then of the fault server: one
+	 * thread uses it at a time */
+	struct pool *pool;
+	struct pool_seg *seg;
+};
+
+void src_init(struct rs_src *s, struct tier_snap *snap);
+/* Opens what the extents reference (@plan: its URIs; @attr's override
+ * them), connecting to the pool now so a dead pool fails the start. */
+int src_open(struct rs_src *s, enum tier_policy policy,
+	     const struct placer_ext *ext, size_t n, const struct plan *plan,
+	     const struct tier_restore_attr *attr);
+void src_close(struct rs_src *s);
+int src_pool_connect(struct rs_src *s, struct pool **rp,
+		     struct pool_seg **rseg);
+void src_pool_disconnect(struct pool **p, struct pool_seg **seg);
+/* Reads @len bytes at @off of source @src (a pool through @seg). */
+int src_read(struct rs_src *s, struct pool_seg *seg, unsigned src,
+	     uint64_t off, void *buf, size_t len);
+/* Checks @np pages from image page @p on against the snapshot. */
+int src_verify(const struct tier_snap *snap, uint64_t p, const void *buf,
+	       uint64_t np, unsigned src);
+const char *src_name(unsigned src);
+void src_count_bytes(struct tier_restore_stats *st, unsigned src,
+		     uint64_t n);
+
+/* ------------------------------------------------ restore-serve.c */
+
+/*
+ * One range served through the userfaultfd: [base, base + len) of the
+ * served process (ours, or a VMM's that handed us its uffd) holds image
+ * pages [first, first + npages). The extents cover it, pages relative
+ * to base.
+ */
+struct rs_area {
+	uintptr_t base;
+	size_t len;
+	uint64_t first, npages;
+	const struct placer_ext *ext;
+	size_t n;
+	const uint8_t *ovl;		/* per extent: in an overlay cluster */
+	uint64_t *installed;		/* bitmap over the area */
+	uint64_t *removed;		/* REMOVE/UNMAP seen */
+};
+
+int area_init(struct rs_area *a, uintptr_t base, size_t len, uint64_t first);
+void area_fini(struct rs_area *a);
+/* Atomic: two threads prefetch at once, into pages of one word. */
+void area_mark_installed(struct rs_area *a, uint64_t w, uint64_t n);
+
+struct rs_rec;
+
+#define SERVE_UNREGISTER_REMOVED (1U << 0) /* a removed range leaves
+					    * service (Firecracker) */
+
+struct rs_serve {
+	int uffd;
+	struct rs_area *area;
+	size_t narea;
+	unsigned window;		/* pages per lazy fault */
+	unsigned flags;			/* SERVE_* */
+	struct rs_src *src;
+	struct rs_fate *fate;
+	struct rs_rec *rec;		/* record mode, else NULL */
+	pthread_mutex_t lock;		/* one thread serves at a time */
+	pthread_mutex_t drain_lock;	/* the prefetch's two threads */
+	void *bounce;			/* window pages */
+	struct uffd_ev *q;		/* faults read while draining */
+	size_t nq, qcap;
+	int stop_fd;			/* eventfd: the thread exits */
+};
+
+int serve_init(struct rs_serve *srv, unsigned window, struct rs_src *src,
+	       struct rs_fate *fate);
+void serve_fini(struct rs_serve *srv);
+/* The area holding @addr and its page index there, or NULL. */
+struct rs_area *serve_area(struct rs_serve *srv, uintptr_t addr,
+			   uint64_t *ret_w);
+/* Reads and serves what is pending: the count of events, or -errno
+ * (the restore is then dead: see fate_fail). */
+int serve_handle(struct rs_serve *srv);
+/* Serves until @stop_fd is readable or the uffd fails. */
+void *serve_thread(void *srv);
+/* A pending REMOVE/UNMAP read (the EAGAIN of an install); the prefetch
+ * drains under drain_lock (two threads). */
+int serve_drain(struct rs_serve *srv);
+int serve_drain_pf(struct rs_serve *srv);
+int serve_lost(struct rs_serve *srv, int rc, uintptr_t addr, size_t len);
+
+#define EAGAIN_TRIES		10000
+
+/* Runs @call until it stops saying EAGAIN, draining events in between. */
+#define SERVE_RETRY(srv, call)		SERVE_RETRY_(srv, call, serve_drain)
+#define SERVE_RETRY_PF(srv, call)	SERVE_RETRY_(srv, call, serve_drain_pf)
+#define SERVE_RETRY_(srv, call, drain) ({				\
+		int rs_rc_, rs_try_ = 0;				\
+		while ((rs_rc_ = (call)) == -EAGAIN &&			\
+		       rs_try_++ < EAGAIN_TRIES) {			\
+			rs_rc_ = drain(srv);				\
+			if (rs_rc_)					\
+				break;					\
+		}							\
+		if (rs_rc_ == -EAGAIN)					\
+			rs_rc_ = tier_err(-EAGAIN,			\
+				"restore: userfaultfd busy for too long"); \
+		rs_rc_;							\
+	})
+
+/* ------------------------------------------------ restore-record.c */
+
+struct rs_rec {
+	uint64_t t0;
+	bool wp;			/* registered write-protect too */
+	bool recording;			/* under fate->stat_lock */
+	void *zero;			/* one zero page */
+	uint32_t *idx;			/* entry index + 1 per area page */
+	struct tier_trace_ent *ent;
+	size_t nent, entcap;
+};
+
+int rec_init(struct rs_rec *r, uint64_t npages, uint64_t t0, bool wp);
+void rec_fini(struct rs_rec *r);
+int rec_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,
+	      const struct uffd_ev *ev);
+int rec_wp(struct rs_serve *srv, struct rs_area *a, uint64_t w,
+	   const struct uffd_ev *ev);
+/* A malloc()ed copy of the entries so far, in first-touch order. */
+int rec_entries(struct rs_rec *r, struct rs_fate *f,
+		struct tier_trace_ent **ret, size_t *ret_n);
+
+/* ------------------------------------------------ restore-prefetch.c */
+
+struct piece;
+struct pf_batch;
+struct batch;
+
+/*
+ * The COPY extents of one area, cut into batches that any number of
+ * threads take one by one (pf_work): the start, and the populator too
+ * when its handle may read the pool at the same time (help).
+ */
+struct rs_pf {
+	struct rs_serve *srv;
+	struct rs_area *area;
+	struct piece *p;		/* every COPY piece, batch after batch */
+	size_t np;
+	struct pf_batch *b;
+	size_t nb;
+	uint64_t pages;			/* pages with bytes to fetch */
+	atomic_size_t next;		/* the next batch to take */
+	bool help;			/* a second thread may take batches */
+	struct pool *pool;		/* the helper's: its own connection */
+	struct pool_seg *seg;		/* ... or its own segment handle */
+	struct batch *buf[2];		/* the start's and the helper's */
+};
+
+void pf_init(struct rs_pf *pf, struct rs_serve *srv, struct rs_area *area);
+/* The batches, the helper's handle if @helper may take some (@tcp_any:
+ * even for one batch's worth: tests), and the memory they need. */
+int pf_prepare(struct rs_pf *pf, bool helper, bool tcp_any);
+/* Takes batches until none is left, reading the pool through @seg. */
+int pf_work(struct rs_pf *pf, struct pool_seg *seg, struct batch *b);
+void pf_cancel(struct rs_pf *pf);
+void pf_helper_end(struct rs_pf *pf);
+void pf_fini(struct rs_pf *pf);
+
+/* ------------------------------------------ the in-process restore */
+
+struct rs_range {			/* readahead: fd, off; populate: addr */
+	int fd;
+	uint64_t off, len;
+};
+
+int rs_add_range(struct rs_range **v, size_t *n, size_t *cap, int fd,
+		 uint64_t off, uint64_t len);
+
+/* The plan as the range sees it (restore-map.c). */
+struct rs_map {
+	struct placer_ext *ext;		/* clipped, pages relative to base */
+	size_t n;
+	uint8_t *ovl;			/* per extent: in an overlay cluster */
+	bool overlay;			/* the CXL object is shmem: overlay */
+	bool ovl_checked;		/* object holds exactly the plan's pages */
+	uint64_t plan_cxl_bytes;	/* bytes of CXL extents, whole plan */
+};
+
+#define POP_OVERLAY	(-2)		/* populate range fd: in an overlay */
+#define POP_SERVE	2		/* pop.go: the populator serves */
+
+struct pop_batch;
+
+/* The populate list, and how the start and the populator meet (atomics,
+ * never sleeping: restore.c says why). */
+struct rs_pop {
+	struct rs_range *r;		/* MADV_POPULATE_READ ranges */
+	size_t n, cap;
+	atomic_size_t next;		/* the next chunk to take */
+	struct pop_batch *b[2];		/* the start's and the populator's */
+	atomic_int go;			/* 1: extents, sources ready; -1: stop;
+					 * POP_SERVE: become the handler */
+	atomic_uintptr_t ready;		/* mapped and registered below this */
+	atomic_bool done;		/* its results are set */
+	atomic_int lists;		/* 0: being made; 1: made; -errno */
+	char lists_msg[256];
+	bool touch;			/* tests: every window by a read */
+	int rc, pf_rc;
+	char msg[256], pf_msg[256];
+	pthread_t thread;
+	bool have_thread;
+	cpu_set_t cpus;			/* the start's affinity ... */
+	bool cpus_set;			/* ... to give the populator back */
+};
+
+/* The readahead loader (PLACER_F_READAHEAD: FaaSnap's). */
+struct rs_loader {
+	struct rs_range *r;
+	size_t n, cap;
+	pthread_t thread;
+	bool have_thread;
+	atomic_bool stop;
+};
+
+struct tier_restore {
+	struct tier_snap *snap;
+	enum tier_policy policy;
+	unsigned flags;
+	struct restore_opts opts;
+	uint64_t t0;			/* CLOCK_MONOTONIC at start */
+	uint8_t *base;
+	size_t len;
+
+	struct rs_fate fate;
+	struct rs_src src;
+	struct rs_map map;
+	struct rs_area area;
+	struct rs_serve srv;
+	struct rs_pop pop;
+	struct rs_pf pf;
+	struct rs_loader ld;
+	struct rs_rec *rec;
+
+	pthread_t thread;		/* the fault handler */
+	bool have_thread;
+
+	void (*on_error)(struct tier_restore *rs, int err, const char *msg,
+			 void *arg);
+	void *arg;
+};
+
+/* restore-map.c */
+int map_clip(struct tier_restore *rs, struct plan *plan, bool own);
+int map_clusters(struct tier_restore *rs);
+bool map_needs_uffd(const struct tier_restore *rs);
+/* @dry: only the lists and counters (populate, readahead) */
+int map_plan(struct tier_restore *rs, bool dry);
+int map_register(struct tier_restore *rs, uint64_t *n);
+
+/* restore-populate.c */
+bool pop_wanted(const struct plan *plan);
+int pop_windows(struct rs_pop *pop, uintptr_t a, uintptr_t z);
+int pop_prepare(struct rs_pop *pop);
+bool pop_wait(struct rs_pop *pop, uintptr_t end);
+int pop_work(struct tier_restore *rs, struct pop_batch *b);
+void pop_cancel(struct rs_pop *pop);
+int pop_create(struct rs_pop *pop, void *(*fn)(void *), void *arg);
+void pop_restore_affinity(struct rs_pop *pop);
+void pop_fini(struct rs_pop *pop);
+void loader_sort(struct rs_loader *ld);
+void loader_start(struct rs_loader *ld);
+void loader_stop(struct rs_loader *ld);
+
+#endif

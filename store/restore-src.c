@@ -1,0 +1,276 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The restorer's page sources: the image, a compact local file, the CXL
+ * object and the pool segment a plan's extents name, opened once per
+ * restore; reads from them, and the check of every fetched page against
+ * the snapshot's checksums. Called by the prefetcher, the fault server
+ * and the recorder (store/restore-int.h), whoever serves the pages.
+ * Also the counters and fail-closed state every part reports to.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tier.h"
+#include "cxl/cxl.h"
+#include "rdma/pool.h"
+#include "store/restore-int.h"
+#include "util/checksum.h"
+#include "util/err.h"
+#include "util/file.h"
+#include "util/log.h"
+
+uint64_t rs_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* Vectors of thousands: one realloc an entry would copy them over and
+ * over. */
+int rs_grow(void **v, size_t *cap, size_t n, size_t size)
+{
+	void *x;
+
+	if (n < *cap)
+		return 0;
+	x = realloc(*v, (*cap ? 2 * *cap : 16) * size);
+	if (!x)
+		return -ENOMEM;
+	*v = x;
+	*cap = *cap ? 2 * *cap : 16;
+	return 0;
+}
+
+/* ------------------------------------------------------------- fate */
+
+void fate_init(struct rs_fate *f, const char *name)
+{
+	f->name = name;
+	pthread_mutex_init(&f->stat_lock, NULL);
+}
+
+void fate_fini(struct rs_fate *f)
+{
+	pthread_mutex_destroy(&f->stat_lock);
+}
+
+int fate_fail(struct rs_fate *f, int rc)
+{
+	int expected = 0;
+
+	if (!atomic_compare_exchange_strong(&f->error, &expected, rc))
+		return rc;
+	snprintf(f->errmsg, sizeof(f->errmsg), "%s", tier_errmsg());
+	pthread_mutex_lock(&f->stat_lock);
+	f->st.error = rc;
+	pthread_mutex_unlock(&f->stat_lock);
+	tier_log(TIER_LOG_ERR, "restore of %s: stopped serving: %s",
+		 f->name, f->errmsg);
+	if (f->notify)
+		f->notify(f->owner, rc, f->errmsg);
+	return rc;
+}
+
+/* ---------------------------------------------------------- sources */
+
+const char *src_name(unsigned src)
+{
+	static const char *const names[] = {
+		[PLACER_SRC_NONE] = "none", [PLACER_SRC_IMAGE] = "image",
+		[PLACER_SRC_LOCAL] = "local file", [PLACER_SRC_CXL] = "cxl",
+		[PLACER_SRC_POOL] = "pool",
+	};
+
+	return src < sizeof(names) / sizeof(names[0]) ? names[src] : "?";
+}
+
+/*
+ * A stale pool segment or a corrupt CXL object or local file must not
+ * reach the guest. Not the image's pages: the checksums were computed
+ * from them, and at ~1 us a page here XXH3 costs as much as the copy.
+ */
+int src_verify(const struct tier_snap *s, uint64_t p, const void *buf,
+	       uint64_t np, unsigned src)
+{
+	uint64_t i;
+
+	if (!s->csum || src == PLACER_SRC_IMAGE)
+		return 0;
+	for (i = 0; i < np; i++, p++)
+		if (tier_csum((const char *)buf + i * PG, PG) != s->csum[p])
+			return tier_err(-EBADMSG,
+					"snapshot %s: page %" PRIu64 " from the %s: checksum mismatch",
+					s->name, p, src_name(src));
+	return 0;
+}
+
+int src_read(struct rs_src *s, struct pool_seg *seg, unsigned src,
+	     uint64_t off, void *buf, size_t len)
+{
+	switch (src) {
+	case PLACER_SRC_POOL: {
+		struct pool_iov iov = { .off = off, .buf = buf, .len = len };
+
+		if (!seg)
+			return tier_err(-EINVAL, "restore: no pool segment open");
+		return pool_readv(seg, &iov, 1);
+	}
+	case PLACER_SRC_CXL:
+		return cxl_obj_read(s->cxl_obj, off, buf, len);
+	case PLACER_SRC_IMAGE:
+		return pread_full(s->image_fd, buf, len, off, s->snap->image);
+	case PLACER_SRC_LOCAL:
+		return pread_full(s->local_fd, buf, len, off, s->local_path);
+	}
+	return tier_err(-EINVAL, "restore: cannot read from source %u", src);
+}
+
+void src_count_bytes(struct tier_restore_stats *st, unsigned src, uint64_t n)
+{
+	if (src == PLACER_SRC_POOL)
+		st->pool_bytes += n;
+	else if (src == PLACER_SRC_IMAGE || src == PLACER_SRC_LOCAL)
+		st->local_bytes += n;
+}
+
+int src_pool_connect(struct rs_src *s, struct pool **rp,
+		     struct pool_seg **rseg)
+{
+	int rc;
+
+	rc = pool_open(&s->pool_uri, rp);
+	if (rc)
+		return rc;
+	rc = pool_seg_open(*rp, s->obj_name, rseg);
+	if (rc) {
+		pool_close(*rp);
+		*rp = NULL;
+	}
+	return rc;
+}
+
+void src_pool_disconnect(struct pool **p, struct pool_seg **seg)
+{
+	pool_seg_close(*seg);
+	pool_close(*p);
+	*seg = NULL;
+	*p = NULL;
+}
+
+static int open_file(const char *path, int *ret_fd, uint64_t *ret_size)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return tier_err(-errno, "%s: %m", path);
+	if (fstat(fd, &st) < 0) {
+		int rc = tier_err(-errno, "%s: %m", path);
+
+		close(fd);
+		return rc;
+	}
+	*ret_fd = fd;
+	*ret_size = st.st_size;
+	return 0;
+}
+
+void src_init(struct rs_src *s, struct tier_snap *snap)
+{
+	s->snap = snap;
+	s->image_fd = -1;
+	s->local_fd = -1;
+}
+
+int src_open(struct rs_src *s, enum tier_policy policy,
+	     const struct placer_ext *ext, size_t n, const struct plan *plan,
+	     const struct tier_restore_attr *attr)
+{
+	bool cxl = false, image = false, local = false, pool = false;
+	char buf[512];
+	const char *uri;
+	struct tier_uri u;
+	struct stat st;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		cxl |= ext[i].source == PLACER_SRC_CXL;
+		image |= ext[i].source == PLACER_SRC_IMAGE;
+		local |= ext[i].source == PLACER_SRC_LOCAL;
+		pool |= ext[i].source == PLACER_SRC_POOL;
+	}
+	snap_object_name(s->snap, policy, s->obj_name, sizeof(s->obj_name));
+
+	if (image) {
+		rc = snap_image_fd(s->snap);
+		if (rc < 0)
+			return rc;
+		s->image_fd = rc;
+		if (fstat(s->image_fd, &st) < 0)
+			return tier_err(-errno, "%s: %m", s->snap->image);
+		s->image_size = st.st_size;
+	}
+	if (local) {
+		snap_local_path(s->snap, policy, s->local_path,
+				sizeof(s->local_path));
+		rc = open_file(s->local_path, &s->local_fd, &s->local_size);
+		if (rc)
+			return rc;
+	}
+	if (cxl) {
+		uri = attr->cxl ? attr->cxl : plan && plan->hdr.cxl[0] ?
+		      plan->hdr.cxl : CXL_DEFAULT_URI;
+		rc = uri_parse(uri, URI_WANT_CXL, &u);
+		if (rc)
+			return rc;
+		rc = cxl_open(&u, &s->cxl);
+		if (rc)
+			return rc;
+		rc = cxl_obj_open(s->cxl, s->obj_name, &s->cxl_obj);
+		if (rc)
+			return rc;
+	}
+	if (pool) {
+		if (attr->pool) {
+			uri = attr->pool;
+		} else if (plan && plan->hdr.pool[0]) {
+			uri = plan->hdr.pool;
+		} else {
+			snap_default_pool(s->snap, buf, sizeof(buf));
+			uri = buf;
+		}
+		rc = uri_parse(uri, URI_WANT_POOL, &s->pool_uri);
+		if (rc)
+			return rc;
+		/* one connection serves the prefetch and then the fault
+		 * server; connecting here makes a dead pool fail the start
+		 * rather than the first fault */
+		rc = src_pool_connect(s, &s->pool, &s->seg);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void src_close(struct rs_src *s)
+{
+	if (s->seg || s->pool)
+		src_pool_disconnect(&s->pool, &s->seg);
+	cxl_obj_close(s->cxl_obj);
+	cxl_close(s->cxl);
+	s->cxl_obj = NULL;
+	s->cxl = NULL;
+	if (s->local_fd >= 0)
+		close(s->local_fd);
+	s->local_fd = -1;
+}
