@@ -200,6 +200,15 @@ void *serve_thread(void *srv);
 int serve_drain(struct rs_serve *srv);
 int serve_drain_pf(struct rs_serve *srv);
 int serve_lost(struct rs_serve *srv, int rc, uintptr_t addr, size_t len);
+/*
+ * Installs @n pages at area page @w from @buf (NULL: zero pages) with
+ * UFFD_COPY_* @mode, draining pending events on EAGAIN (@pf: as the
+ * prefetch does, under drain_lock). 0: installed and marked; 1: nothing
+ * installed, some of the pages were removed meanwhile (@buf: its bytes
+ * are stale) or the range is gone (woken): serve them afresh; -errno.
+ */
+int serve_install(struct rs_serve *srv, struct rs_area *a, uint64_t w,
+		  uint64_t n, const void *buf, unsigned mode, bool pf);
 
 #define EAGAIN_TRIES		10000
 
@@ -362,6 +371,9 @@ struct tier_restore {
 };
 
 /* restore-map.c */
+int map_clip_extents(struct plan *plan, const struct tier_snap *snap,
+		     uint64_t first, uint64_t npages, bool own,
+		     struct placer_ext **ret, size_t *ret_n, uint64_t *pages);
 int map_clip(struct tier_restore *rs, struct plan *plan, bool own);
 int map_clusters(struct tier_restore *rs);
 bool map_needs_uffd(const struct tier_restore *rs);

@@ -217,7 +217,6 @@ static int install(struct rs_pf *pf, struct batch *b, uint64_t *n)
 
 	for (i = 0; i < b->n; i = k) {
 		struct piece *p = &b->p[i];
-		uintptr_t dst = pf->area->base + p->w * PG;
 		uint64_t np = p->np;
 
 		for (k = i + 1; k < b->n; k++) {
@@ -230,16 +229,15 @@ static int install(struct rs_pf *pf, struct batch *b, uint64_t *n)
 				break;
 			np += q->np;
 		}
-		if (p->src == PLACER_SRC_NONE)
-			rc = SERVE_RETRY_PF(srv, uffd_zeropage(srv->uffd, dst,
-					np * PG, UFFD_COPY_DONTWAKE));
-		else
-			rc = SERVE_RETRY_PF(srv, uffd_copy(srv->uffd, dst,
-					p->buf, np * PG, UFFD_COPY_DONTWAKE));
-		if (rc)
+		rc = serve_install(srv, pf->area, p->w, np,
+				   p->src == PLACER_SRC_NONE ? NULL : p->buf,
+				   UFFD_COPY_DONTWAKE, true);
+		if (rc < 0)
 			return tier_err_ctx(rc, "prefetch");
-		area_mark_installed(pf->area, p->w, np);
-		*n += np;
+		/* 1: removed or unmapped meanwhile (a VMM's balloon): left
+		 * to a fault, which serves what is there now */
+		if (!rc)
+			*n += np;
 	}
 	return 0;
 }

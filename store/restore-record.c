@@ -90,6 +90,7 @@ int rec_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 	bool zero;
 	int rc;
 
+again:
 	if (bit_test(a->installed, w))
 		return uffd_wake(srv->uffd, ev->addr, PG);
 
@@ -104,12 +105,14 @@ int rec_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 		src = srv->bounce;
 	}
 	/* logged and counted before the thread is woken (restore-serve.c) */
-	rc = SERVE_RETRY(srv, uffd_copy(srv->uffd, ev->addr, src, PG,
-					UFFD_COPY_DONTWAKE |
-					(ev->write || !r->wp ? 0 : UFFD_COPY_WP)));
-	if (rc)
-		return serve_lost(srv, rc, ev->addr, PG);
-	bit_set(a->installed, w);
+	rc = serve_install(srv, a, w, 1, src, UFFD_COPY_DONTWAKE |
+			   (ev->write || !r->wp ? 0 : UFFD_COPY_WP), false);
+	if (rc < 0)
+		return rc;
+	if (rc > 0 && zero)	/* the range is gone: woken */
+		return 0;
+	if (rc > 0)		/* removed meanwhile: now a zero page */
+		goto again;
 	if (!bit_test(a->removed, w)) {
 		rc = rec_log(r, f, p, w, ev->write ? TIER_ACCESS_W : TIER_ACCESS_R);
 		if (rc)

@@ -212,6 +212,50 @@ int serve_lost(struct rs_serve *srv, int rc, uintptr_t addr, size_t len)
 	return serve_drain(srv);
 }
 
+static bool any_removed(const struct rs_area *a, uint64_t w, uint64_t n)
+{
+	for (; n--; w++)
+		if (bit_test(a->removed, w))
+			return true;
+	return false;
+}
+
+int serve_install(struct rs_serve *srv, struct rs_area *a, uint64_t w,
+		  uint64_t n, const void *buf, unsigned mode, bool pf)
+{
+	uintptr_t addr = a->base + w * PG;
+	int rc, tries;
+
+	for (tries = 0;; tries++) {
+		rc = buf ? uffd_copy(srv->uffd, addr, buf, n * PG, mode) :
+			   uffd_zeropage(srv->uffd, addr, n * PG, mode);
+		if (!rc) {
+			area_mark_installed(a, w, n);
+			return 0;
+		}
+		if (rc == -ENOENT || rc == -ESRCH) {
+			rc = serve_lost(srv, rc, addr, n * PG);
+			return rc ? rc : 1;
+		}
+		if (rc != -EAGAIN)
+			return rc;
+		if (tries == EAGAIN_TRIES)
+			return tier_err(-EAGAIN, "restore: userfaultfd busy for too long");
+		rc = pf ? serve_drain_pf(srv) : serve_drain(srv);
+		if (rc)
+			return rc;
+		/*
+		 * The pending event was a REMOVE of some of these pages: they
+		 * now read as zero, and what we hold for them is stale (the
+		 * fault was read before the REMOVE it raced with). Nothing
+		 * is installed; the caller serves them afresh. Zeros are
+		 * right either way.
+		 */
+		if (buf && any_removed(a, w, n))
+			return 1;
+	}
+}
+
 /* How many pages from @w on a fault may fetch: same source, contiguous in
  * it, lazy, not yet installed nor removed, within the window. */
 static uint64_t fault_window(const struct rs_serve *srv,
@@ -268,14 +312,12 @@ static int serve_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 	unsigned src;
 	int rc;
 
+again:
 	if (bit_test(a->installed, w))	/* installed since it faulted */
 		return uffd_wake(srv->uffd, addr, PG);
 	if (bit_test(a->removed, w)) {
-		rc = SERVE_RETRY(srv, uffd_zeropage(srv->uffd, addr, PG, 0));
-		if (rc)
-			return serve_lost(srv, rc, addr, PG);
-		bit_set(a->installed, w);
-		return 0;
+		rc = serve_install(srv, a, w, 1, NULL, 0, false);
+		return rc > 0 ? 0 : rc;	/* >0: the range is gone, woken */
 	}
 	e = find_ext(a, w);
 	/*
@@ -292,10 +334,8 @@ static int serve_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 	src = e->source;
 	cnt = e->method == PLACER_M_LAZY ? fault_window(srv, a, e, w) : 1;
 	if (src == PLACER_SRC_NONE) {
-		rc = SERVE_RETRY(srv, uffd_zeropage(srv->uffd, addr, cnt * PG,
-						    UFFD_COPY_DONTWAKE));
-		if (rc)
-			return serve_lost(srv, rc, addr, cnt * PG);
+		rc = serve_install(srv, a, w, cnt, NULL, UFFD_COPY_DONTWAKE,
+				   false);
 	} else {
 		if (src == PLACER_SRC_POOL && !srv->src->seg) {
 			rc = src_pool_connect(srv->src, &srv->src->pool,
@@ -311,12 +351,13 @@ static int serve_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 				src);
 		if (rc)
 			return rc;
-		rc = SERVE_RETRY(srv, uffd_copy(srv->uffd, addr, srv->bounce,
-						cnt * PG, UFFD_COPY_DONTWAKE));
-		if (rc)
-			return serve_lost(srv, rc, addr, cnt * PG);
+		rc = serve_install(srv, a, w, cnt, srv->bounce,
+				   UFFD_COPY_DONTWAKE, false);
 	}
-	area_mark_installed(a, w, cnt);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)	/* raced with a REMOVE or an unmap: look again */
+		goto again;
 
 	pthread_mutex_lock(&f->stat_lock);
 	f->st.faults[e->cls < TIER_CLASS_MAX ? e->cls : TIER_CLASS_COLD]++;
