@@ -155,7 +155,10 @@ struct rs_area {
 	const uint8_t *ovl;		/* per extent: in an overlay cluster */
 	uint64_t *installed;		/* bitmap over the area */
 	uint64_t *removed;		/* REMOVE/UNMAP seen */
+	bool huge;			/* 2 MiB hugetlb: whole huge pages */
 };
+
+#define HUGE_PAGES		512	/* 4 KiB pages in a 2 MiB one */
 
 int area_init(struct rs_area *a, uintptr_t base, size_t len, uint64_t first);
 void area_fini(struct rs_area *a);
@@ -179,6 +182,7 @@ struct rs_serve {
 	pthread_mutex_t lock;		/* one thread serves at a time */
 	pthread_mutex_t drain_lock;	/* the prefetch's two threads */
 	void *bounce;			/* window pages */
+	void *hbounce;			/* one huge page, on first need */
 	struct uffd_ev *q;		/* faults read while draining */
 	size_t nq, qcap;
 	int stop_fd;			/* eventfd: the thread exits */
@@ -190,6 +194,11 @@ void serve_fini(struct rs_serve *srv);
 /* The area holding @addr and its page index there, or NULL. */
 struct rs_area *serve_area(struct rs_serve *srv, uintptr_t addr,
 			   uint64_t *ret_w);
+/* Fills huge page [@hw, @hw + HUGE_PAGES) of a huge area from its
+ * extents, verified, and installs it whole without waking; as
+ * serve_install (@pf too), the pages' class in *@cls. */
+int serve_huge(struct rs_serve *srv, struct rs_area *a, uint64_t hw, bool pf,
+	       unsigned *cls);
 /* Reads and serves what is pending: the count of events, or -errno
  * (the restore is then dead: see fate_fail). */
 int serve_handle(struct rs_serve *srv);
@@ -236,11 +245,12 @@ struct rs_rec {
 	bool wp;			/* registered write-protect too */
 	bool recording;			/* under fate->stat_lock */
 	void *zero;			/* one zero page */
-	uint32_t *idx;			/* entry index + 1 per area page */
+	uint32_t *idx;			/* entry index + 1 per image page */
 	struct tier_trace_ent *ent;
 	size_t nent, entcap;
 };
 
+/* @npages: the image's (areas of one image share the index) */
 int rec_init(struct rs_rec *r, uint64_t npages, uint64_t t0, bool wp);
 void rec_fini(struct rs_rec *r);
 int rec_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,

@@ -44,7 +44,7 @@ void rec_fini(struct rs_rec *r)
 }
 
 static int rec_log(struct rs_rec *r, struct rs_fate *f, uint64_t page,
-		   uint64_t w, enum tier_access k)
+		   enum tier_access k)
 {
 	struct tier_trace_ent *ent;
 	int rc = 0;
@@ -52,8 +52,8 @@ static int rec_log(struct rs_rec *r, struct rs_fate *f, uint64_t page,
 	pthread_mutex_lock(&f->stat_lock);
 	if (!r->recording)
 		goto out;
-	if (r->idx[w]) {
-		ent = &r->ent[r->idx[w] - 1];
+	if (r->idx[page]) {
+		ent = &r->ent[r->idx[page] - 1];
 		if (k == TIER_ACCESS_W && ent->kind == TIER_ACCESS_R)
 			ent->kind = TIER_ACCESS_RW;
 		goto out;
@@ -74,7 +74,7 @@ static int rec_log(struct rs_rec *r, struct rs_fate *f, uint64_t page,
 		.t_ns = rs_now_ns() - r->t0,
 		.kind = k,
 	};
-	r->idx[w] = ++r->nent;
+	r->idx[page] = ++r->nent;
 out:
 	pthread_mutex_unlock(&f->stat_lock);
 	return rc;
@@ -114,7 +114,7 @@ again:
 	if (rc > 0)		/* removed meanwhile: now a zero page */
 		goto again;
 	if (!bit_test(a->removed, w)) {
-		rc = rec_log(r, f, p, w, ev->write ? TIER_ACCESS_W : TIER_ACCESS_R);
+		rc = rec_log(r, f, p, ev->write ? TIER_ACCESS_W : TIER_ACCESS_R);
 		if (rc)
 			return rc;
 	}
@@ -136,7 +136,7 @@ int rec_wp(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 	uint64_t t0 = rs_now_ns();
 	int rc;
 
-	rc = rec_log(srv->rec, f, a->first + w, w, TIER_ACCESS_W); /* R: RW */
+	rc = rec_log(srv->rec, f, a->first + w, TIER_ACCESS_W); /* R: RW */
 	if (rc)
 		return rc;
 	pthread_mutex_lock(&f->stat_lock);

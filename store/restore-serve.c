@@ -103,8 +103,9 @@ void serve_fini(struct rs_serve *srv)
 	pthread_mutex_destroy(&srv->lock);
 	pthread_mutex_destroy(&srv->drain_lock);
 	free(srv->bounce);
+	free(srv->hbounce);
 	free(srv->q);
-	srv->bounce = NULL;
+	srv->bounce = srv->hbounce = NULL;
 	srv->q = NULL;
 }
 
@@ -368,6 +369,93 @@ again:
 	return uffd_wake(srv->uffd, addr, cnt * PG);
 }
 
+int serve_huge(struct rs_serve *srv, struct rs_area *a, uint64_t hw, bool pf,
+	       unsigned *cls)
+{
+	struct rs_fate *f = srv->fate;
+	uint64_t w = hw, end = hw + HUGE_PAGES, n, bytes[PLACER_SRC_POOL + 1] = { 0 };
+	const struct placer_ext *e;
+	uint8_t *buf;
+	unsigned s;
+	int rc;
+
+	if (!srv->hbounce) {
+		srv->hbounce = aligned_alloc(HUGE_PAGES * PG, HUGE_PAGES * PG);
+		if (!srv->hbounce)
+			return tier_err(-ENOMEM, "restore: out of memory");
+	}
+	buf = srv->hbounce;
+	*cls = TIER_CLASS_ZERO;
+	if (bit_test(a->removed, hw)) {	/* a REMOVE takes whole huge pages */
+		memset(buf, 0, HUGE_PAGES * PG);
+		end = hw;
+	}
+	for (; w < end; w += n) {
+		e = find_ext(a, w);
+		if (!e)
+			return tier_err(-EFAULT, "restore: page %" PRIu64
+					" is in no extent", a->first + w);
+		n = (e->page + e->npages < end ? e->page + e->npages : end) - w;
+		if (w == hw || e->cls != TIER_CLASS_ZERO)
+			*cls = e->cls < TIER_CLASS_MAX ? e->cls : TIER_CLASS_COLD;
+		s = e->source;
+		if (s == PLACER_SRC_NONE) {
+			memset(buf + (w - hw) * PG, 0, n * PG);
+			continue;
+		}
+		if (s == PLACER_SRC_POOL && !srv->src->seg) {
+			rc = src_pool_connect(srv->src, &srv->src->pool,
+					      &srv->src->seg);
+			if (rc)
+				return rc;
+		}
+		rc = src_read(srv->src, srv->src->seg, s, ext_off(e, w),
+			      buf + (w - hw) * PG, n * PG);
+		if (rc)
+			return tier_err_ctx(rc, "page %" PRIu64, a->first + w);
+		rc = src_verify(srv->src->snap, a->first + w,
+				buf + (w - hw) * PG, n, s);
+		if (rc)
+			return rc;
+		bytes[s] += n * PG;
+	}
+	rc = serve_install(srv, a, hw, HUGE_PAGES, buf,
+			   UFFD_COPY_DONTWAKE | UFFD_COPY_HUGE, pf);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&f->stat_lock);
+	for (s = 0; s <= PLACER_SRC_POOL; s++)
+		src_count_bytes(&f->st, s, bytes[s]);
+	pthread_mutex_unlock(&f->stat_lock);
+	return 0;
+}
+
+static int serve_fault_huge(struct rs_serve *srv, struct rs_area *a,
+			    uint64_t w)
+{
+	struct rs_fate *f = srv->fate;
+	uint64_t t0 = rs_now_ns(), hw = w & ~(uint64_t)(HUGE_PAGES - 1);
+	uintptr_t addr = a->base + hw * PG;
+	unsigned cls;
+	int rc;
+
+	if (bit_test(a->installed, hw))
+		return uffd_wake(srv->uffd, addr, HUGE_PAGES * PG);
+	rc = serve_huge(srv, a, hw, false, &cls);
+	if (rc > 0 && !bit_test(a->removed, hw))
+		return 0;	/* the range is gone: woken */
+	if (rc > 0)		/* removed meanwhile: a zero huge page now */
+		rc = serve_huge(srv, a, hw, false, &cls);
+	if (rc)
+		return rc < 0 ? rc : 0;
+	pthread_mutex_lock(&f->stat_lock);
+	f->st.faults[cls]++;
+	f->st.lazy_pages += HUGE_PAGES;
+	f->st.fault_ns += rs_now_ns() - t0;
+	pthread_mutex_unlock(&f->stat_lock);
+	return uffd_wake(srv->uffd, addr, HUGE_PAGES * PG);
+}
+
 static int serve_event(struct rs_serve *srv, const struct uffd_ev *ev)
 {
 	const char *what = srv->rec ? "record" : "restore";
@@ -383,6 +471,8 @@ static int serve_event(struct rs_serve *srv, const struct uffd_ev *ev)
 					srv->rec ? "recorded" : "restored");
 		if (srv->rec)
 			return rec_fault(srv, a, w, ev);
+		if (a->huge)
+			return serve_fault_huge(srv, a, w);
 		return serve_fault(srv, a, w, ev->addr);
 	case UFFD_EV_WP:
 		a = serve_area(srv, ev->addr, &w);

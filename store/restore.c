@@ -545,7 +545,7 @@ static int rec_start(struct tier_snap *snap, void *addr, size_t len,
 		rc = tier_err(-ENOMEM, "record: out of memory");
 		goto err;
 	}
-	rc = rec_init(rs->rec, rs->area.npages, t0, true);
+	rc = rec_init(rs->rec, snap->npages, t0, true);
 	if (rc)
 		goto err;
 	rs->srv.rec = rs->rec;

@@ -196,7 +196,9 @@ int uffd_copy(int fd, uintptr_t dst, const void *src, size_t len,
 	struct uffdio_copy c;
 	int err;
 
-	if (mode & ~(UFFD_COPY_DONTWAKE | UFFD_COPY_WP))
+	size_t step = mode & UFFD_COPY_HUGE ? 512 * UFFD_PAGE : UFFD_PAGE;
+
+	if (mode & ~(UFFD_COPY_DONTWAKE | UFFD_COPY_WP | UFFD_COPY_HUGE))
 		return tier_err(-EINVAL, "UFFDIO_COPY: bad mode %#x", mode);
 
 	while (len) {
@@ -230,10 +232,10 @@ int uffd_copy(int fd, uintptr_t dst, const void *src, size_t len,
 			 * what this call installed.
 			 */
 			if (!(mode & UFFD_COPY_DONTWAKE))
-				uffd_wake(fd, dst, UFFD_PAGE);
-			dst += UFFD_PAGE;
-			s += UFFD_PAGE;
-			len -= len < UFFD_PAGE ? len : UFFD_PAGE;
+				uffd_wake(fd, dst, step);
+			dst += step;
+			s += step;
+			len -= len < step ? len : step;
 			continue;
 		}
 		if (err == EAGAIN)

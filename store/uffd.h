@@ -28,6 +28,8 @@ int uffd_unregister(int fd, void *addr, size_t len);
 
 #define UFFD_COPY_DONTWAKE	(1U << 0)
 #define UFFD_COPY_WP		(1U << 1)
+#define UFFD_COPY_HUGE		(1U << 2)	/* a 2 MiB hugetlb range: an
+						 * EEXIST skips a huge page */
 /* Copies @len bytes from @src to @dst; retries partial copies. */
 int uffd_copy(int fd, uintptr_t dst, const void *src, size_t len,
 	      unsigned mode);
