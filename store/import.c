@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/fmt.h"
 #include "store/internal.h"
 #include "store/snap.h"
 #include "util/checksum.h"
@@ -42,57 +43,6 @@ static int image_size(int fd, const char *image, uint64_t *ret)
 	if (end < 0)
 		return tier_err(-errno, "%s: %m", image);
 	*ret = end;
-	return 0;
-}
-
-static int region_cmp(const void *a, const void *b)
-{
-	const struct tier_region *x = a, *y = b;
-
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-static int check_regions(const struct tier_region *r, unsigned n,
-			 uint64_t size, const char *image)
-{
-	struct tier_region *sorted;
-	unsigned i;
-
-	if (n > size / TIER_PAGE_SIZE)
-		return tier_err(-EINVAL, "%s: %u regions in %llu pages", image,
-				n, (unsigned long long)(size / TIER_PAGE_SIZE));
-	for (i = 0; i < n; i++) {
-		if ((r[i].offset | r[i].length) & (TIER_PAGE_SIZE - 1))
-			return tier_err(-EINVAL,
-					"%s: region %u [0x%llx, +0x%llx) is not page aligned",
-					image, i,
-					(unsigned long long)r[i].offset,
-					(unsigned long long)r[i].length);
-		if (!r[i].length || r[i].offset >= size ||
-		    r[i].length > size - r[i].offset)
-			return tier_err(-EINVAL,
-					"%s: region %u [0x%llx, +0x%llx) is empty or past the end (%llu bytes)",
-					image, i,
-					(unsigned long long)r[i].offset,
-					(unsigned long long)r[i].length,
-					(unsigned long long)size);
-	}
-	sorted = malloc((size_t)n * sizeof(*sorted));
-	if (!sorted)
-		return tier_err(-ENOMEM, "out of memory");
-	memcpy(sorted, r, (size_t)n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), region_cmp);
-	for (i = 1; i < n; i++) {
-		uint64_t at = sorted[i].offset;
-
-		if (at < sorted[i - 1].offset + sorted[i - 1].length) {
-			free(sorted);
-			return tier_err(-EINVAL,
-					"%s: regions overlap at 0x%llx", image,
-					(unsigned long long)at);
-		}
-	}
-	free(sorted);
 	return 0;
 }
 
@@ -334,7 +284,7 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 			      attr->nregions);
 		goto err_close;
 	}
-	rc = check_regions(s.regions, s.nregions, size, image);
+	rc = fmt_check_regions(s.regions, s.nregions, size, image, -EINVAL);
 	if (rc)
 		goto err_close;
 	if (!(attr->flags & TIER_IMPORT_REPLACE) && lstat(final, &st) == 0) {

@@ -14,13 +14,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/fmt.h"
 #include "store/internal.h"
 #include "store/snap.h"
 #include "util/checksum.h"
 #include "util/err.h"
 #include "util/file.h"
-
-#define NAME_MAX_LEN	63
 
 const char *tier_version(void)
 {
@@ -29,30 +28,11 @@ const char *tier_version(void)
 
 /* ---------------------------------------------------------- helpers */
 
-int store_name_ok(const char *name)
-{
-	size_t i;
-
-	if (!name || !name[0] || name[0] == '.')
-		return 0;
-	for (i = 0; name[i]; i++) {
-		char c = name[i];
-
-		if (i >= NAME_MAX_LEN)
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 int snap_check_name(const char *what, const char *name)
 {
 	if (!name)
 		return tier_err(-EINVAL, "%s name missing", what);
-	if (!store_name_ok(name))
+	if (!fmt_name_ok(name))
 		return tier_err(-EINVAL,
 				"bad %s name \"%.80s\": use 1..63 of [A-Za-z0-9._-], not starting with '.'",
 				what, name);
@@ -146,7 +126,7 @@ static int foreach_name(const char *path, const char *suffix, int want_dir,
 			rc = tier_err(-ENOMEM, "out of memory");
 			goto out;
 		}
-		if (!store_name_ok(name)) {
+		if (!fmt_name_ok(name)) {
 			free(name);
 			continue;
 		}
