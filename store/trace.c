@@ -466,3 +466,73 @@ int trace_save(struct tier_snap *s, const char *name,
 	free(buf);
 	return rc;
 }
+
+/* ---------------------------------------------------------- public API */
+
+int tier_trace_import(struct tier_snap *snap, const char *name,
+		      const char *path)
+{
+	struct tier_trace_ent *ent;
+	size_t len, n;
+	void *buf;
+	int rc;
+
+	rc = snap_check_name("trace", name);
+	if (rc)
+		return rc;
+	rc = read_file(path, &buf, &len);
+	if (rc)
+		return rc;
+	rc = trace_parse_text(buf, len, snap->npages, path, &ent, &n);
+	free(buf);
+	if (rc)
+		return rc;
+	rc = trace_save(snap, name, ent, n, FMT_TRACE_SRC_IMPORT);
+	free(ent);
+	return rc;
+}
+
+int tier_trace_export(struct tier_snap *snap, const char *name, int fd)
+{
+	struct tier_trace_ent *ent;
+	char what[128];
+	size_t n, len;
+	char *text;
+	int rc;
+
+	rc = tier_trace_load(snap, name, &ent, &n);
+	if (rc)
+		return rc;
+	rc = trace_format_text(ent, n, &text, &len);
+	free(ent);
+	if (rc)
+		return rc;
+	snprintf(what, sizeof(what), "trace %s", name);
+	rc = write_full(fd, text, len, what);
+	free(text);
+	return rc;
+}
+
+int tier_trace_load(struct tier_snap *snap, const char *name,
+		    struct tier_trace_ent **ret, size_t *ret_n)
+{
+	char path[4096 + 96], what[160];
+	size_t len;
+	void *buf;
+	int rc;
+
+	rc = snap_check_name("trace", name);
+	if (rc)
+		return rc;
+	snap_trace_path(snap, name, path, sizeof(path));
+	rc = read_file(path, &buf, &len);
+	if (rc == -ENOENT)
+		return tier_err(-ENOENT, "snapshot %s: no trace %s", snap->name,
+				name);
+	if (rc)
+		return rc;
+	snprintf(what, sizeof(what), "snapshot %s: trace %s", snap->name, name);
+	rc = trace_decode(buf, len, what, snap->npages, ret, ret_n);
+	free(buf);
+	return rc;
+}
