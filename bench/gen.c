@@ -23,6 +23,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "util/size.h"
+
 #define PAGE		((uint64_t)4096)
 #define CHUNK_PAGES	256
 
@@ -106,31 +108,6 @@ static uint64_t rnd_geom(double mean)
 		u = rnd_unit();
 	while (u <= 0.0);
 	return 1 + (uint64_t)floor(log(u) / log(1.0 - 1.0 / mean));
-}
-
-static int parse_size(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*ret = v;
-	return 0;
 }
 
 static int parse_pct(const char *s, double *ret)

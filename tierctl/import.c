@@ -7,6 +7,7 @@
 
 #include "tier.h"
 #include "tierctl/tierctl.h"
+#include "util/size.h"
 
 static const char import_usage[] =
 	"usage: tierctl import [options] SNAP IMAGE\n"

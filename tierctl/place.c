@@ -7,6 +7,7 @@
 
 #include "tier.h"
 #include "tierctl/tierctl.h"
+#include "util/size.h"
 #include "util/uri.h"
 
 static const char place_usage[] =

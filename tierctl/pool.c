@@ -9,6 +9,7 @@
 #include "tierctl/tierctl.h"
 #include "rdma/pool.h"
 #include "util/err.h"
+#include "util/size.h"
 #include "util/uri.h"
 
 static const char serve_usage[] =

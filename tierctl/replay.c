@@ -23,6 +23,7 @@
 #include "store/snap.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "util/size.h"
 #include "util/uri.h"
 
 static const char replay_usage[] =
