@@ -286,7 +286,6 @@ static int v_fail(struct pool *p, const char *seg, unsigned op, int rc,
 	if (rc == -ETIMEDOUT)
 		return tier_err(rc, "pool %s: %s%s: no answer from the server within %u ms",
 				p->uri, what, proto_op_name(op), vp_of(p)->timeout_ms);
-	errno = -rc;
 	return tier_err(rc, "pool %s: %s%s: %m", p->uri, what, proto_op_name(op));
 }
 
@@ -423,11 +422,9 @@ static int vcall(struct pool *p, const char *seg, unsigned op,
 		/* Consumed: the next reply gets the buffer. */
 		if (post_recv(v->id->qp, WR_RECV, in, V_CTL_SIZE, v->ctl_mr))
 			v_break(p);
-		if (!n) {
-			errno = -rc;
+		if (!n)
 			return tier_err(rc, "pool %s: %s: %m", p->uri,
 					proto_op_name(op));
-		}
 		return tier_err(rc, "pool %s: %s", p->uri, reason);
 	}
 	if (post_recv(v->id->qp, WR_RECV, in, V_CTL_SIZE, v->ctl_mr))
@@ -653,7 +650,6 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 	v->ch = channel_new(&rc);
 	if (!v->ch) {
 		freeaddrinfo(res);
-		errno = -rc;
 		return tier_err(rc, "pool %s: no RDMA device (rdma_cm: %m)", p->uri);
 	}
 	if (rdma_create_id(v->ch, &v->id, v, RDMA_PS_TCP)) {
@@ -681,17 +677,16 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 	if (!rc)
 		rc = cm_wait(v->ch, RDMA_CM_EVENT_ADDR_RESOLVED, V_CM_TIMEOUT_MS + 1000);
 	if (rc) {
-		errno = -rc;
+		/* the reason is the CM's, though the error is -ENODEV */
 		return tier_err(rc == -EHOSTUNREACH || rc == -ENODEV ? -ENODEV : rc,
-				"pool %s: no RDMA route to the address (%m)", p->uri);
+				"pool %s: no RDMA route to the address (%s)",
+				p->uri, strerror(-rc));
 	}
 	rc = rdma_resolve_route(v->id, V_CM_TIMEOUT_MS) ? -errno : 0;
 	if (!rc)
 		rc = cm_wait(v->ch, RDMA_CM_EVENT_ROUTE_RESOLVED, V_CM_TIMEOUT_MS + 1000);
-	if (rc) {
-		errno = -rc;
+	if (rc)
 		return tier_err(rc, "pool %s: resolving the route: %m", p->uri);
-	}
 
 	if (ibv_query_device(v->id->verbs, &dev))
 		return tier_err(-errno, "pool %s: ibv_query_device: %m", p->uri);
@@ -699,10 +694,8 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 	if (!v->pd)
 		return tier_err(-errno, "pool %s: ibv_alloc_pd: %m", p->uri);
 	rc = vcq_create(v->id->verbs, V_SEND_WR + 4, &v->q);
-	if (rc) {
-		errno = -rc;
+	if (rc)
 		return tier_err(rc, "pool %s: completion queue: %m", p->uri);
-	}
 	qa.send_cq = v->q.cq;
 	qa.recv_cq = v->q.cq;
 	qa.qp_type = IBV_QPT_RC;
@@ -727,10 +720,8 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 		return tier_err(-errno, "pool %s: ibv_reg_mr: %m", p->uri);
 	rc = post_recv(v->id->qp, WR_RECV, v->ctl + V_CTL_SIZE, V_CTL_SIZE,
 		       v->ctl_mr);
-	if (rc) {
-		errno = -rc;
+	if (rc)
 		return tier_err(rc, "pool %s: ibv_post_recv: %m", p->uri);
-	}
 
 	cp.initiator_depth = dev.max_qp_init_rd_atom < V_RD_ATOM ?
 			     dev.max_qp_init_rd_atom : V_RD_ATOM;
@@ -750,7 +741,6 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 		return tier_err(rc, "pool %s: connect timed out after %d s",
 				p->uri, V_CM_TIMEOUT_MS / 1000);
 	default:
-		errno = -rc;
 		return tier_err(rc, "pool %s: connect: %m", p->uri);
 	}
 	v->connected = true;
@@ -1118,7 +1108,6 @@ int pool_verbs_listen(struct pool_server *srv, const struct tier_uri *uri,
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->ch = channel_new(&rc);
 	if (!l->ch) {
-		errno = -rc;
 		rc = tier_err(rc, "pool server %s: no RDMA device (rdma_cm: %m)", name);
 		goto err;
 	}
@@ -1136,7 +1125,6 @@ int pool_verbs_listen(struct pool_server *srv, const struct tier_uri *uri,
 	rc = rdma_bind_addr(l->lid, res->ai_addr) ? -errno : 0;
 	freeaddrinfo(res);
 	if (rc) {
-		errno = -rc;
 		rc = tier_err(rc, "pool server %s: bind: %m", name);
 		goto err;
 	}

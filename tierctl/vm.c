@@ -323,8 +323,7 @@ static int adapter_ctl(const struct vm_tmp *t, const char *lines, pid_t pid)
 
 			if (fd >= 0)
 				close(fd);
-			errno = err;
-			return tier_err(-errno, "adapter control %s: %m", t->ctl);
+			return tier_err(-err, "adapter control %s: %m", t->ctl);
 		}
 		if (fd >= 0)
 			close(fd);

@@ -18,7 +18,9 @@ int tier_err(int rc, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	errno = saved;
+	/* %m is the reason of @rc, whatever ran since the failure */
+	if (rc < 0)
+		errno = -rc;
 	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
 	va_end(ap);
 	tier_log(TIER_LOG_DEBUG, "error %d: %s", rc, errmsg);
@@ -29,12 +31,16 @@ int tier_err(int rc, const char *fmt, ...)
 int tier_err_ctx(int rc, const char *fmt, ...)
 {
 	char old[ERRMSG_MAX], ctx[ERRMSG_MAX / 2];
+	int saved = errno;
 	va_list ap;
 
 	memcpy(old, errmsg, sizeof(old));
 	va_start(ap, fmt);
+	if (rc < 0)
+		errno = -rc;
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
+	errno = saved;
 	/* the context goes first; the old reason is cut if both don't fit */
 	snprintf(errmsg, sizeof(errmsg), "%s: %.*s", ctx,
 		 (int)(sizeof(errmsg) - strlen(ctx) - 3), old);
