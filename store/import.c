@@ -236,20 +236,71 @@ static int publish(const char *tmp, const char *final, const char *snaps,
 	return rc;
 }
 
+/*
+ * Fills the new snapshot directory @tmp: the sparse copy of the image
+ * (the scan of @in fills @s's zero bitmap and checksums as it goes), the
+ * device state if there is one, then the manifest. The caller removes
+ * @tmp on failure.
+ */
+static int write_snapshot(struct tier_snap *s, int in, const char *image,
+			  const char *tmp, const struct tier_import_attr *attr)
+{
+	static const uint64_t zero[TIER_PAGE_SIZE / 8];
+	struct atomic_file af = { .fd = -1 };
+	char path[4096 + 160];
+	struct scan sc;
+	size_t mlen;
+	void *mbuf;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/image", tmp);
+	rc = atomic_open(&af, path);
+	if (rc)
+		return rc;
+	if (ftruncate(af.fd, s->size) < 0) {
+		rc = tier_err(-errno, "%s: %m", path);
+		goto err_abort;
+	}
+	sc = (struct scan){
+		.s = s, .in = in, .out = af.fd, .image = image,
+		.out_path = path, .attr = attr,
+		.zcsum = tier_csum(zero, sizeof(zero)),
+	};
+	rc = scan_image(&sc);
+	if (rc)
+		goto err_abort;
+	rc = atomic_commit(&af);
+	if (rc)
+		return rc;
+
+	if (attr->state) {
+		rc = state_import(attr->state, tmp);
+		if (rc)
+			return rc;
+	}
+
+	rc = manifest_encode(s, &mbuf, &mlen);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/manifest", tmp);
+	rc = write_file_atomic(path, mbuf, mlen);
+	free(mbuf);
+	return rc;
+
+err_abort:
+	atomic_abort(&af);
+	return rc;
+}
+
 int tier_import(struct tier_store *store, const char *name, const char *image,
 		const struct tier_import_attr *attr)
 {
 	static const struct tier_import_attr no_attr;
 	char snaps[4096 + 16], final[4096 + 96], tmp[4096 + 128];
-	char path[4096 + 160];
 	struct tier_region whole;
 	struct tier_snap s = { .image_fd = -1 };
-	struct atomic_file af = { .fd = -1 };
-	struct scan sc = { 0 };
 	struct stat st;
 	uint64_t size = 0;
-	size_t mlen;
-	void *mbuf;
 	int in, rc;
 
 	if (!attr)
@@ -312,42 +363,7 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 		goto err_free;
 	}
 
-	snprintf(path, sizeof(path), "%s/image", tmp);
-	rc = atomic_open(&af, path);
-	if (rc)
-		goto err_rmdir;
-	if (ftruncate(af.fd, size) < 0) {
-		rc = tier_err(-errno, "%s: %m", path);
-		goto err_abort;
-	}
-	sc = (struct scan){
-		.s = &s, .in = in, .out = af.fd, .image = image,
-		.out_path = path, .attr = attr,
-	};
-	{
-		static const uint64_t zero[TIER_PAGE_SIZE / 8];
-
-		sc.zcsum = tier_csum(zero, sizeof(zero));
-	}
-	rc = scan_image(&sc);
-	if (rc)
-		goto err_abort;
-	rc = atomic_commit(&af);
-	if (rc)
-		goto err_rmdir;
-
-	if (attr->state) {
-		rc = state_import(attr->state, tmp);
-		if (rc)
-			goto err_rmdir;
-	}
-
-	rc = manifest_encode(&s, &mbuf, &mlen);
-	if (rc)
-		goto err_rmdir;
-	snprintf(path, sizeof(path), "%s/manifest", tmp);
-	rc = write_file_atomic(path, mbuf, mlen);
-	free(mbuf);
+	rc = write_snapshot(&s, in, image, tmp, attr);
 	if (rc)
 		goto err_rmdir;
 
@@ -362,8 +378,6 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 	close(in);
 	return 0;
 
-err_abort:
-	atomic_abort(&af);
 err_rmdir:
 	store_rmtree(tmp);
 err_free:
