@@ -10,6 +10,7 @@
  * which is what merge, confidence and misprediction counting need.
  *
  * Everything derives from --seed: the same options give the same bytes.
+ * Run by bench/run.py and tests/bench-smoke.sh.
  */
 
 #include <errno.h>

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cxl=devdax:PATH in a build without libdaxctl or libpmem2: the tier
- * exists in the URI syntax but cannot be opened. */
+ * exists in the URI syntax but cannot be opened (cxl/cxl.c calls this
+ * instead of devdax.c). */
 #include <errno.h>
 
 #include "cxl/cxl-int.h"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * cxl=devdax:/dev/daxX.Y -- a device-dax character device (a pmem or CXL
- * region in devdax mode). The only file that calls libdaxctl and libpmem2.
+ * region in devdax mode). The only file that calls libdaxctl and libpmem2;
+ * reached through cxl/cxl.c's ops table.
  *
  * A device-dax has no files, so this backend keeps its own small object
  * table at the start of the device:

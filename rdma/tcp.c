@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The pool protocol over TCP, client side. One connection per pool
+ * The pool protocol over TCP, client side: the pool=tcp:// transport of
+ * rdma/pool.c (the server side is server.c). One connection per pool
  * handle, one request in flight: a READ carries up to POOL_MAX_RANGES
  * ranges, and its reply is received straight into the caller's buffers.
  * Any I/O or framing error closes the connection (the stream can no longer

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The RDMA transport: the only file that calls ibv_* and rdma_*.
+ * The RDMA transport: the only file that calls ibv_* and rdma_*. The
+ * client is pool=rdma:// of rdma/pool.c; the listener serves server.c.
  *
  * Control messages are the pool protocol's (rdma/proto.h), one message per
  * SEND into a RECV buffer of V_CTL_SIZE bytes. Data never goes through

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Import: one sequential pass over a raw memory image that finds the zero
+ * Import (tier_import(), for "tierctl import" and tests): one sequential
+ * pass over a raw memory image that finds the zero
  * pages, checksums every page and writes a sparse copy into the store.
  * Everything lands in a temporary snapshot directory first, renamed into
  * place at the end, so a snapshot is either complete or absent.

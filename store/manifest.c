@@ -3,7 +3,8 @@
  * The manifest: what an import learned about an image (size, regions,
  * zero pages, a checksum per page), in the little-endian layout of
  * store/format.h. Decoding is pure and trusts nothing: it runs on whatever
- * bytes the disk (or a fuzzer) hands it.
+ * bytes the disk (or a fuzzer) hands it. Import encodes it, tier_snap_open()
+ * (store/snap.c) decodes it.
  */
 #include <errno.h>
 #include <stddef.h>

@@ -3,6 +3,8 @@
  * Plans: the placer's extents for one policy, with the tier URIs the data
  * went to. A restore executes a plan as written, so decoding insists on a
  * well-formed one: extents sorted, disjoint, covering every page once.
+ * store/place.c writes plans; the restorer and tier_plan_info() (also in
+ * store/place.c) load them.
  */
 #include <errno.h>
 #include <stddef.h>

@@ -3,7 +3,9 @@
  * The store: a directory of snapshots (STORE/snapshots/NAME), each a
  * manifest, a sparse copy of the image, traces and plans. Only whole,
  * checked files are ever visible under their final names (import and
- * util/file.c write then rename), so reading needs no locks.
+ * util/file.c write then rename), so reading needs no locks. Its public
+ * tier_store_* and tier_snap_* calls serve tierctl, the QEMU adapter and
+ * the restorer.
  */
 #include <dirent.h>
 #include <errno.h>

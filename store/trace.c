@@ -3,7 +3,8 @@
  * Traces: which pages one run touched, in first-touch order, and how
  * (read only, written first, read then written). Two forms: the text one
  * people and other tools exchange (doc/tier-trace.5.scd) and the checked
- * binary one of store/format.h the store keeps.
+ * binary one of store/format.h the store keeps. The recorder saves them,
+ * "tierctl trace" moves them in and out, store/place.c reads them.
  */
 #include <errno.h>
 #include <stddef.h>

@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * "tierctl place": the options into a struct tier_place_attr, then
+ * tier_place() (store/place.c) for one policy or all, and a line per plan.
+ * Dispatched from tierctl/tierctl.c.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* "tierctl pool serve": runs the pool server of rdma/server.c in the
+ * foreground until SIGINT or SIGTERM. Dispatched from tierctl/tierctl.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>

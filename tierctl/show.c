@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * "tierctl show": a snapshot and each plan's classes, tiers and placer
+ * parameters, as text or --json, and the page map of tierctl/map.c.
+ * Dispatched from tierctl/tierctl.c.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>

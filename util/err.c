@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The thread-local failure reason (util/err.h): tier_err() at every
+ * failure site of the library, tier_errmsg() for its callers. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
