@@ -12,6 +12,11 @@ static int devdax_stub_open(struct cxl_tier *t)
 		       "this build has no device-dax support (libdaxctl, libpmem2)");
 }
 
+void devdax_emulate(bool on)
+{
+	/* nothing to emulate: this build cannot open the tier at all */
+}
+
 const struct cxl_ops cxl_devdax_ops = {
 	.scheme = "devdax",
 	.open = devdax_stub_open,
