@@ -5,7 +5,7 @@
  * in the same run rather than with numbers from another day.
  *
  * Prints one JSON object; every rate is the median of --reps repetitions,
- * in ns per 4 KiB page.
+ * in ns per 4 KiB page. Run by bench/run.py and tests/bench-smoke.sh.
  */
 
 #include <errno.h>

@@ -10,6 +10,7 @@
  * which is what merge, confidence and misprediction counting need.
  *
  * Everything derives from --seed: the same options give the same bytes.
+ * Run by bench/run.py and tests/bench-smoke.sh.
  */
 
 #include <errno.h>
@@ -22,6 +23,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "util/size.h"
 
 #define PAGE		((uint64_t)4096)
 #define CHUNK_PAGES	256
@@ -106,31 +109,6 @@ static uint64_t rnd_geom(double mean)
 		u = rnd_unit();
 	while (u <= 0.0);
 	return 1 + (uint64_t)floor(log(u) / log(1.0 - 1.0 / mean));
-}
-
-static int parse_size(const char *s, uint64_t *ret)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	case 't': case 'T': v <<= 40; end++; break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	if (*end)
-		return -EINVAL;
-	*ret = v;
-	return 0;
 }
 
 static int parse_pct(const char *s, double *ret)
@@ -409,7 +387,9 @@ static void usage(FILE *f)
 	      "Prints a JSON summary of the page classes on stdout.\n", f);
 }
 
-int main(int argc, char **argv)
+/* Fills @o from the command line; returns -1 to go on, else the exit
+ * status (usage or the reason printed). */
+static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	static const struct option lo[] = {
 		{ "size", required_argument, NULL, 's' },
@@ -428,45 +408,36 @@ int main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
-	struct opts o = {
-		.size = 1ULL << 30, .zero = 82, .ro = 5, .rw = 1,
-		.rw_read = 80, .diff = 2, .flip = 0.5, .seed = 1, .rmin = 1,
-		.rmax = 3,
-	};
-	struct runs hot = { 0 }, t2 = { 0 };
-	uint8_t *cls = NULL, *content = NULL;
-	uint64_t *nz = NULL, npages, nnz = 0, want_nz, pg;
-	uint64_t n_ro, n_rw, cnt[4] = { 0 }, nkind[4] = { 0 };
-	int c, rc = 1;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		int bad = 0;
 		char *end;
 
 		switch (c) {
-		case 's': bad = parse_size(optarg, &o.size); break;
-		case 'z': bad = parse_pct(optarg, &o.zero); break;
-		case 'o': bad = parse_pct(optarg, &o.ro); break;
-		case 'w': bad = parse_pct(optarg, &o.rw); break;
-		case 'R': bad = parse_pct(optarg, &o.rw_read); break;
-		case 'd': bad = parse_pct(optarg, &o.diff); break;
-		case 'c': bad = parse_pct(optarg, &o.cold_touch); break;
-		case 'f': bad = parse_pct(optarg, &o.flip); break;
+		case 's': bad = parse_size(optarg, &o->size); break;
+		case 'z': bad = parse_pct(optarg, &o->zero); break;
+		case 'o': bad = parse_pct(optarg, &o->ro); break;
+		case 'w': bad = parse_pct(optarg, &o->rw); break;
+		case 'R': bad = parse_pct(optarg, &o->rw_read); break;
+		case 'd': bad = parse_pct(optarg, &o->diff); break;
+		case 'c': bad = parse_pct(optarg, &o->cold_touch); break;
+		case 'f': bad = parse_pct(optarg, &o->flip); break;
 		case 'S':
 			errno = 0;
-			o.seed = strtoull(optarg, &end, 0);
+			o->seed = strtoull(optarg, &end, 0);
 			bad = errno || *end || end == optarg;
 			break;
 		case 'u':
-			if (sscanf(optarg, "%u-%u", &o.rmin, &o.rmax) != 2) {
-				bad = sscanf(optarg, "%u", &o.rmin) != 1;
-				o.rmax = o.rmin;
+			if (sscanf(optarg, "%u-%u", &o->rmin, &o->rmax) != 2) {
+				bad = sscanf(optarg, "%u", &o->rmin) != 1;
+				o->rmax = o->rmin;
 			}
-			bad = bad || !o.rmin || o.rmax < o.rmin || o.rmax > 3;
+			bad = bad || !o->rmin || o->rmax < o->rmin || o->rmax > 3;
 			break;
-		case 'i': o.image = optarg; break;
-		case 't': o.trace = optarg; break;
-		case 'T': o.trace2 = optarg; break;
+		case 'i': o->image = optarg; break;
+		case 't': o->trace = optarg; break;
+		case 'T': o->trace2 = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -483,36 +454,30 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (!o.size || o.size % PAGE) {
+	if (!o->size || o->size % PAGE) {
 		fprintf(stderr, "tier-gen: --size must be a non-zero multiple "
 			"of 4096\n");
 		return 2;
 	}
-	if (o.zero + o.ro + o.rw > 100) {
+	if (o->zero + o->ro + o->rw > 100) {
 		fprintf(stderr, "tier-gen: --zero + --ro + --rw exceed 100%%\n");
 		return 2;
 	}
+	return -1;
+}
 
-	npages = o.size / PAGE;
-	want_nz = npages - (uint64_t)llround(npages * o.zero / 100.0);
-	n_ro = (uint64_t)llround(npages * o.ro / 100.0);
-	n_rw = (uint64_t)llround(npages * o.rw / 100.0);
-	cls = calloc(npages, 1);
-	content = calloc(npages, 1);
-	nz = malloc(npages * sizeof(*nz));
-	if (!cls || !content || !nz) {
-		fprintf(stderr, "tier-gen: out of memory\n");
-		goto out;
-	}
-	xs_seed(rng_s, o.seed);
+/*
+ * Alternate zero and non-zero clusters of geometric length. Non-zero
+ * clusters mix small objects with large ones (kernel text, page cache);
+ * the zero run mean is steered by what is left so the zero share lands
+ * on --zero exactly: @want_nz non-zero pages, listed in @nz (address
+ * order), their count returned.
+ */
+static uint64_t lay_out(uint8_t *cls, uint8_t *content, uint64_t *nz,
+			uint64_t npages, uint64_t want_nz)
+{
+	uint64_t pg = 0, nnz = 0;
 
-	/*
-	 * Alternate zero and non-zero clusters of geometric length. Non-zero
-	 * clusters mix small objects with large ones (kernel text, page
-	 * cache); the zero run mean is steered by what is left so the zero
-	 * share lands on --zero exactly.
-	 */
-	pg = 0;
 	while (pg < npages) {
 		static const double means[] = { 2, 8, 32, 128, 512 };
 		uint64_t left = npages - pg, left_nz = want_nz - nnz;
@@ -540,6 +505,141 @@ int main(int argc, char **argv)
 			nz[nnz++] = pg;
 		}
 	}
+	return nnz;
+}
+
+/*
+ * The same function again, into @t2: most of the @hot runs in nearly the
+ * same order, diff/2 % of pages dropped, as many cold ones touched
+ * instead, plus --cold-touch extra cold reads (@ncold cold pages to take
+ * them from). @hotp is the hot pages, @n_ro of them read-only.
+ */
+static int second_run(const struct opts *o, const uint8_t *cls,
+		      const uint64_t *nz, uint64_t nnz, uint64_t npages,
+		      uint64_t hotp, uint64_t n_ro, uint64_t ncold,
+		      const struct runs *hot, struct runs *t2)
+{
+	uint64_t drop, add, extra, dropped = 0;
+	double p_r = hotp ? (double)n_ro / (double)hotp : 1.0;
+	struct runs fresh = { 0 };
+	uint8_t *c2 = malloc(npages);
+	int rc = -ENOMEM;
+
+	if (!c2)
+		return rc;
+	memcpy(c2, cls, npages);
+	drop = (uint64_t)llround(hotp * o->diff / 200.0);
+	add = drop;
+	extra = (uint64_t)llround(hotp * o->cold_touch / 100.0);
+	if (add + extra > ncold)
+		extra = add = 0;
+	for (size_t i = 0; i < hot->n; i++) {
+		/* keep a run with probability 1 - drop/hotp */
+		if (dropped < drop &&
+		    rnd_below(hotp) < drop) {
+			dropped += hot->v[i].len;
+			continue;
+		}
+		struct run r = hot->v[i];
+
+		/* A read-only prediction gone wrong: now written. */
+		for (uint32_t k = 0; k < r.len; k++)
+			if (r.kind[k] == K_R &&
+			    rnd_unit() * 100.0 < o->flip)
+				r.kind[k] = K_RW;
+		if (runs_push(t2, r))
+			goto out;
+	}
+	rc = pick_runs(o, c2, nz, nnz, P_COLD, P_ZERO, add, &fresh, p_r);
+	if (!rc)
+		rc = pick_runs(o, c2, nz, nnz, P_COLD, P_ZERO, extra, &fresh,
+			       1.0);
+	if (rc)
+		goto out;
+	/* Insert the new runs at random places, order kept otherwise. */
+	for (size_t i = 0; i < fresh.n; i++) {
+		size_t at = rnd_below(t2->n + 1);
+
+		rc = runs_push(t2, fresh.v[i]);
+		if (rc)
+			goto out;
+		memmove(&t2->v[at + 1], &t2->v[at],
+			(t2->n - 1 - at) * sizeof(*t2->v));
+		t2->v[at] = fresh.v[i];
+	}
+	/* A little reordering: runs racing each other. */
+	for (size_t i = 1; i < t2->n; i++)
+		if (rnd_below(50) == 0) {
+			struct run t = t2->v[i - 1];
+
+			t2->v[i - 1] = t2->v[i];
+			t2->v[i] = t;
+		}
+	rc = 0;
+out:
+	free(c2);
+	free(fresh.v);
+	return rc;
+}
+
+/* The JSON summary on stdout. */
+static void print_summary(const struct opts *o, uint64_t npages, uint64_t nnz,
+			  const uint64_t *cnt, const uint64_t *nkind,
+			  const struct runs *hot, const struct runs *t2)
+{
+	uint64_t t2p = 0, t2w = 0;
+
+	for (size_t i = 0; i < t2->n; i++) {
+		t2p += t2->v[i].len;
+		for (uint32_t k = 0; k < t2->v[i].len; k++)
+			t2w += t2->v[i].kind[k] != K_R;
+	}
+	printf("{\"size\": %" PRIu64 ", \"pages\": %" PRIu64
+	       ", \"seed\": %" PRIu64 ", \"zero_pages\": %" PRIu64
+	       ", \"nonzero_pages\": %" PRIu64
+	       ", \"ro_pages\": %" PRIu64 ", \"rw_pages\": %" PRIu64
+	       ", \"kind_r\": %" PRIu64 ", \"kind_rw\": %" PRIu64
+	       ", \"kind_w\": %" PRIu64 ", \"cold_pages\": %" PRIu64
+	       ", \"trace_pages\": %" PRIu64 ", \"trace_runs\": %zu"
+	       ", \"trace2_pages\": %" PRIu64
+	       ", \"trace2_written\": %" PRIu64 "}\n",
+	       o->size, npages, o->seed, cnt[P_ZERO], nnz, cnt[P_RO],
+	       cnt[P_RW], nkind[K_R], nkind[K_RW], nkind[K_W],
+	       cnt[P_COLD], cnt[P_RO] + cnt[P_RW], hot->n, t2p, t2w);
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {
+		.size = 1ULL << 30, .zero = 82, .ro = 5, .rw = 1,
+		.rw_read = 80, .diff = 2, .flip = 0.5, .seed = 1, .rmin = 1,
+		.rmax = 3,
+	};
+	struct runs hot = { 0 }, t2 = { 0 };
+	uint8_t *cls = NULL, *content = NULL;
+	uint64_t *nz = NULL, npages, nnz, want_nz, pg;
+	uint64_t n_ro, n_rw, cnt[4] = { 0 }, nkind[4] = { 0 };
+	int rc;
+
+	rc = parse_opts(argc, argv, &o);
+	if (rc >= 0)
+		return rc;
+	rc = 1;
+
+	npages = o.size / PAGE;
+	want_nz = npages - (uint64_t)llround(npages * o.zero / 100.0);
+	n_ro = (uint64_t)llround(npages * o.ro / 100.0);
+	n_rw = (uint64_t)llround(npages * o.rw / 100.0);
+	cls = calloc(npages, 1);
+	content = calloc(npages, 1);
+	nz = malloc(npages * sizeof(*nz));
+	if (!cls || !content || !nz) {
+		fprintf(stderr, "tier-gen: out of memory\n");
+		goto out;
+	}
+	xs_seed(rng_s, o.seed);
+
+	nnz = lay_out(cls, content, nz, npages, want_nz);
 	if (n_ro + n_rw > nnz) {
 		fprintf(stderr, "tier-gen: more hot pages than non-zero pages\n");
 		goto out;
@@ -555,104 +655,16 @@ int main(int argc, char **argv)
 		for (uint32_t k = 0; k < hot.v[i].len; k++)
 			nkind[hot.v[i].kind[k]]++;
 
-	if (o.trace2) {
-		/*
-		 * The same function again: most of the same runs in nearly
-		 * the same order, diff/2 % of pages dropped, as many cold
-		 * ones touched instead, plus --cold-touch extra cold reads.
-		 */
-		uint64_t hotp = n_ro + n_rw, drop, add, extra, dropped = 0;
-		double p_r = hotp ? (double)n_ro / (double)hotp : 1.0;
-		struct runs fresh = { 0 };
-		uint8_t *c2 = malloc(npages);
-
-		if (!c2)
-			goto out;
-		memcpy(c2, cls, npages);
-		drop = (uint64_t)llround(hotp * o.diff / 200.0);
-		add = drop;
-		extra = (uint64_t)llround(hotp * o.cold_touch / 100.0);
-		if (add + extra > cnt[P_COLD])
-			extra = add = 0;
-		for (size_t i = 0; i < hot.n; i++) {
-			/* keep a run with probability 1 - drop/hotp */
-			if (dropped < drop &&
-			    rnd_below(hotp) < drop) {
-				dropped += hot.v[i].len;
-				continue;
-			}
-			struct run r = hot.v[i];
-
-			/* A read-only prediction gone wrong: now written. */
-			for (uint32_t k = 0; k < r.len; k++)
-				if (r.kind[k] == K_R &&
-				    rnd_unit() * 100.0 < o.flip)
-					r.kind[k] = K_RW;
-			if (runs_push(&t2, r)) {
-				free(c2);
-				goto out;
-			}
-		}
-		if (pick_runs(&o, c2, nz, nnz, P_COLD, P_ZERO, add, &fresh,
-			      p_r) ||
-		    pick_runs(&o, c2, nz, nnz, P_COLD, P_ZERO, extra, &fresh,
-			      1.0)) {
-			free(c2);
-			free(fresh.v);
-			goto out;
-		}
-		free(c2);
-		/* Insert the new runs at random places, order kept otherwise. */
-		for (size_t i = 0; i < fresh.n; i++) {
-			size_t at = rnd_below(t2.n + 1);
-
-			if (runs_push(&t2, fresh.v[i])) {
-				free(fresh.v);
-				goto out;
-			}
-			memmove(&t2.v[at + 1], &t2.v[at],
-				(t2.n - 1 - at) * sizeof(*t2.v));
-			t2.v[at] = fresh.v[i];
-		}
-		free(fresh.v);
-		/* A little reordering: runs racing each other. */
-		for (size_t i = 1; i < t2.n; i++)
-			if (rnd_below(50) == 0) {
-				struct run t = t2.v[i - 1];
-
-				t2.v[i - 1] = t2.v[i];
-				t2.v[i] = t;
-			}
-	}
-
+	if (o.trace2 && second_run(&o, cls, nz, nnz, npages, n_ro + n_rw, n_ro,
+				   cnt[P_COLD], &hot, &t2))
+		goto out;
 	if (o.image && write_image(&o, cls, content, npages))
 		goto out;
 	if (o.trace && write_trace(o.trace, &hot, &o, "trained run"))
 		goto out;
 	if (o.trace2 && write_trace(o.trace2, &t2, &o, "second run"))
 		goto out;
-
-	{
-		uint64_t t2p = 0, t2w = 0;
-
-		for (size_t i = 0; i < t2.n; i++) {
-			t2p += t2.v[i].len;
-			for (uint32_t k = 0; k < t2.v[i].len; k++)
-				t2w += t2.v[i].kind[k] != K_R;
-		}
-		printf("{\"size\": %" PRIu64 ", \"pages\": %" PRIu64
-		       ", \"seed\": %" PRIu64 ", \"zero_pages\": %" PRIu64
-		       ", \"nonzero_pages\": %" PRIu64
-		       ", \"ro_pages\": %" PRIu64 ", \"rw_pages\": %" PRIu64
-		       ", \"kind_r\": %" PRIu64 ", \"kind_rw\": %" PRIu64
-		       ", \"kind_w\": %" PRIu64 ", \"cold_pages\": %" PRIu64
-		       ", \"trace_pages\": %" PRIu64 ", \"trace_runs\": %zu"
-		       ", \"trace2_pages\": %" PRIu64
-		       ", \"trace2_written\": %" PRIu64 "}\n",
-		       o.size, npages, o.seed, cnt[P_ZERO], nnz, cnt[P_RO],
-		       cnt[P_RW], nkind[K_R], nkind[K_RW], nkind[K_W],
-		       cnt[P_COLD], cnt[P_RO] + cnt[P_RW], hot.n, t2p, t2w);
-	}
+	print_summary(&o, npages, nnz, cnt, nkind, &hot, &t2);
 	rc = 0;
 out:
 	free(hot.v);

@@ -10,6 +10,7 @@
  */
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "cxl/cxl.h"
@@ -73,6 +74,14 @@ extern const struct cxl_ops cxl_devdax_ops;
  */
 int cxl_err(const struct cxl_tier *t, const char *obj, int rc,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/*
+ * A test interface, not in libtier.sym: with @on, cxl=devdax: accepts a
+ * regular file in place of the device (2 MiB alignment, device-dax's
+ * default), so tests without DAX hardware exercise the object table.
+ * Off by default; a no-op in a build without device-dax.
+ */
+void devdax_emulate(bool on);
 
 /* dir.c's mechanism, which numa.c reuses for its tmpfs files. */
 int dir_open(struct cxl_tier *t);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The byte-addressable tier's front: argument checks, then dispatch on the
- * URI's kind. Backends may assume names are valid and ranges are page
- * aligned (where it matters) and inside the object.
+ * The byte-addressable tier's front (cxl/cxl.h): argument checks, then
+ * dispatch on the URI's kind. Backends may assume names are valid and
+ * ranges are page aligned (where it matters) and inside the object.
+ * Called by store/place.c (writes objects) and the restorer (maps them).
  */
 #include <errno.h>
 #include <stdarg.h>

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * cxl=devdax:/dev/daxX.Y -- a device-dax character device (a pmem or CXL
- * region in devdax mode). The only file that calls libdaxctl and libpmem2.
+ * region in devdax mode). The only file that calls libdaxctl and libpmem2;
+ * reached through cxl/cxl.c's ops table.
  *
  * A device-dax has no files, so this backend keeps its own small object
  * table at the start of the device:
@@ -127,6 +128,14 @@ static uint64_t align_up(uint64_t v, uint64_t a)
 	return (v + a - 1) / a * a;
 }
 
+/* A regular file stands in for the device: tests only (cxl-int.h). */
+static bool emulate;
+
+void devdax_emulate(bool on)
+{
+	emulate = on;
+}
+
 /* libdaxctl's view of the device: it exists, is enabled, size, align. */
 static int dax_probe(struct cxl_tier *t, uint64_t *size, uint64_t *align)
 {
@@ -143,12 +152,8 @@ static int dax_probe(struct cxl_tier *t, uint64_t *size, uint64_t *align)
 			       "no such device (see 'daxctl list')");
 	if (stat(path, &st) < 0)
 		return cxl_err(t, NULL, -errno, "%m");
-	/*
-	 * Tests without DAX hardware: TIER_DEVDAX_EMULATE=1 lets a regular
-	 * file stand in for the device (2 MiB alignment, as device-dax's
-	 * default), so the object table is exercised everywhere.
-	 */
-	if (S_ISREG(st.st_mode) && getenv("TIER_DEVDAX_EMULATE")) {
+	/* Tests without DAX hardware: see devdax_emulate(). */
+	if (S_ISREG(st.st_mode) && emulate) {
 		*size = st.st_size;
 		*align = 2ULL << 20;
 		if (*size <= 2 * DAX_SLOT + *align)

@@ -8,6 +8,7 @@
  * A restore maps the file MAP_PRIVATE: reads are served from the page
  * cache (or straight from the device under fs-dax) and shared by every
  * instance; a write copies that one page into anonymous memory.
+ * Reached through cxl/cxl.c's ops table, as every backend.
  */
 #include <errno.h>
 #include <fcntl.h>

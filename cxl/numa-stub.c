@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* cxl=numa:N in a build without libnuma (meson -Dcxl=disabled, or no
- * libnuma-dev): the tier exists in the URI syntax but cannot be opened. */
+ * libnuma-dev): the tier exists in the URI syntax but cannot be opened
+ * (cxl/cxl.c calls this instead of numa.c). */
 #include <errno.h>
 
 #include "cxl/cxl-int.h"

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * cxl=numa:N -- CXL memory exposed as a (usually CPU-less) NUMA node.
- * Objects are tmpfs files, as in dir.c, in TIER_NUMA_DIR or else
- * /dev/shm/tier-numa-N, whose pages live on node N.
+ * cxl=numa:N -- CXL memory exposed as a (usually CPU-less) NUMA node,
+ * reached through cxl/cxl.c's ops table. Objects are tmpfs files, as in
+ * dir.c, in TIER_NUMA_DIR or else /dev/shm/tier-numa-N, whose pages live
+ * on node N.
  *
  * How the pages get there: before the first write, the new file is
  * mapped MAP_SHARED and mbind(MPOL_BIND, N) is applied to the mapping.

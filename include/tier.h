@@ -10,7 +10,9 @@ extern "C" {
 #endif
 
 /*
- * libtier: a tiered-memory snapshot store.
+ * libtier: a tiered-memory snapshot store. The only installed header,
+ * for the VMMs and tools that link libtier (tierctl, vmm/qemu-adapter.c);
+ * libtier.sym lists what it exports.
  *
  * Conventions for every call below, unless its comment says otherwise:
  *  - int-returning calls return 0 (or a count) on success and -errno on

@@ -4,7 +4,8 @@
  * flags), gap bridging, CXL capacity spill, object packing and extent
  * coalescing. Pure: memory allocation is the only side effect. The
  * restorer executes the plan blindly, so every rule here is spelled out
- * in doc/placement.md and checked by tests/test-placer.c.
+ * in doc/placement.md and checked by tests/test-placer.c. Called by
+ * store/place.c ("tierctl place").
  */
 #include <errno.h>
 #include <stdbool.h>

@@ -8,7 +8,8 @@
  * extents covering every page, each with a class, a source (where its
  * bytes live at rest) and a method (how a restore installs it). Every
  * policy, ours and the baselines, is expressed in these terms so a single
- * restorer executes them all.
+ * restorer executes them all. store/place.c makes plans with it; plans
+ * and the restorer use its extent types.
  */
 
 #include <stddef.h>

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The file pool: a directory, one file per segment at DIR/SNAP/POLICY.seg.
+ * The file pool (pool=file:DIR), a transport of rdma/pool.c: a directory,
+ * one file per segment at DIR/SNAP/POLICY.seg.
  * A segment is written to a temporary in the same directory and renamed
  * over its name on commit, so a reader sees the old bytes or the new ones,
  * never a mix; an open segment keeps its inode even if replaced.

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The pool API: checks names and bounds once, then hands each call to the
- * transport the URI chose (file.c, tcp.c, verbs.c).
+ * The pool API (rdma/pool.h): checks names and bounds once, then hands
+ * each call to the transport the URI chose (file.c, tcp.c, verbs.c).
+ * Called by store/place.c (writes segments) and the restorer (reads them).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The pool protocol's codec and the stream I/O both TCP ends share.
- * Byte order is converted here and nowhere else.
+ * The pool protocol's codec and the stream I/O both TCP ends share: the
+ * transports tcp.c and verbs.c, ctl.c and the server. Byte order is
+ * converted here and nowhere else.
  */
 #include <endian.h>
 #include <errno.h>

@@ -1056,10 +1056,8 @@ static int srv_listen(struct pool_server *srv, const struct tier_uri *uri)
 		fd = -1;
 	}
 	freeaddrinfo(res);
-	if (fd < 0) {
-		errno = err;
+	if (fd < 0)
 		return tier_err(-err, "pool server %s: %m", srv->uri);
-	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
 		rc = tier_err(-errno, "pool server %s: getsockname: %m", srv->uri);
 		close(fd);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The pool protocol over TCP, client side. One connection per pool
+ * The pool protocol over TCP, client side: the pool=tcp:// transport of
+ * rdma/pool.c (the server side is server.c). One connection per pool
  * handle, one request in flight: a READ carries up to POOL_MAX_RANGES
  * ranges, and its reply is received straight into the caller's buffers.
  * Any I/O or framing error closes the connection (the stream can no longer
@@ -86,7 +87,6 @@ static int io_fail(struct pool *p, const char *seg, unsigned op, int rc)
 		return tier_err(rc, "pool %s: %s%s: no answer from the server within %u ms",
 				p->uri, what, proto_op_name(op), io_timeout_ms());
 	default:
-		errno = -rc;
 		return tier_err(rc, "pool %s: %s%s: %m", p->uri, what,
 				proto_op_name(op));
 	}
@@ -156,11 +156,9 @@ static int tcp_call(struct pool *p, const char *seg, unsigned op,
 		if (rc)
 			return io_fail(p, seg, op, rc);
 		reason[h.len] = '\0';
-		if (!h.len) {
-			errno = -h.status;
+		if (!h.len)
 			return tier_err(h.status, "pool %s: %s: %m", p->uri,
 					proto_op_name(op));
-		}
 		return tier_err(h.status, "pool %s: %s", p->uri, reason);
 	}
 	if (h.len != rep_len) {
@@ -291,13 +289,11 @@ static int tcp_connect(struct pool *p, const struct tier_uri *uri, int *ret_fd)
 		return tier_err(rc, "pool %s: connect timed out after %d s",
 				p->uri, TCP_CONNECT_TIMEOUT_MS / 1000);
 	default:
-		errno = -rc;
 		return tier_err(rc, "pool %s: connect: %m", p->uri);
 	}
 	rc = proto_sock_setup(fd, io_timeout_ms());
 	if (rc) {
 		close(fd);
-		errno = -rc;
 		return tier_err(rc, "pool %s: setsockopt: %m", p->uri);
 	}
 	*ret_fd = fd;

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Built instead of verbs.c when rdma-core (libibverbs, librdmacm) is missing. */
+/* Built instead of verbs.c when rdma-core (libibverbs, librdmacm) is
+ * missing: pool.c and server.c reach it for rdma:// and fail with
+ * -EOPNOTSUPP. */
 #include <errno.h>
 
 #include "tier.h"

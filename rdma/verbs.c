@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The RDMA transport: the only file that calls ibv_* and rdma_*.
+ * The RDMA transport: the only file that calls ibv_* and rdma_*. The
+ * client is pool=rdma:// of rdma/pool.c; the listener serves server.c.
  *
  * Control messages are the pool protocol's (rdma/proto.h), one message per
  * SEND into a RECV buffer of V_CTL_SIZE bytes. Data never goes through
@@ -286,7 +287,6 @@ static int v_fail(struct pool *p, const char *seg, unsigned op, int rc,
 	if (rc == -ETIMEDOUT)
 		return tier_err(rc, "pool %s: %s%s: no answer from the server within %u ms",
 				p->uri, what, proto_op_name(op), vp_of(p)->timeout_ms);
-	errno = -rc;
 	return tier_err(rc, "pool %s: %s%s: %m", p->uri, what, proto_op_name(op));
 }
 
@@ -423,11 +423,9 @@ static int vcall(struct pool *p, const char *seg, unsigned op,
 		/* Consumed: the next reply gets the buffer. */
 		if (post_recv(v->id->qp, WR_RECV, in, V_CTL_SIZE, v->ctl_mr))
 			v_break(p);
-		if (!n) {
-			errno = -rc;
+		if (!n)
 			return tier_err(rc, "pool %s: %s: %m", p->uri,
 					proto_op_name(op));
-		}
 		return tier_err(rc, "pool %s: %s", p->uri, reason);
 	}
 	if (post_recv(v->id->qp, WR_RECV, in, V_CTL_SIZE, v->ctl_mr))
@@ -629,7 +627,12 @@ static int resolve_src(struct pool *p, const char **ret)
 	return 0;
 }
 
-static int v_connect(struct pool *p, const struct tier_uri *uri)
+/*
+ * The first step of v_connect: the CM channel and id, the server's
+ * address resolved (which picks the RDMA device) and the route to it.
+ * What it made stays in @p for v_close, on failure too.
+ */
+static int v_resolve(struct pool *p, const struct tier_uri *uri)
 {
 	struct vpool *v = vp_of(p);
 	struct addrinfo hints = {
@@ -637,9 +640,6 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 		.ai_socktype = SOCK_STREAM,
 		.ai_flags = AI_NUMERICSERV,
 	}, *res;
-	struct ibv_qp_init_attr qa = { 0 };
-	struct rdma_conn_param cp = { 0 };
-	struct ibv_device_attr dev;
 	struct sockaddr_storage ss = { 0 };
 	const char *src;
 	char port[8];
@@ -653,7 +653,6 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 	v->ch = channel_new(&rc);
 	if (!v->ch) {
 		freeaddrinfo(res);
-		errno = -rc;
 		return tier_err(rc, "pool %s: no RDMA device (rdma_cm: %m)", p->uri);
 	}
 	if (rdma_create_id(v->ch, &v->id, v, RDMA_PS_TCP)) {
@@ -680,29 +679,39 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 	freeaddrinfo(res);
 	if (!rc)
 		rc = cm_wait(v->ch, RDMA_CM_EVENT_ADDR_RESOLVED, V_CM_TIMEOUT_MS + 1000);
-	if (rc) {
-		errno = -rc;
+	/* No device reaches it: -ENODEV, with the CM's own reason. */
+	if (rc)
 		return tier_err(rc == -EHOSTUNREACH || rc == -ENODEV ? -ENODEV : rc,
-				"pool %s: no RDMA route to the address (%m)", p->uri);
-	}
+				"pool %s: no RDMA route to the address (%s)",
+				p->uri, strerror(-rc));
 	rc = rdma_resolve_route(v->id, V_CM_TIMEOUT_MS) ? -errno : 0;
 	if (!rc)
 		rc = cm_wait(v->ch, RDMA_CM_EVENT_ROUTE_RESOLVED, V_CM_TIMEOUT_MS + 1000);
-	if (rc) {
-		errno = -rc;
+	if (rc)
 		return tier_err(rc, "pool %s: resolving the route: %m", p->uri);
-	}
+	return 0;
+}
 
-	if (ibv_query_device(v->id->verbs, &dev))
+/*
+ * The second step: on the device v_resolve found, the protection domain,
+ * completion queue and queue pair, the control and bounce buffers
+ * registered and the first reply's receive posted; @dev says what the
+ * device allows the connection. Left in @p for v_close as well.
+ */
+static int v_setup_qp(struct pool *p, struct ibv_device_attr *dev)
+{
+	struct vpool *v = vp_of(p);
+	struct ibv_qp_init_attr qa = { 0 };
+	int rc;
+
+	if (ibv_query_device(v->id->verbs, dev))
 		return tier_err(-errno, "pool %s: ibv_query_device: %m", p->uri);
 	v->pd = ibv_alloc_pd(v->id->verbs);
 	if (!v->pd)
 		return tier_err(-errno, "pool %s: ibv_alloc_pd: %m", p->uri);
 	rc = vcq_create(v->id->verbs, V_SEND_WR + 4, &v->q);
-	if (rc) {
-		errno = -rc;
+	if (rc)
 		return tier_err(rc, "pool %s: completion queue: %m", p->uri);
-	}
 	qa.send_cq = v->q.cq;
 	qa.recv_cq = v->q.cq;
 	qa.qp_type = IBV_QPT_RC;
@@ -727,10 +736,23 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 		return tier_err(-errno, "pool %s: ibv_reg_mr: %m", p->uri);
 	rc = post_recv(v->id->qp, WR_RECV, v->ctl + V_CTL_SIZE, V_CTL_SIZE,
 		       v->ctl_mr);
-	if (rc) {
-		errno = -rc;
+	if (rc)
 		return tier_err(rc, "pool %s: ibv_post_recv: %m", p->uri);
-	}
+	return 0;
+}
+
+static int v_connect(struct pool *p, const struct tier_uri *uri)
+{
+	struct vpool *v = vp_of(p);
+	struct rdma_conn_param cp = { 0 };
+	struct ibv_device_attr dev;
+	int rc;
+
+	rc = v_resolve(p, uri);
+	if (!rc)
+		rc = v_setup_qp(p, &dev);
+	if (rc)
+		return rc;
 
 	cp.initiator_depth = dev.max_qp_init_rd_atom < V_RD_ATOM ?
 			     dev.max_qp_init_rd_atom : V_RD_ATOM;
@@ -750,7 +772,6 @@ static int v_connect(struct pool *p, const struct tier_uri *uri)
 		return tier_err(rc, "pool %s: connect timed out after %d s",
 				p->uri, V_CM_TIMEOUT_MS / 1000);
 	default:
-		errno = -rc;
 		return tier_err(rc, "pool %s: connect: %m", p->uri);
 	}
 	v->connected = true;
@@ -811,9 +832,11 @@ struct vlisten {
 	struct vconn *conns;		/* touched by the run loop only */
 };
 
-static void vconn_free(struct vconn *c)
+/* All of @c but its id and itself: what vconn_setup made, or some of it. */
+static void vconn_release(struct vconn *c)
 {
 	srv_conn_free(c->sc);
+	c->sc = NULL;
 	if (c->qp)
 		rdma_destroy_qp(c->id);
 	if (c->rmr)
@@ -825,6 +848,11 @@ static void vconn_free(struct vconn *c)
 	vcq_destroy(&c->q);
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
+}
+
+static void vconn_free(struct vconn *c)
+{
+	vconn_release(c);
 	rdma_destroy_id(c->id);
 	free(c);
 }
@@ -895,14 +923,64 @@ static void peer_of(struct rdma_cm_id *id, char *buf, size_t len)
 	snprintf(buf, len, "rdma client %s:%u", host, port);
 }
 
+/*
+ * A new connection's resources on the listener's PD: its completion
+ * queue and queue pair, the request and reply slots registered, a
+ * receive posted in every request slot, the stop eventfd and the
+ * server's state of the connection. On failure vconn_release undoes it.
+ */
+static int vconn_setup(struct vconn *c)
+{
+	struct rdma_cm_id *id = c->id;
+	struct ibv_pd *pd = c->l->pd;
+	struct ibv_qp_init_attr qa = { 0 };
+	unsigned i;
+	int rc;
+
+	rc = vcq_create(id->verbs, 2 * V_RECV_SLOTS + 4, &c->q);
+	if (rc)
+		return rc;
+	qa.send_cq = c->q.cq;
+	qa.recv_cq = c->q.cq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.cap.max_send_wr = V_RECV_SLOTS + 2;
+	qa.cap.max_recv_wr = V_RECV_SLOTS;
+	qa.cap.max_send_sge = 1;
+	qa.cap.max_recv_sge = 1;
+	if (rdma_create_qp(id, pd, &qa))
+		return -errno;
+	c->qp = true;
+	c->rbuf = aligned_alloc(4096, V_RECV_SLOTS * V_CTL_SIZE);
+	c->sbuf = aligned_alloc(4096, V_RECV_SLOTS * V_REPLY_SIZE);
+	if (!c->rbuf || !c->sbuf)
+		return -ENOMEM;
+	c->rmr = ibv_reg_mr(pd, c->rbuf, V_RECV_SLOTS * V_CTL_SIZE,
+			    IBV_ACCESS_LOCAL_WRITE);
+	c->smr = ibv_reg_mr(pd, c->sbuf, V_RECV_SLOTS * V_REPLY_SIZE,
+			    IBV_ACCESS_LOCAL_WRITE);
+	if (!c->rmr || !c->smr)
+		return -errno;
+	for (i = 0; i < V_RECV_SLOTS; i++) {
+		rc = post_recv(id->qp, i, c->rbuf + (size_t)i * V_CTL_SIZE,
+			       V_CTL_SIZE, c->rmr);
+		if (rc)
+			return rc;
+	}
+	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->stop_fd < 0)
+		return -errno;
+	c->sc = srv_conn_new(c->l->srv, c->peer, c, V_MAX_WRITE);
+	if (!c->sc)
+		return -ENOMEM;
+	return 0;
+}
+
 static int vconn_accept(struct vlisten *l, struct rdma_cm_id *id,
 			const struct rdma_conn_param *req)
 {
-	struct ibv_qp_init_attr qa = { 0 };
 	struct rdma_conn_param cp = { 0 };
 	struct ibv_device_attr dev;
 	struct vconn *c;
-	unsigned i;
 	int rc;
 
 	if (!l->pd) {
@@ -924,52 +1002,9 @@ static int vconn_accept(struct vlisten *l, struct rdma_cm_id *id,
 	c->id = id;
 	c->stop_fd = -1;
 	peer_of(id, c->peer, sizeof(c->peer));
-
-	rc = vcq_create(id->verbs, 2 * V_RECV_SLOTS + 4, &c->q);
+	rc = vconn_setup(c);
 	if (rc)
 		goto err;
-	qa.send_cq = c->q.cq;
-	qa.recv_cq = c->q.cq;
-	qa.qp_type = IBV_QPT_RC;
-	qa.cap.max_send_wr = V_RECV_SLOTS + 2;
-	qa.cap.max_recv_wr = V_RECV_SLOTS;
-	qa.cap.max_send_sge = 1;
-	qa.cap.max_recv_sge = 1;
-	if (rdma_create_qp(id, l->pd, &qa)) {
-		rc = -errno;
-		goto err;
-	}
-	c->qp = true;
-	c->rbuf = aligned_alloc(4096, V_RECV_SLOTS * V_CTL_SIZE);
-	c->sbuf = aligned_alloc(4096, V_RECV_SLOTS * V_REPLY_SIZE);
-	if (!c->rbuf || !c->sbuf) {
-		rc = -ENOMEM;
-		goto err;
-	}
-	c->rmr = ibv_reg_mr(l->pd, c->rbuf, V_RECV_SLOTS * V_CTL_SIZE,
-			    IBV_ACCESS_LOCAL_WRITE);
-	c->smr = ibv_reg_mr(l->pd, c->sbuf, V_RECV_SLOTS * V_REPLY_SIZE,
-			    IBV_ACCESS_LOCAL_WRITE);
-	if (!c->rmr || !c->smr) {
-		rc = -errno;
-		goto err;
-	}
-	for (i = 0; i < V_RECV_SLOTS; i++) {
-		rc = post_recv(id->qp, i, c->rbuf + (size_t)i * V_CTL_SIZE,
-			       V_CTL_SIZE, c->rmr);
-		if (rc)
-			goto err;
-	}
-	c->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->stop_fd < 0) {
-		rc = -errno;
-		goto err;
-	}
-	c->sc = srv_conn_new(l->srv, c->peer, c, V_MAX_WRITE);
-	if (!c->sc) {
-		rc = -ENOMEM;
-		goto err;
-	}
 
 	cp.responder_resources = req->initiator_depth < dev.max_qp_rd_atom ?
 				 req->initiator_depth : dev.max_qp_rd_atom;
@@ -992,20 +1027,7 @@ static int vconn_accept(struct vlisten *l, struct rdma_cm_id *id,
 	return 0;
 err:
 	/* The caller rejects and destroys the id after acking the event. */
-	c->id = NULL;
-	srv_conn_free(c->sc);
-	c->sc = NULL;
-	if (c->qp)
-		rdma_destroy_qp(id);
-	if (c->rmr)
-		ibv_dereg_mr(c->rmr);
-	if (c->smr)
-		ibv_dereg_mr(c->smr);
-	free(c->rbuf);
-	free(c->sbuf);
-	vcq_destroy(&c->q);
-	if (c->stop_fd >= 0)
-		close(c->stop_fd);
+	vconn_release(c);
 	free(c);
 	return rc;
 }
@@ -1118,7 +1140,6 @@ int pool_verbs_listen(struct pool_server *srv, const struct tier_uri *uri,
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->ch = channel_new(&rc);
 	if (!l->ch) {
-		errno = -rc;
 		rc = tier_err(rc, "pool server %s: no RDMA device (rdma_cm: %m)", name);
 		goto err;
 	}
@@ -1136,7 +1157,6 @@ int pool_verbs_listen(struct pool_server *srv, const struct tier_uri *uri,
 	rc = rdma_bind_addr(l->lid, res->ai_addr) ? -errno : 0;
 	freeaddrinfo(res);
 	if (rc) {
-		errno = -rc;
 		rc = tier_err(rc, "pool server %s: bind: %m", name);
 		goto err;
 	}

@@ -7,7 +7,8 @@
  * for people). All integers little-endian and fixed-width; every file ends
  * in (or holds in its header) an XXH3-64 checksum of the whole file with
  * the checksum field zeroed, verified on every read (-EBADMSG). A version
- * we don't speak is -EPROTO.
+ * we don't speak is -EPROTO. store/fmt.c and the codecs (manifest.c,
+ * trace.c, plan.c) read and write them.
  *
  * Store layout:
  *	STORE/snapshots/NAME/manifest		struct fmt_manifest_hdr ...

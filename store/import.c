@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Import: one sequential pass over a raw memory image that finds the zero
+ * Import (tier_import(), for "tierctl import" and tests): one sequential
+ * pass over a raw memory image that finds the zero
  * pages, checksums every page and writes a sparse copy into the store.
  * Everything lands in a temporary snapshot directory first, renamed into
  * place at the end, so a snapshot is either complete or absent.
@@ -13,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/fmt.h"
 #include "store/internal.h"
 #include "store/snap.h"
 #include "util/checksum.h"
@@ -42,57 +44,6 @@ static int image_size(int fd, const char *image, uint64_t *ret)
 	if (end < 0)
 		return tier_err(-errno, "%s: %m", image);
 	*ret = end;
-	return 0;
-}
-
-static int region_cmp(const void *a, const void *b)
-{
-	const struct tier_region *x = a, *y = b;
-
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
-static int check_regions(const struct tier_region *r, unsigned n,
-			 uint64_t size, const char *image)
-{
-	struct tier_region *sorted;
-	unsigned i;
-
-	if (n > size / TIER_PAGE_SIZE)
-		return tier_err(-EINVAL, "%s: %u regions in %llu pages", image,
-				n, (unsigned long long)(size / TIER_PAGE_SIZE));
-	for (i = 0; i < n; i++) {
-		if ((r[i].offset | r[i].length) & (TIER_PAGE_SIZE - 1))
-			return tier_err(-EINVAL,
-					"%s: region %u [0x%llx, +0x%llx) is not page aligned",
-					image, i,
-					(unsigned long long)r[i].offset,
-					(unsigned long long)r[i].length);
-		if (!r[i].length || r[i].offset >= size ||
-		    r[i].length > size - r[i].offset)
-			return tier_err(-EINVAL,
-					"%s: region %u [0x%llx, +0x%llx) is empty or past the end (%llu bytes)",
-					image, i,
-					(unsigned long long)r[i].offset,
-					(unsigned long long)r[i].length,
-					(unsigned long long)size);
-	}
-	sorted = malloc((size_t)n * sizeof(*sorted));
-	if (!sorted)
-		return tier_err(-ENOMEM, "out of memory");
-	memcpy(sorted, r, (size_t)n * sizeof(*sorted));
-	qsort(sorted, n, sizeof(*sorted), region_cmp);
-	for (i = 1; i < n; i++) {
-		uint64_t at = sorted[i].offset;
-
-		if (at < sorted[i - 1].offset + sorted[i - 1].length) {
-			free(sorted);
-			return tier_err(-EINVAL,
-					"%s: regions overlap at 0x%llx", image,
-					(unsigned long long)at);
-		}
-	}
-	free(sorted);
 	return 0;
 }
 
@@ -286,20 +237,71 @@ static int publish(const char *tmp, const char *final, const char *snaps,
 	return rc;
 }
 
+/*
+ * Fills the new snapshot directory @tmp: the sparse copy of the image
+ * (the scan of @in fills @s's zero bitmap and checksums as it goes), the
+ * device state if there is one, then the manifest. The caller removes
+ * @tmp on failure.
+ */
+static int write_snapshot(struct tier_snap *s, int in, const char *image,
+			  const char *tmp, const struct tier_import_attr *attr)
+{
+	static const uint64_t zero[TIER_PAGE_SIZE / 8];
+	struct atomic_file af = { .fd = -1 };
+	char path[4096 + 160];
+	struct scan sc;
+	size_t mlen;
+	void *mbuf;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/image", tmp);
+	rc = atomic_open(&af, path);
+	if (rc)
+		return rc;
+	if (ftruncate(af.fd, s->size) < 0) {
+		rc = tier_err(-errno, "%s: %m", path);
+		goto err_abort;
+	}
+	sc = (struct scan){
+		.s = s, .in = in, .out = af.fd, .image = image,
+		.out_path = path, .attr = attr,
+		.zcsum = tier_csum(zero, sizeof(zero)),
+	};
+	rc = scan_image(&sc);
+	if (rc)
+		goto err_abort;
+	rc = atomic_commit(&af);
+	if (rc)
+		return rc;
+
+	if (attr->state) {
+		rc = state_import(attr->state, tmp);
+		if (rc)
+			return rc;
+	}
+
+	rc = manifest_encode(s, &mbuf, &mlen);
+	if (rc)
+		return rc;
+	snprintf(path, sizeof(path), "%s/manifest", tmp);
+	rc = write_file_atomic(path, mbuf, mlen);
+	free(mbuf);
+	return rc;
+
+err_abort:
+	atomic_abort(&af);
+	return rc;
+}
+
 int tier_import(struct tier_store *store, const char *name, const char *image,
 		const struct tier_import_attr *attr)
 {
 	static const struct tier_import_attr no_attr;
 	char snaps[4096 + 16], final[4096 + 96], tmp[4096 + 128];
-	char path[4096 + 160];
 	struct tier_region whole;
 	struct tier_snap s = { .image_fd = -1 };
-	struct atomic_file af = { .fd = -1 };
-	struct scan sc = { 0 };
 	struct stat st;
 	uint64_t size = 0;
-	size_t mlen;
-	void *mbuf;
 	int in, rc;
 
 	if (!attr)
@@ -334,7 +336,7 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 			      attr->nregions);
 		goto err_close;
 	}
-	rc = check_regions(s.regions, s.nregions, size, image);
+	rc = fmt_check_regions(s.regions, s.nregions, size, image, -EINVAL);
 	if (rc)
 		goto err_close;
 	if (!(attr->flags & TIER_IMPORT_REPLACE) && lstat(final, &st) == 0) {
@@ -362,42 +364,7 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 		goto err_free;
 	}
 
-	snprintf(path, sizeof(path), "%s/image", tmp);
-	rc = atomic_open(&af, path);
-	if (rc)
-		goto err_rmdir;
-	if (ftruncate(af.fd, size) < 0) {
-		rc = tier_err(-errno, "%s: %m", path);
-		goto err_abort;
-	}
-	sc = (struct scan){
-		.s = &s, .in = in, .out = af.fd, .image = image,
-		.out_path = path, .attr = attr,
-	};
-	{
-		static const uint64_t zero[TIER_PAGE_SIZE / 8];
-
-		sc.zcsum = tier_csum(zero, sizeof(zero));
-	}
-	rc = scan_image(&sc);
-	if (rc)
-		goto err_abort;
-	rc = atomic_commit(&af);
-	if (rc)
-		goto err_rmdir;
-
-	if (attr->state) {
-		rc = state_import(attr->state, tmp);
-		if (rc)
-			goto err_rmdir;
-	}
-
-	rc = manifest_encode(&s, &mbuf, &mlen);
-	if (rc)
-		goto err_rmdir;
-	snprintf(path, sizeof(path), "%s/manifest", tmp);
-	rc = write_file_atomic(path, mbuf, mlen);
-	free(mbuf);
+	rc = write_snapshot(&s, in, image, tmp, attr);
 	if (rc)
 		goto err_rmdir;
 
@@ -412,8 +379,6 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 	close(in);
 	return 0;
 
-err_abort:
-	atomic_abort(&af);
 err_rmdir:
 	store_rmtree(tmp);
 err_free:

@@ -3,6 +3,8 @@
  * Plans: the placer's extents for one policy, with the tier URIs the data
  * went to. A restore executes a plan as written, so decoding insists on a
  * well-formed one: extents sorted, disjoint, covering every page once.
+ * store/place.c writes plans; the restorer and tier_plan_info() (also in
+ * store/place.c) load them.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -10,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/internal.h"
+#include "store/fmt.h"
 #include "store/snap.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -65,10 +67,29 @@ static int check_str(const char *s, size_t size)
 	return 1;
 }
 
+static size_t plan_size(const void *hdr)
+{
+	uint64_t n = fmt_get64((const char *)hdr + OFF(nextents));
+
+	if (n > (SIZE_MAX - HDR_SIZE) / EXT_SIZE)
+		return 0;
+	return HDR_SIZE + n * EXT_SIZE;
+}
+
+static const struct fmt_file plan_file = {
+	.kind = "plan",
+	.magic = FMT_PLAN_MAGIC,
+	.hdr_size = HDR_SIZE,
+	.csum_off = OFF(checksum),
+	.count_off = OFF(nextents),
+	.count_name = "extents",
+	.size = plan_size,
+};
+
 int plan_encode(const struct plan *plan, void **ret, size_t *ret_len)
 {
 	const struct fmt_plan_hdr *h = &plan->hdr;
-	uint64_t conf, csum;
+	uint64_t conf;
 	size_t len, i, slen;
 	char *buf, *p;
 	int rc;
@@ -85,8 +106,6 @@ int plan_encode(const struct plan *plan, void **ret, size_t *ret_len)
 	if (!buf)
 		return tier_err(-ENOMEM, "out of memory");
 
-	memcpy(buf + OFF(magic), FMT_PLAN_MAGIC, 8);
-	fmt_put32(buf + OFF(version), FMT_VERSION);
 	fmt_put32(buf + OFF(policy), h->policy);
 	fmt_put64(buf + OFF(npages), h->npages);
 	fmt_put64(buf + OFF(nextents), plan->n);
@@ -114,12 +133,11 @@ int plan_encode(const struct plan *plan, void **ret, size_t *ret_len)
 		p[EOFF(flags)] = e->flags;
 		fmt_put64(p + EOFF(src_off), e->src_off);
 	}
-	rc = fmt_file_csum(buf, len, OFF(checksum), &csum);
+	rc = fmt_seal_file(&plan_file, buf, len);
 	if (rc) {
 		free(buf);
 		return rc;
 	}
-	fmt_put64(buf + OFF(checksum), csum);
 	*ret = buf;
 	*ret_len = len;
 	return 0;
@@ -131,40 +149,18 @@ int plan_decode(const void *buf, size_t len, const char *what,
 	const char *b = buf, *p;
 	struct fmt_plan_hdr h;
 	struct placer_ext *ext;
-	uint64_t next, csum, conf;
+	uint64_t next, conf;
 	size_t i;
 	int rc;
 
-	if (len < 8 || memcmp(b, FMT_PLAN_MAGIC, 8))
-		return tier_err(-EBADMSG, "%s: not a tier plan", what);
-	if (len < HDR_SIZE)
-		return tier_err(-EBADMSG, "%s: plan truncated (%zu bytes)",
-				what, len);
+	rc = fmt_check_file(&plan_file, b, len, what);
+	if (rc)
+		return rc;
 	memset(&h, 0, sizeof(h));
 	memcpy(h.magic, b, 8);
 	h.version = fmt_get32(b + OFF(version));
-	next = fmt_get64(b + OFF(nextents));
-	if (h.version == FMT_VERSION) {
-		if (next > (len - HDR_SIZE) / EXT_SIZE)
-			return tier_err(-EBADMSG,
-					"%s: plan truncated (%zu bytes for %llu extents)",
-					what, len, (unsigned long long)next);
-		if (len != HDR_SIZE + next * EXT_SIZE)
-			return tier_err(-EBADMSG, "%s: plan has trailing bytes",
-					what);
-	}
-	rc = fmt_file_csum(b, len, OFF(checksum), &csum);
-	if (rc)
-		return rc;
 	h.checksum = fmt_get64(b + OFF(checksum));
-	if (csum != h.checksum)
-		return tier_err(-EBADMSG,
-				"%s: plan checksum mismatch (0x%016llx, expected 0x%016llx)",
-				what, (unsigned long long)csum,
-				(unsigned long long)h.checksum);
-	if (h.version != FMT_VERSION)
-		return tier_err(-EPROTO, "%s: plan format v%u, this build reads v%u",
-				what, h.version, FMT_VERSION);
+	next = fmt_get64(b + OFF(nextents));
 
 	h.policy = fmt_get32(b + OFF(policy));
 	h.npages = fmt_get64(b + OFF(npages));

@@ -3,7 +3,9 @@
  * The store: a directory of snapshots (STORE/snapshots/NAME), each a
  * manifest, a sparse copy of the image, traces and plans. Only whole,
  * checked files are ever visible under their final names (import and
- * util/file.c write then rename), so reading needs no locks.
+ * util/file.c write then rename), so reading needs no locks. Its public
+ * tier_store_* and tier_snap_* calls serve tierctl, the QEMU adapter and
+ * the restorer.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -14,13 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "store/fmt.h"
 #include "store/internal.h"
 #include "store/snap.h"
 #include "util/checksum.h"
 #include "util/err.h"
 #include "util/file.h"
-
-#define NAME_MAX_LEN	63
 
 const char *tier_version(void)
 {
@@ -29,30 +30,11 @@ const char *tier_version(void)
 
 /* ---------------------------------------------------------- helpers */
 
-int store_name_ok(const char *name)
-{
-	size_t i;
-
-	if (!name || !name[0] || name[0] == '.')
-		return 0;
-	for (i = 0; name[i]; i++) {
-		char c = name[i];
-
-		if (i >= NAME_MAX_LEN)
-			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-		      c == '-'))
-			return 0;
-	}
-	return 1;
-}
-
 int snap_check_name(const char *what, const char *name)
 {
 	if (!name)
 		return tier_err(-EINVAL, "%s name missing", what);
-	if (!store_name_ok(name))
+	if (!fmt_name_ok(name))
 		return tier_err(-EINVAL,
 				"bad %s name \"%.80s\": use 1..63 of [A-Za-z0-9._-], not starting with '.'",
 				what, name);
@@ -146,7 +128,7 @@ static int foreach_name(const char *path, const char *suffix, int want_dir,
 			rc = tier_err(-ENOMEM, "out of memory");
 			goto out;
 		}
-		if (!store_name_ok(name)) {
+		if (!fmt_name_ok(name)) {
 			free(name);
 			continue;
 		}
@@ -472,50 +454,6 @@ int tier_snap_verify_page(const struct tier_snap *snap, uint64_t page,
 
 /* ------------------------------------------------------------ traces */
 
-int tier_trace_import(struct tier_snap *snap, const char *name,
-		      const char *path)
-{
-	struct tier_trace_ent *ent;
-	size_t len, n;
-	void *buf;
-	int rc;
-
-	rc = snap_check_name("trace", name);
-	if (rc)
-		return rc;
-	rc = read_file(path, &buf, &len);
-	if (rc)
-		return rc;
-	rc = trace_parse_text(buf, len, snap->npages, path, &ent, &n);
-	free(buf);
-	if (rc)
-		return rc;
-	rc = trace_save(snap, name, ent, n, FMT_TRACE_SRC_IMPORT);
-	free(ent);
-	return rc;
-}
-
-int tier_trace_export(struct tier_snap *snap, const char *name, int fd)
-{
-	struct tier_trace_ent *ent;
-	char what[128];
-	size_t n, len;
-	char *text;
-	int rc;
-
-	rc = tier_trace_load(snap, name, &ent, &n);
-	if (rc)
-		return rc;
-	rc = trace_format_text(ent, n, &text, &len);
-	free(ent);
-	if (rc)
-		return rc;
-	snprintf(what, sizeof(what), "trace %s", name);
-	rc = write_full(fd, text, len, what);
-	free(text);
-	return rc;
-}
-
 int tier_trace_foreach(struct tier_snap *snap,
 		       int (*fn)(const char *name, void *arg), void *arg)
 {
@@ -523,28 +461,4 @@ int tier_trace_foreach(struct tier_snap *snap,
 
 	snprintf(dir, sizeof(dir), "%s/traces", snap->dir);
 	return foreach_name(dir, ".trace", 0, fn, arg);
-}
-
-int tier_trace_load(struct tier_snap *snap, const char *name,
-		    struct tier_trace_ent **ret, size_t *ret_n)
-{
-	char path[4096 + 96], what[160];
-	size_t len;
-	void *buf;
-	int rc;
-
-	rc = snap_check_name("trace", name);
-	if (rc)
-		return rc;
-	snap_trace_path(snap, name, path, sizeof(path));
-	rc = read_file(path, &buf, &len);
-	if (rc == -ENOENT)
-		return tier_err(-ENOENT, "snapshot %s: no trace %s", snap->name,
-				name);
-	if (rc)
-		return rc;
-	snprintf(what, sizeof(what), "snapshot %s: trace %s", snap->name, name);
-	rc = trace_decode(buf, len, what, snap->npages, ret, ret_n);
-	free(buf);
-	return rc;
 }

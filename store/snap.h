@@ -2,7 +2,9 @@
 #ifndef TIER_STORE_SNAP_H
 #define TIER_STORE_SNAP_H
 
-/* Internal view of the store and its snapshots (store/snap.c). */
+/* Internal view of the store and its snapshots (store/snap.c) and the
+ * codecs of its files (manifest.c, trace.c, plan.c, state.c), for the
+ * store's own files, the restorer and the tests. */
 
 #include <stddef.h>
 #include <stdint.h>

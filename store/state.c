@@ -3,7 +3,8 @@
  * A VMM's device state kept beside the memory image: QEMU's migration
  * stream saved with x-ignore-shared is ~300 KiB and holds no guest RAM,
  * only CPU and device state plus the small ROM blocks. It is opaque to us;
- * we keep it whole and prove it unchanged before handing it back.
+ * we keep it whole and prove it unchanged before handing it back. Import
+ * stores it; tier_snap_state_path() hands it to "tierctl restore".
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -3,7 +3,8 @@
  * Traces: which pages one run touched, in first-touch order, and how
  * (read only, written first, read then written). Two forms: the text one
  * people and other tools exchange (doc/tier-trace.5.scd) and the checked
- * binary one of store/format.h the store keeps.
+ * binary one of store/format.h the store keeps. The recorder saves them,
+ * "tierctl trace" moves them in and out, store/place.c reads them.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -11,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/internal.h"
+#include "store/fmt.h"
 #include "store/snap.h"
 #include "util/err.h"
 #include "util/file.h"
@@ -341,11 +342,29 @@ static int check_entries(const struct tier_trace_ent *ent, size_t n,
 	return 0;
 }
 
+static size_t trace_size(const void *hdr)
+{
+	uint64_t n = fmt_get64((const char *)hdr + OFF(nentries));
+
+	if (n > (SIZE_MAX - HDR_SIZE) / ENT_SIZE)
+		return 0;
+	return HDR_SIZE + n * ENT_SIZE;
+}
+
+static const struct fmt_file trace_file = {
+	.kind = "trace",
+	.magic = FMT_TRACE_MAGIC,
+	.hdr_size = HDR_SIZE,
+	.csum_off = OFF(checksum),
+	.count_off = OFF(nentries),
+	.count_name = "entries",
+	.size = trace_size,
+};
+
 int trace_encode(const struct tier_trace_ent *ent, size_t n, uint64_t npages,
 		 uint32_t source, void **ret, size_t *ret_len)
 {
 	size_t len, i;
-	uint64_t csum;
 	char *buf, *p;
 	int rc;
 
@@ -358,8 +377,6 @@ int trace_encode(const struct tier_trace_ent *ent, size_t n, uint64_t npages,
 	buf = calloc(1, len);
 	if (!buf)
 		return tier_err(-ENOMEM, "out of memory");
-	memcpy(buf + OFF(magic), FMT_TRACE_MAGIC, 8);
-	fmt_put32(buf + OFF(version), FMT_VERSION);
 	fmt_put32(buf + OFF(page_shift), TIER_PAGE_SHIFT);
 	fmt_put64(buf + OFF(npages), npages);
 	fmt_put64(buf + OFF(nentries), n);
@@ -370,12 +387,11 @@ int trace_encode(const struct tier_trace_ent *ent, size_t n, uint64_t npages,
 		fmt_put64(p + offsetof(struct fmt_trace_ent, t_ns), ent[i].t_ns);
 		fmt_put32(p + offsetof(struct fmt_trace_ent, kind), ent[i].kind);
 	}
-	rc = fmt_file_csum(buf, len, OFF(checksum), &csum);
+	rc = fmt_seal_file(&trace_file, buf, len);
 	if (rc) {
 		free(buf);
 		return rc;
 	}
-	fmt_put64(buf + OFF(checksum), csum);
 	*ret = buf;
 	*ret_len = len;
 	return 0;
@@ -386,40 +402,15 @@ int trace_decode(const void *buf, size_t len, const char *what,
 {
 	const char *b = buf, *p;
 	struct tier_trace_ent *ent;
-	uint64_t nent, csum, want, tn;
-	uint32_t version, src;
+	uint64_t nent, tn;
+	uint32_t src;
 	size_t i;
 	int rc;
 
-	if (len < 8 || memcmp(b, FMT_TRACE_MAGIC, 8))
-		return tier_err(-EBADMSG, "%s: not a tier trace", what);
-	if (len < HDR_SIZE)
-		return tier_err(-EBADMSG, "%s: trace truncated (%zu bytes)",
-				what, len);
-	version = fmt_get32(b + OFF(version));
-	nent = fmt_get64(b + OFF(nentries));
-	if (version == FMT_VERSION) {
-		if (nent > (len - HDR_SIZE) / ENT_SIZE)
-			return tier_err(-EBADMSG,
-					"%s: trace truncated (%zu bytes for %llu entries)",
-					what, len, (unsigned long long)nent);
-		if (len != HDR_SIZE + nent * ENT_SIZE)
-			return tier_err(-EBADMSG, "%s: trace has trailing bytes",
-					what);
-	}
-	rc = fmt_file_csum(b, len, OFF(checksum), &csum);
+	rc = fmt_check_file(&trace_file, b, len, what);
 	if (rc)
 		return rc;
-	want = fmt_get64(b + OFF(checksum));
-	if (csum != want)
-		return tier_err(-EBADMSG,
-				"%s: trace checksum mismatch (0x%016llx, expected 0x%016llx)",
-				what, (unsigned long long)csum,
-				(unsigned long long)want);
-	if (version != FMT_VERSION)
-		return tier_err(-EPROTO,
-				"%s: trace format v%u, this build reads v%u",
-				what, version, FMT_VERSION);
+	nent = fmt_get64(b + OFF(nentries));
 	if (fmt_get32(b + OFF(page_shift)) != TIER_PAGE_SHIFT)
 		return tier_err(-EBADMSG, "%s: page shift %u, expected %u",
 				what, fmt_get32(b + OFF(page_shift)),
@@ -473,6 +464,76 @@ int trace_save(struct tier_snap *s, const char *name,
 		snap_trace_path(s, name, path, sizeof(path));
 		rc = write_file_atomic(path, buf, len);
 	}
+	free(buf);
+	return rc;
+}
+
+/* ---------------------------------------------------------- public API */
+
+int tier_trace_import(struct tier_snap *snap, const char *name,
+		      const char *path)
+{
+	struct tier_trace_ent *ent;
+	size_t len, n;
+	void *buf;
+	int rc;
+
+	rc = snap_check_name("trace", name);
+	if (rc)
+		return rc;
+	rc = read_file(path, &buf, &len);
+	if (rc)
+		return rc;
+	rc = trace_parse_text(buf, len, snap->npages, path, &ent, &n);
+	free(buf);
+	if (rc)
+		return rc;
+	rc = trace_save(snap, name, ent, n, FMT_TRACE_SRC_IMPORT);
+	free(ent);
+	return rc;
+}
+
+int tier_trace_export(struct tier_snap *snap, const char *name, int fd)
+{
+	struct tier_trace_ent *ent;
+	char what[128];
+	size_t n, len;
+	char *text;
+	int rc;
+
+	rc = tier_trace_load(snap, name, &ent, &n);
+	if (rc)
+		return rc;
+	rc = trace_format_text(ent, n, &text, &len);
+	free(ent);
+	if (rc)
+		return rc;
+	snprintf(what, sizeof(what), "trace %s", name);
+	rc = write_full(fd, text, len, what);
+	free(text);
+	return rc;
+}
+
+int tier_trace_load(struct tier_snap *snap, const char *name,
+		    struct tier_trace_ent **ret, size_t *ret_n)
+{
+	char path[4096 + 96], what[160];
+	size_t len;
+	void *buf;
+	int rc;
+
+	rc = snap_check_name("trace", name);
+	if (rc)
+		return rc;
+	snap_trace_path(snap, name, path, sizeof(path));
+	rc = read_file(path, &buf, &len);
+	if (rc == -ENOENT)
+		return tier_err(-ENOENT, "snapshot %s: no trace %s", snap->name,
+				name);
+	if (rc)
+		return rc;
+	snprintf(what, sizeof(what), "snapshot %s: trace %s", snap->name, name);
+	rc = trace_decode(buf, len, what, snap->npages, ret, ret_n);
 	free(buf);
 	return rc;
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The only file that speaks userfaultfd(2). Everything above it sees
- * 0/-errno calls and struct uffd_ev; the kernel's sharp edges stay here:
+ * The only file that speaks userfaultfd(2). Everything above it (the
+ * restorer and recorder, bench/floor.c) sees 0/-errno calls and struct
+ * uffd_ev; the kernel's sharp edges stay here:
  *  - UFFDIO_API may be called once per fd and fails as a whole when one
  *    asked-for feature is missing, so the optional features are probed on
  *    a throw-away fd first and only the supported ones are requested.

@@ -4,9 +4,9 @@
  * plan_decode() (the first input byte picks one). Not built by default:
  *	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *		-DTIER_VERSION='"fuzz"' -I. -Iinclude tests/fuzz-manifest.c \
- *		store/manifest.c store/plan.c store/snap.c store/trace.c \
- *		placer/names.c util/err.c util/log.c util/file.c \
- *		util/checksum.c -lxxhash
+ *		store/fmt.c store/manifest.c store/plan.c store/snap.c \
+ *		store/trace.c placer/names.c util/err.c util/log.c \
+ *		util/file.c util/checksum.c -lxxhash
  *	./a.out -max_len=8192
  * Random bytes rarely pass the checksum; to reach the checks behind it,
  * build with -DFUZZ_RESEAL and the harness fixes the checksum first.
@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "store/internal.h"
 #include "store/snap.h"
 #include "util/checksum.h"
 

@@ -5,9 +5,9 @@
  * gives the image size in pages). Not built by default:
  *	clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
  *		-DTIER_VERSION='"fuzz"' -I. -Iinclude tests/fuzz-trace.c \
- *		store/manifest.c store/plan.c store/snap.c store/trace.c \
- *		placer/names.c util/err.c util/log.c util/file.c \
- *		util/checksum.c -lxxhash
+ *		store/fmt.c store/manifest.c store/plan.c store/snap.c \
+ *		store/trace.c placer/names.c util/err.c util/log.c \
+ *		util/file.c util/checksum.c -lxxhash
  *	./a.out -max_len=4096
  * Whatever parses must format and parse back to the same entries, and
  * encode and decode to them too. -DFUZZ_RESEAL fixes a binary trace's

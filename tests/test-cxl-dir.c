@@ -23,6 +23,7 @@
 #include <numaif.h>
 #endif
 
+#include "cxl/cxl-int.h"
 #include "cxl/cxl.h"
 #include "t.h"
 #include "util/uri.h"
@@ -291,7 +292,7 @@ static void check_nodes(const char *uristr, const char *dir, int node)
 #if HAVE_DEVDAX
 /*
  * The device-dax object table, on a regular file standing in for the
- * device (TIER_DEVDAX_EMULATE): allocation, commit, abort, replace,
+ * device (devdax_emulate()): allocation, commit, abort, replace,
  * persistence across opens, space reuse, and the two table copies.
  */
 static void check_devdax(const char *dir)
@@ -313,10 +314,13 @@ static void check_devdax(const char *dir)
 	snprintf(uristr, sizeof(uristr), "cxl=devdax:%s", path);
 	t_ok(uri_parse(uristr, URI_WANT_CXL, &uri));
 
-	/* Without the test switch a file is not a device. */
-	unsetenv("TIER_DEVDAX_EMULATE");
-	t_fails(cxl_open(&uri, &t), -ENODEV);
+	/* Without the test switch a file is not a device, whatever the
+	 * environment says (the switch once was TIER_DEVDAX_EMULATE). */
+	devdax_emulate(false);
 	setenv("TIER_DEVDAX_EMULATE", "1", 1);
+	t_fails(cxl_open(&uri, &t), -ENODEV);
+	unsetenv("TIER_DEVDAX_EMULATE");
+	devdax_emulate(true);
 
 	memset(a, 'a', sizeof(a));
 	memset(b, 'b', sizeof(b));
@@ -405,7 +409,7 @@ static void check_devdax(const char *dir)
 	t_ok(cxl_open(&uri, &t));
 	t_fails(cxl_obj_open(t, "s/x", &o), -EBADMSG);
 	cxl_close(t);
-	unsetenv("TIER_DEVDAX_EMULATE");
+	devdax_emulate(false);
 	unlink(path);
 }
 #endif

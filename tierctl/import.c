@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * "tierctl import": parses --region tables and --state, then hands the
+ * image to tier_import() (store/import.c) with a progress line on
+ * stderr. Dispatched from tierctl/tierctl.c.
+ */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,6 +12,7 @@
 
 #include "tier.h"
 #include "tierctl/tierctl.h"
+#include "util/size.h"
 
 static const char import_usage[] =
 	"usage: tierctl import [options] SNAP IMAGE\n"

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* "tierctl list": the store's snapshots, one line each (size, zero pages,
+ * traces, plans), by tier_store_foreach(). Dispatched from tierctl/tierctl.c. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * "tierctl place": the options into a struct tier_place_attr, then
+ * tier_place() (store/place.c) for one policy or all, and a line per plan.
+ * Dispatched from tierctl/tierctl.c.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -7,6 +12,7 @@
 
 #include "tier.h"
 #include "tierctl/tierctl.h"
+#include "util/size.h"
 #include "util/uri.h"
 
 static const char place_usage[] =
@@ -30,7 +36,19 @@ static const char place_usage[] =
 	"  --cxl-capacity SIZE  CXL tier capacity, K/M/G/T suffixes (default: unlimited)\n"
 	"  -h, --help           show this help\n";
 
-int cmd_place(int argc, char **argv)
+/* What the options say besides @attr: the store, the policies to place. */
+struct place_args {
+	const char *store_path;
+	const char **traces;		/* malloc()ed, NULL-terminated */
+	unsigned ntraces;
+	enum tier_policy first, last;
+};
+
+/* Fills @attr and @a from the command line; returns -1 to go on, else the
+ * exit status (usage or the reason printed). @a->traces is the caller's to
+ * free either way. */
+static int parse_args(int argc, char **argv, struct tier_place_attr *attr,
+		      struct place_args *a)
 {
 	static const struct option opts[] = {
 		STORE_OPTION,
@@ -44,102 +62,100 @@ int cmd_place(int argc, char **argv)
 		{ "help",         no_argument,       NULL, 'h' },
 		{ 0 }
 	};
-	struct tier_place_attr attr = { 0 };
-	const char *store_path = NULL, *policy = "tiered";
-	const char **traces = NULL, **tmp;
-	struct tier_plan_info info;
-	struct tier_store *store;
-	struct tier_snap *snap;
+	const char *policy = "tiered", **tmp;
 	struct tier_uri uri;
-	enum tier_policy first, last, p;
-	char b1[32], b2[32], b3[32];
-	unsigned ntraces = 0;
 	uint64_t v;
 	char *end;
-	int c, rc = 0;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_STORE:
-			store_path = optarg;
+			a->store_path = optarg;
 			break;
 		case 'p':
 			policy = optarg;
 			break;
 		case 'c':
-			attr.cxl = optarg;
+			attr->cxl = optarg;
 			break;
 		case 'P':
-			attr.pool = optarg;
+			attr->pool = optarg;
 			break;
 		case 't':
-			tmp = realloc(traces, (ntraces + 2) * sizeof(*traces));
+			tmp = realloc(a->traces, (a->ntraces + 2) * sizeof(*tmp));
 			if (!tmp) {
-				free(traces);
 				fprintf(stderr, "%s: out of memory\n", argv[0]);
 				return 1;
 			}
-			traces = tmp;
-			traces[ntraces++] = optarg;
-			traces[ntraces] = NULL;
+			a->traces = tmp;
+			a->traces[a->ntraces++] = optarg;
+			a->traces[a->ntraces] = NULL;
 			break;
 		case 'f':
-			attr.confidence = strtod(optarg, &end);
-			if (*end || end == optarg || !(attr.confidence > 0 &&
-						       attr.confidence <= 1)) {
-				free(traces);
+			attr->confidence = strtod(optarg, &end);
+			if (*end || end == optarg || !(attr->confidence > 0 &&
+						       attr->confidence <= 1))
 				return cli_bad(argv[0], place_usage,
 					       "bad confidence '%s': want a number in (0, 1]",
 					       optarg);
-			}
 			break;
 		case 'g':
-			if (parse_uint(optarg, 1U << 30, &v)) {
-				free(traces);
+			if (parse_uint(optarg, 1U << 30, &v))
 				return cli_bad(argv[0], place_usage, "bad gap '%s'", optarg);
-			}
-			attr.gap = v ? (unsigned)v : TIER_PLACE_NO_GAP;
+			attr->gap = v ? (unsigned)v : TIER_PLACE_NO_GAP;
 			break;
 		case 'C':
-			if (parse_size(optarg, &attr.cxl_capacity)) {
-				free(traces);
+			if (parse_size(optarg, &attr->cxl_capacity))
 				return cli_bad(argv[0], place_usage, "%s", tier_errmsg());
-			}
 			break;
 		case 'h':
-			free(traces);
 			return cli_usage(place_usage, 0);
 		default:
-			free(traces);
 			return cli_usage(place_usage, 2);
 		}
 	}
-	attr.traces = traces;
-	if (optind != argc - 1) {
-		free(traces);
+	attr->traces = a->traces;
+	if (optind != argc - 1)
 		return cli_usage(place_usage, 2);
-	}
 	if (!strcmp(policy, "all")) {
-		first = 0;
-		last = TIER_POLICY_MAX - 1;
-	} else if (tier_policy_parse(policy, &first)) {
-		free(traces);
+		a->first = 0;
+		a->last = TIER_POLICY_MAX - 1;
+	} else if (tier_policy_parse(policy, &a->first)) {
 		return cli_bad(argv[0], place_usage, "%s", tier_errmsg());
 	} else {
-		last = first;
+		a->last = a->first;
 	}
 	/* a wrong URI is reported before any snapshot is touched */
-	if ((attr.cxl && uri_parse(attr.cxl, URI_WANT_CXL, &uri)) ||
-	    (attr.pool && uri_parse(attr.pool, URI_WANT_POOL, &uri))) {
-		free(traces);
+	if ((attr->cxl && uri_parse(attr->cxl, URI_WANT_CXL, &uri)) ||
+	    (attr->pool && uri_parse(attr->pool, URI_WANT_POOL, &uri)))
 		return cli_fail(argv[0]);
-	}
+	return -1;
+}
 
-	if (cli_open_snap(argv[0], store_path, argv[optind], &store, &snap)) {
-		free(traces);
+int cmd_place(int argc, char **argv)
+{
+	struct tier_place_attr attr = { 0 };
+	struct place_args a = { 0 };
+	struct tier_plan_info info;
+	struct tier_store *store;
+	struct tier_snap *snap;
+	enum tier_policy p;
+	char b1[32], b2[32], b3[32];
+	int rc;
+
+	rc = parse_args(argc, argv, &attr, &a);
+	if (rc >= 0) {
+		free(a.traces);
+		return rc;
+	}
+	rc = 0;
+
+	if (cli_open_snap(argv[0], a.store_path, argv[optind], &store, &snap)) {
+		free(a.traces);
 		return 1;
 	}
-	for (p = first; p <= last; p++) {
+	for (p = a.first; p <= a.last; p++) {
 		if (tier_place(snap, p, &attr) || tier_plan_info(snap, p, &info)) {
 			rc = cli_fail(argv[0]);
 			break;
@@ -158,6 +174,6 @@ int cmd_place(int argc, char **argv)
 	}
 	tier_snap_close(snap);
 	tier_store_close(store);
-	free(traces);
+	free(a.traces);
 	return rc;
 }

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* "tierctl pool serve": runs the pool server of rdma/server.c in the
+ * foreground until SIGINT or SIGTERM. Dispatched from tierctl/tierctl.c. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -9,6 +11,7 @@
 #include "tierctl/tierctl.h"
 #include "rdma/pool.h"
 #include "util/err.h"
+#include "util/size.h"
 #include "util/uri.h"
 
 static const char serve_usage[] =

@@ -23,6 +23,7 @@
 #include "store/snap.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "util/size.h"
 #include "util/uri.h"
 
 static const char replay_usage[] =
@@ -565,7 +566,16 @@ static void print_human(const struct replay_cfg *cfg, const char *trace,
 		       fmt_bytes(res[i].anon_rss, b2, sizeof(b2)));
 }
 
-int cmd_replay(int argc, char **argv)
+/* What the options say beyond the restore itself (struct replay_cfg). */
+struct replay_args {
+	const char *store_path, *trace, *trace_file, *policy;
+	int json;
+};
+
+/* Fills @cfg and @a from the command line; returns -1 to go on, else the
+ * exit status (usage printed, or the reason). */
+static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
+		      struct replay_args *a)
 {
 	static const struct option opts[] = {
 		STORE_OPTION,
@@ -580,55 +590,45 @@ int cmd_replay(int argc, char **argv)
 		{ "help",       no_argument,       NULL, 'h' },
 		{ 0 }
 	};
-	struct replay_cfg cfg = { .instances = 1, .ready_fd = -1, .go_fd = -1 };
-	const char *store_path = NULL, *trace = NULL, *trace_file = NULL;
-	const char *policy = "tiered";
-	struct tier_trace_ent *ent = NULL;
-	struct replay_result *res = NULL;
-	struct tier_store *store;
 	struct tier_uri uri;
-	struct totals t;
-	char first[64];
-	int c, json = 0, rc = 1, failed = 0, *got = NULL;
 	uint64_t v;
-	unsigned i;
+	int c;
 
-	cmd_name = cfg.cmd = argv[0];
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_STORE:
-			store_path = optarg;
+			a->store_path = optarg;
 			break;
 		case 't':
-			trace = optarg;
+			a->trace = optarg;
 			break;
 		case 'T':
-			trace_file = optarg;
+			a->trace_file = optarg;
 			break;
 		case 'p':
-			policy = optarg;
+			a->policy = optarg;
 			break;
 		case 'n':
 			if (parse_uint(optarg, MAX_INSTANCES, &v) || !v)
 				return cli_bad(argv[0], replay_usage,
 					       "bad instance count '%s': want 1..%u",
 					       optarg, MAX_INSTANCES);
-			cfg.instances = v;
+			cfg->instances = v;
 			break;
 		case 'P':
 			if (parse_uint(optarg, 1U << 20, &v))
 				return cli_bad(argv[0], replay_usage,
 					       "bad prefetch '%s'", optarg);
-			cfg.attr.prefetch = v;
+			cfg->attr.prefetch = v;
 			break;
 		case 'c':
-			cfg.attr.cxl = optarg;
+			cfg->attr.cxl = optarg;
 			break;
 		case 'o':
-			cfg.attr.pool = optarg;
+			cfg->attr.pool = optarg;
 			break;
 		case 'j':
-			json = 1;
+			a->json = 1;
 			break;
 		case 'h':
 			return cli_usage(replay_usage, 0);
@@ -638,20 +638,61 @@ int cmd_replay(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return cli_usage(replay_usage, 2);
-	if (trace && trace_file)
+	if (a->trace && a->trace_file)
 		return cli_bad(argv[0], replay_usage,
 			       "--trace and --trace-file are exclusive");
-	if (tier_policy_parse(policy, &cfg.attr.policy))
+	if (tier_policy_parse(a->policy, &cfg->attr.policy))
 		return cli_bad(argv[0], replay_usage, "%s", tier_errmsg());
-	if ((cfg.attr.cxl && uri_parse(cfg.attr.cxl, URI_WANT_CXL, &uri)) ||
-	    (cfg.attr.pool && uri_parse(cfg.attr.pool, URI_WANT_POOL, &uri)))
+	if ((cfg->attr.cxl && uri_parse(cfg->attr.cxl, URI_WANT_CXL, &uri)) ||
+	    (cfg->attr.pool && uri_parse(cfg->attr.pool, URI_WANT_POOL, &uri)))
 		return cli_fail(argv[0]);
+	return -1;
+}
+
+/* Prints each failed instance's error once (@got: its result arrived);
+ * returns how many failed. */
+static unsigned report_failures(const struct replay_cfg *cfg,
+				const struct replay_result *res, const int *got)
+{
+	unsigned i, failed = 0;
+
+	for (i = 0; i < cfg->instances; i++) {
+		if (!res[i].failed)
+			continue;
+		failed++;
+		if (!got[i] || !res[i].err[0])
+			continue;
+		if (cfg->instances > 1)
+			fprintf(stderr, "%s: instance %u: %s\n", cfg->cmd, i,
+				res[i].err);
+		else
+			fprintf(stderr, "%s: %s\n", cfg->cmd, res[i].err);
+	}
+	return failed;
+}
+
+int cmd_replay(int argc, char **argv)
+{
+	struct replay_cfg cfg = { .instances = 1, .ready_fd = -1, .go_fd = -1 };
+	struct replay_args a = { .policy = "tiered" };
+	struct tier_trace_ent *ent = NULL;
+	struct replay_result *res = NULL;
+	struct tier_store *store;
+	struct totals t;
+	char first[64];
+	int rc, *got = NULL;
+
+	cmd_name = cfg.cmd = argv[0];
+	rc = parse_args(argc, argv, &cfg, &a);
+	if (rc >= 0)
+		return rc;
+	rc = 1;		/* until a report is printed */
 	cfg.attr.on_error = on_restore_error;
 
-	if (cli_open_snap(argv[0], store_path, argv[optind], &store, &cfg.snap))
+	if (cli_open_snap(argv[0], a.store_path, argv[optind], &store, &cfg.snap))
 		return 1;
 
-	if (load_trace(&cfg, trace_file, &trace, first, &ent) ||
+	if (load_trace(&cfg, a.trace_file, &a.trace, first, &ent) ||
 	    ensure_plan(&cfg)) {
 		cli_fail(argv[0]);
 		goto out;
@@ -673,26 +714,14 @@ int cmd_replay(int argc, char **argv)
 	}
 
 	/* errors are reported once each; a failed run prints no report */
-	for (i = 0; i < cfg.instances; i++) {
-		if (!res[i].failed)
-			continue;
-		failed++;
-		if (got[i] && res[i].err[0]) {
-			if (cfg.instances > 1)
-				fprintf(stderr, "%s: instance %u: %s\n", argv[0], i,
-					res[i].err);
-			else
-				fprintf(stderr, "%s: %s\n", argv[0], res[i].err);
-		}
-	}
-	if (failed)
+	if (report_failures(&cfg, res, got))
 		goto out;
 
 	sum_results(res, cfg.instances, &t);
-	if (json)
-		print_json(&cfg, trace, res, &t);
+	if (a.json)
+		print_json(&cfg, a.trace, res, &t);
 	else
-		print_human(&cfg, trace, res, &t);
+		print_human(&cfg, a.trace, res, &t);
 	rc = t.mismatches ? 1 : 0;
 out:
 	free(got);

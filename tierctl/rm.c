@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* "tierctl rm": removes a snapshot with everything it holds in the store
+ * (tier_snap_remove()). Dispatched from tierctl/tierctl.c. */
 #include <getopt.h>
 #include <stdio.h>
 

@@ -1,4 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * "tierctl show": a snapshot and each plan's classes, tiers and placer
+ * parameters, as text or --json, and the page map of tierctl/map.c.
+ * Dispatched from tierctl/tierctl.c.
+ */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -160,6 +165,73 @@ static void print_json_plan(const struct plan_view *v)
 	       (unsigned long long)v->cxl_capacity);
 }
 
+/* The snapshot, its plans @views and the --map file, as one JSON object. */
+static void print_snap_json(struct tier_snap *snap, const struct plan_view *views,
+			    int nviews, const char *map)
+{
+	unsigned r;
+	int i;
+
+	printf("{\"snapshot\":");
+	json_str(stdout, tier_snap_name(snap));
+	printf(",\"created_ns\":%llu,\"size\":%llu,\"pages\":%llu,"
+	       "\"zero_pages\":%llu,\"traces\":%u,\"regions\":[",
+	       (unsigned long long)tier_snap_created(snap),
+	       (unsigned long long)tier_snap_size(snap),
+	       (unsigned long long)tier_snap_npages(snap),
+	       (unsigned long long)tier_snap_nzero(snap),
+	       snap_ntraces(snap));
+	for (r = 0; r < tier_snap_nregions(snap); r++)
+		printf("%s{\"offset\":%llu,\"length\":%llu}", r ? "," : "",
+		       (unsigned long long)tier_snap_region(snap, r)->offset,
+		       (unsigned long long)tier_snap_region(snap, r)->length);
+	printf("],\"plans\":[");
+	for (i = 0; i < nviews; i++) {
+		if (i)
+			putchar(',');
+		print_json_plan(&views[i]);
+	}
+	printf("]");
+	if (map) {
+		printf(",\"map\":");
+		json_str(stdout, map);
+	}
+	printf("}\n");
+}
+
+/* The same for people. */
+static void print_snap_human(struct tier_snap *snap, const struct plan_view *views,
+			     int nviews, const char *map)
+{
+	char sz[40];
+	unsigned r;
+	int i;
+
+	printf("snapshot %s: %s, %llu pages, %llu zero (%.1f%%), "
+	       "%u region%s, %u trace%s\n", tier_snap_name(snap),
+	       fmt_bytes(tier_snap_size(snap), sz, sizeof(sz)),
+	       (unsigned long long)tier_snap_npages(snap),
+	       (unsigned long long)tier_snap_nzero(snap),
+	       pct(tier_snap_nzero(snap), tier_snap_npages(snap)),
+	       tier_snap_nregions(snap),
+	       tier_snap_nregions(snap) == 1 ? "" : "s",
+	       snap_ntraces(snap), snap_ntraces(snap) == 1 ? "" : "s");
+	printf("  imported %s\n", fmt_time(tier_snap_created(snap), sz,
+					       sizeof(sz)));
+	for (r = 0; r < tier_snap_nregions(snap); r++)
+		printf("  region %u   offset 0x%llx, %s\n", r,
+		       (unsigned long long)tier_snap_region(snap, r)->offset,
+		       fmt_bytes(tier_snap_region(snap, r)->length, sz, sizeof(sz)));
+	for (i = 0; i < nviews; i++)
+		print_human(snap, &views[i]);
+	if (!nviews)
+		printf("\nno plans; run \"tierctl place %s\"\n",
+		       tier_snap_name(snap));
+	if (map)
+		printf("\nmap of plan %s written to %s\n",
+		       tier_policy_name(views[0].info.policy), map);
+}
+
 int cmd_show(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -176,9 +248,7 @@ int cmd_show(int argc, char **argv)
 	struct tier_snap *snap;
 	struct plan_view *views = NULL;
 	enum tier_policy p, want = 0;
-	int c, json = 0, rc = 1, nviews = 0, i;
-	char sz[40];
-	unsigned r;
+	int c, json = 0, rc = 1, nviews = 0;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -237,57 +307,10 @@ int cmd_show(int argc, char **argv)
 		}
 	}
 
-	if (json) {
-		printf("{\"snapshot\":");
-		json_str(stdout, tier_snap_name(snap));
-		printf(",\"created_ns\":%llu,\"size\":%llu,\"pages\":%llu,"
-		       "\"zero_pages\":%llu,\"traces\":%u,\"regions\":[",
-		       (unsigned long long)tier_snap_created(snap),
-		       (unsigned long long)tier_snap_size(snap),
-		       (unsigned long long)tier_snap_npages(snap),
-		       (unsigned long long)tier_snap_nzero(snap),
-		       snap_ntraces(snap));
-		for (r = 0; r < tier_snap_nregions(snap); r++)
-			printf("%s{\"offset\":%llu,\"length\":%llu}", r ? "," : "",
-			       (unsigned long long)tier_snap_region(snap, r)->offset,
-			       (unsigned long long)tier_snap_region(snap, r)->length);
-		printf("],\"plans\":[");
-		for (i = 0; i < nviews; i++) {
-			if (i)
-				putchar(',');
-			print_json_plan(&views[i]);
-		}
-		printf("]");
-		if (map) {
-			printf(",\"map\":");
-			json_str(stdout, map);
-		}
-		printf("}\n");
-	} else {
-		printf("snapshot %s: %s, %llu pages, %llu zero (%.1f%%), "
-		       "%u region%s, %u trace%s\n", tier_snap_name(snap),
-		       fmt_bytes(tier_snap_size(snap), sz, sizeof(sz)),
-		       (unsigned long long)tier_snap_npages(snap),
-		       (unsigned long long)tier_snap_nzero(snap),
-		       pct(tier_snap_nzero(snap), tier_snap_npages(snap)),
-		       tier_snap_nregions(snap),
-		       tier_snap_nregions(snap) == 1 ? "" : "s",
-		       snap_ntraces(snap), snap_ntraces(snap) == 1 ? "" : "s");
-		printf("  imported %s\n", fmt_time(tier_snap_created(snap), sz,
-						       sizeof(sz)));
-		for (r = 0; r < tier_snap_nregions(snap); r++)
-			printf("  region %u   offset 0x%llx, %s\n", r,
-			       (unsigned long long)tier_snap_region(snap, r)->offset,
-			       fmt_bytes(tier_snap_region(snap, r)->length, sz, sizeof(sz)));
-		for (i = 0; i < nviews; i++)
-			print_human(snap, &views[i]);
-		if (!nviews)
-			printf("\nno plans; run \"tierctl place %s\"\n",
-			       tier_snap_name(snap));
-		if (map)
-			printf("\nmap of plan %s written to %s\n",
-			       tier_policy_name(views[0].info.policy), map);
-	}
+	if (json)
+		print_snap_json(snap, views, nviews, map);
+	else
+		print_snap_human(snap, views, nviews, map);
 	rc = 0;
 out:
 	free(views);

@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* tierctl's main: the command table (one file per command, declared in
+ * tierctl/tierctl.h), its dispatch and "tierctl help". */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

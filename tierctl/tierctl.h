@@ -53,11 +53,6 @@ int cli_bad(const char *cmd, const char *usage, const char *fmt, ...)
 int cli_open_snap(const char *cmd, const char *store_path, const char *name,
 		  struct tier_store **ret_store, struct tier_snap **ret_snap);
 
-/* "4096", "0x1000", "4K", "1.5G" (K/M/G/T, powers of 1024). -EINVAL. */
-int parse_size(const char *s, uint64_t *ret);
-/* A plain unsigned decimal or 0x number. -EINVAL. */
-int parse_uint(const char *s, uint64_t max, uint64_t *ret);
-
 /* "1.5 MiB" into @buf. */
 const char *fmt_bytes(uint64_t bytes, char *buf, size_t len);
 /* CLOCK_REALTIME ns as "2026-12-02 14:54:12 UTC" into @buf ("unknown": 0). */

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* "tierctl trace import|export|list": the text form of traces in and
+ * out of the store (tier_trace_import(), _export(), _foreach() of
+ * store/trace.c and store/snap.c). Dispatched from tierctl/tierctl.c. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -323,8 +323,7 @@ static int adapter_ctl(const struct vm_tmp *t, const char *lines, pid_t pid)
 
 			if (fd >= 0)
 				close(fd);
-			errno = err;
-			return tier_err(-errno, "adapter control %s: %m", t->ctl);
+			return tier_err(-err, "adapter control %s: %m", t->ctl);
 		}
 		if (fd >= 0)
 			close(fd);
@@ -344,10 +343,105 @@ static int adapter_ctl(const struct vm_tmp *t, const char *lines, pid_t pid)
 	return 0;
 }
 
+/* The child: QEMU with the adapter preloaded, told through its
+ * environment what to serve and where to report. */
+static void __attribute__((noreturn))
+exec_qemu(char **argv, struct tier_store *store, const char *snapname,
+	  const struct vm_opts *o, const struct qemu_args *qa,
+	  const struct vm_tmp *t)
+{
+	setenv("LD_PRELOAD", adapter_path(), 1);
+	setenv("TIER_QEMU_RAMFILE", qa->ramfile, 1);
+	setenv("TIER_QEMU_SNAP", snapname, 1);
+	setenv("TIER_STORE", tier_store_path(store), 1);
+	setenv("TIER_QEMU_MODE", o->record ? "record" : "restore", 1);
+	setenv("TIER_QEMU_CTL", t->ctl, 1);
+	setenv("TIER_QEMU_ERRFILE", t->err, 1);
+	setenv("TIER_QEMU_STATS", t->stats, 1);
+	if (o->policy)
+		setenv("TIER_QEMU_POLICY", o->policy, 1);
+	if (o->cxl)
+		setenv("TIER_QEMU_CXL", o->cxl, 1);
+	if (o->pool)
+		setenv("TIER_QEMU_POOL", o->pool, 1);
+	if (o->trace)
+		setenv("TIER_QEMU_TRACE", o->trace, 1);
+	execvp(argv[0], argv);
+	fprintf(stderr, "tierctl %s: %s: %s\n", o->cmd, argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* Over QMP: load the device state from @state and continue the guest. */
+static int qmp_resume(struct qmp *q, const char *state)
+{
+	char incoming[PATH_MAX + 128];
+	int rc;
+
+	rc = qmp_exec(q, "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
+		      "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": true}]}}",
+		      NULL, 0, 5000);
+	if (!rc) {
+		snprintf(incoming, sizeof(incoming),
+			 "{\"execute\": \"migrate-incoming\", \"arguments\": {\"uri\": \"exec:cat %s\"}}",
+			 state);
+		rc = qmp_exec(q, incoming, NULL, 0, 5000);
+	}
+	if (!rc)
+		rc = qmp_wait_migration(q, 60000);
+	if (!rc)
+		rc = qmp_exec(q, "{\"execute\": \"cont\"}", NULL, 0, 5000);
+	return rc;
+}
+
+/*
+ * Sends each --workload line on the serial socket and prints its answer;
+ * after the last, has the adapter save the trace (record) and write its
+ * statistics, then quits QEMU. A failure is the caller's to hand to
+ * qemu_failed().
+ */
+static int run_workloads(const struct vm_opts *o, const struct qemu_args *qa,
+			 const struct vm_tmp *t, struct qmp *q, pid_t pid,
+			 const char *snapname, double t0)
+{
+	char reply[4096], ctl[300];
+	int rc, i;
+
+	for (i = 0; i < o->nworkloads; i++) {
+		char answer[4096];
+
+		rc = serial_request(qa->serial, o->workloads[i], answer,
+				    sizeof(answer), o->answer_timeout_ms);
+		if (rc)
+			return rc;
+		printf("%s\n", answer);
+		fflush(stdout);
+		fprintf(stderr, "tierctl %s: %s: answer %d after %.1f ms (QEMU start)\n",
+			o->cmd, snapname, i + 1, now_ms() - t0);
+	}
+	if (!o->nworkloads)
+		return 0;
+	/* Cut the trace and measure at the answer, not at QEMU's exit. */
+	if (o->record)
+		snprintf(ctl, sizeof(ctl), "save %s\nstats\n",
+			 o->trace ? o->trace : "qemu");
+	else
+		snprintf(ctl, sizeof(ctl), "stats\n");
+	rc = adapter_ctl(t, ctl, pid);
+	if (!rc && !access(t->err, F_OK)) {
+		qmp_exec(q, "{\"execute\": \"quit\"}", reply,
+			 sizeof(reply), 5000);
+		rc = tier_err(-EIO, "the adapter reported an error");
+	}
+	if (rc)
+		return rc;
+	qmp_exec(q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5000);
+	return 0;
+}
+
 static int run(struct tier_store *store, const char *snapname,
 	       const struct vm_opts *o, int qargc, char **qargv)
 {
-	char state[PATH_MAX], incoming[PATH_MAX + 128], reply[4096], ctl[300];
+	char state[PATH_MAX];
 	const char *cmd = o->cmd;
 	struct vm_tmp t = { .dir = "/tmp/tierctl-vm-XXXXXX" };
 	struct tier_snap *snap;
@@ -404,44 +498,13 @@ static int run(struct tier_store *store, const char *snapname,
 		free(argv);
 		goto fail_tmp;
 	}
-	if (pid == 0) {
-		setenv("LD_PRELOAD", adapter_path(), 1);
-		setenv("TIER_QEMU_RAMFILE", qa.ramfile, 1);
-		setenv("TIER_QEMU_SNAP", snapname, 1);
-		setenv("TIER_STORE", tier_store_path(store), 1);
-		setenv("TIER_QEMU_MODE", o->record ? "record" : "restore", 1);
-		setenv("TIER_QEMU_CTL", t.ctl, 1);
-		setenv("TIER_QEMU_ERRFILE", t.err, 1);
-		setenv("TIER_QEMU_STATS", t.stats, 1);
-		if (o->policy)
-			setenv("TIER_QEMU_POLICY", o->policy, 1);
-		if (o->cxl)
-			setenv("TIER_QEMU_CXL", o->cxl, 1);
-		if (o->pool)
-			setenv("TIER_QEMU_POOL", o->pool, 1);
-		if (o->trace)
-			setenv("TIER_QEMU_TRACE", o->trace, 1);
-		execvp(argv[0], argv);
-		fprintf(stderr, "tierctl %s: %s: %s\n", cmd, argv[0], strerror(errno));
-		_exit(127);
-	}
+	if (pid == 0)
+		exec_qemu(argv, store, snapname, o, &qa, &t);
 	free(argv);
 
 	rc = qmp_attach(qa.qmp, pid, 20000, &q);
 	if (!rc)
-		rc = qmp_exec(q, "{\"execute\": \"migrate-set-capabilities\", \"arguments\": "
-			      "{\"capabilities\": [{\"capability\": \"x-ignore-shared\", \"state\": true}]}}",
-			      NULL, 0, 5000);
-	if (!rc) {
-		snprintf(incoming, sizeof(incoming),
-			 "{\"execute\": \"migrate-incoming\", \"arguments\": {\"uri\": \"exec:cat %s\"}}",
-			 state);
-		rc = qmp_exec(q, incoming, NULL, 0, 5000);
-	}
-	if (!rc)
-		rc = qmp_wait_migration(q, 60000);
-	if (!rc)
-		rc = qmp_exec(q, "{\"execute\": \"cont\"}", NULL, 0, 5000);
+		rc = qmp_resume(q, state);
 	t_cont = now_ms();
 	if (rc) {
 		rc = qemu_failed(pid, &t, snapname, rc);
@@ -450,38 +513,10 @@ static int run(struct tier_store *store, const char *snapname,
 	fprintf(stderr, "tierctl %s: %s: guest running %.0f ms after QEMU start\n",
 		cmd, snapname, t_cont - t0);
 
-	for (i = 0; i < o->nworkloads; i++) {
-		char answer[4096];
-
-		rc = serial_request(qa.serial, o->workloads[i], answer,
-				    sizeof(answer), o->answer_timeout_ms);
-		if (rc) {
-			rc = qemu_failed(pid, &t, snapname, rc);
-			goto fail_q;
-		}
-		printf("%s\n", answer);
-		fflush(stdout);
-		fprintf(stderr, "tierctl %s: %s: answer %d after %.1f ms (QEMU start)\n",
-			cmd, snapname, i + 1, now_ms() - t0);
-	}
-	if (o->nworkloads) {
-		/* Cut the trace and measure at the answer, not at QEMU's exit. */
-		if (o->record)
-			snprintf(ctl, sizeof(ctl), "save %s\nstats\n",
-				 o->trace ? o->trace : "qemu");
-		else
-			snprintf(ctl, sizeof(ctl), "stats\n");
-		rc = adapter_ctl(&t, ctl, pid);
-		if (!rc && !access(t.err, F_OK)) {
-			qmp_exec(q, "{\"execute\": \"quit\"}", reply,
-				 sizeof(reply), 5000);
-			rc = tier_err(-EIO, "the adapter reported an error");
-		}
-		if (rc) {
-			rc = qemu_failed(pid, &t, snapname, rc);
-			goto fail_q;
-		}
-		qmp_exec(q, "{\"execute\": \"quit\"}", reply, sizeof(reply), 5000);
+	rc = run_workloads(o, &qa, &t, q, pid, snapname, t0);
+	if (rc) {
+		rc = qemu_failed(pid, &t, snapname, rc);
+		goto fail_q;
 	}
 	qmp_close(q);
 	q = NULL;

@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* tier_csum and tier_is_zero (util/checksum.h): the only caller of
+ * libxxhash, for the store's page and file checksums and the restorer's
+ * checks of what it installs. */
 #include <string.h>
 #include <xxhash.h>
 

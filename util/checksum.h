@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* XXH3-64 (libxxhash), seed 0: page checksums and file checksums. */
+/* XXH3-64 (libxxhash), seed 0: page checksums and file checksums, for the
+ * store, the restorer's checks and the tiers' (util/checksum.c). */
 uint64_t tier_csum(const void *buf, size_t len);
 
 /* True if @len bytes (a multiple of 8, 8-aligned) are all zero. */

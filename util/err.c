@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The thread-local failure reason (util/err.h): tier_err() at every
+ * failure site of the library, tier_errmsg() for its callers. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,7 +20,9 @@ int tier_err(int rc, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	errno = saved;
+	/* %m is the reason of @rc, whatever ran since the failure */
+	if (rc < 0)
+		errno = -rc;
 	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
 	va_end(ap);
 	tier_log(TIER_LOG_DEBUG, "error %d: %s", rc, errmsg);
@@ -29,12 +33,16 @@ int tier_err(int rc, const char *fmt, ...)
 int tier_err_ctx(int rc, const char *fmt, ...)
 {
 	char old[ERRMSG_MAX], ctx[ERRMSG_MAX / 2];
+	int saved = errno;
 	va_list ap;
 
 	memcpy(old, errmsg, sizeof(old));
 	va_start(ap, fmt);
+	if (rc < 0)
+		errno = -rc;
 	vsnprintf(ctx, sizeof(ctx), fmt, ap);
 	va_end(ap);
+	errno = saved;
 	/* the context goes first; the old reason is cut if both don't fit */
 	snprintf(errmsg, sizeof(errmsg), "%s: %.*s", ctx,
 		 (int)(sizeof(errmsg) - strlen(ctx) - 3), old);

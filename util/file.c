@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* Whole-file I/O (util/file.h): full reads and writes that retry short
+ * ones, write-then-rename, mkdir -p. Used by the store, the dir and numa
+ * tiers and tierctl; errors name the path. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>

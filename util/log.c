@@ -1,4 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The debug trace (util/log.h): tier_log() from tier_err(), the pool and
+ * the restorer, to the tier_set_log_fn() hook or, when TIER_LOG asks for
+ * it, stderr. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

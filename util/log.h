@@ -3,8 +3,9 @@
 #define TIER_UTIL_LOG_H
 
 /*
- * The library's only output: handed to the hook of tier_set_log_fn(), or
- * written to stderr when TIER_LOG=debug|info|err asks for it.
+ * The library's only output (util/log.c): handed to the hook of
+ * tier_set_log_fn(), or written to stderr when TIER_LOG=debug|info|err
+ * asks for it; tier_dbg() is the shorthand for a debug line.
  */
 void tier_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

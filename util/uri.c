@@ -2,7 +2,8 @@
 /*
  * Tier URIs: "cxl=dir:PATH", "pool=tcp://HOST:PORT", ... Pure string work
  * (no syscalls, no allocation), so it can be fuzzed (tests/fuzz-uri.c).
- * Every refusal is -EINVAL with the whole input quoted.
+ * Every refusal is -EINVAL with the whole input quoted. Called by
+ * store/place.c, the restorer and tierctl's option checks.
  */
 #include <errno.h>
 #include <stdarg.h>
