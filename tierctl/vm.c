@@ -271,14 +271,15 @@ static int qemu_failed(pid_t pid, const struct vm_tmp *t, const char *snapname,
 		msg[strcspn(msg, "\n")] = '\0';
 		return tier_err(rc ? rc : -EIO, "QEMU stopped by tier: %s", msg);
 	}
+	/* the reason so far, copied: it is the buffer tier_err writes */
+	snprintf(msg, sizeof(msg), "%s", tier_errmsg());
 	if (w > 0 && WIFEXITED(status))
 		return tier_err(rc ? rc : -EIO, "%s: QEMU exited with status %d (%s)",
-				snapname, WEXITSTATUS(status), tier_errmsg());
+				snapname, WEXITSTATUS(status), msg);
 	if (w > 0 && WIFSIGNALED(status))
 		return tier_err(rc ? rc : -EIO, "%s: QEMU was killed by signal %d (%s)",
-				snapname, WTERMSIG(status), tier_errmsg());
-	return tier_err(rc ? rc : -EIO, "%s: %s; QEMU killed", snapname,
-			tier_errmsg());
+				snapname, WTERMSIG(status), msg);
+	return tier_err(rc ? rc : -EIO, "%s: %s; QEMU killed", snapname, msg);
 }
 
 /* Connects to QMP while watching that QEMU is still alive. */
