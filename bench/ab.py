@@ -52,8 +52,12 @@ def pairs(b, ta, tb, policy, n, pool=None):
         for k in order:
             b.t["tierctl"] = (ta if k == "a" else tb)["tierctl"]
             r = b.replay(policy, pool=pool)
+            if rb.g(r, "mismatches") or not rb.g(r, "verified_pages"):
+                raise rb.BenchError("%s: replay verified %s pages, %s "
+                                    "mismatches" % (k, rb.g(r, "verified_pages"),
+                                                    rb.g(r, "mismatches")))
             res[k].append((rb.g(r, "setup_ms"), rb.g(r, "setup_ms") +
-                           rb.g(r, "replay_ms"), rb.g(r, "verified")))
+                           rb.g(r, "replay_ms"), rb.g(r, "verified_pages")))
     b.t["tierctl"] = tb["tierctl"]
     out = {}
     for what, i in (("setup_ms", 0), ("total_ms", 1)):
@@ -63,7 +67,7 @@ def pairs(b, ta, tb, policy, n, pool=None):
         out[what] = {"a": round(ma, 2), "b": round(mb, 2),
                      "b_over_a": round(mb / ma, 3) if ma else None,
                      "b_faster": "%d of %d" % (faster, n)}
-    out["verified_min"] = min(x[2] for k in res for x in res[k])
+    out["verified_pages_min"] = min(x[2] for k in res for x in res[k])
     out["samples"] = res
     return out
 
@@ -138,6 +142,8 @@ def main():
             x = r[what]
             print("%-6s %-9s %9.2f %9.2f %7.3f %12s" % (
                 name, what[:-3], x["a"], x["b"], x["b_over_a"], x["b_faster"]))
+        print("%-6s every replay verified >= %d pages, no mismatch" % (
+            name, r["verified_pages_min"]))
     print("loadavg %s -> %s" % (result["loadavg_start"], result["loadavg_end"]))
     if args.json:
         with open(args.json, "w") as f:
