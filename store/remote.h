@@ -57,6 +57,12 @@ int remote_handle(struct remote *rm);
  * remote_errmsg. */
 int remote_error(const struct remote *rm);
 const char *remote_errmsg(const struct remote *rm);
+/* The address whose fault killed it, or UINT64_MAX (none, or the
+ * prefetch: its message names the page). */
+uint64_t remote_fail_addr(const struct remote *rm);
+/* Record mode: the first touches so far (malloc()ed), in order. */
+int remote_trace(struct remote *rm, struct tier_trace_ent **ret,
+		 size_t *ret_n);
 /* Record mode: whether writes after reads are seen (the uffd let us add
  * write-protect to the VMM's registration). */
 bool remote_record_wp(const struct remote *rm);

@@ -186,6 +186,8 @@ struct rs_serve {
 	struct uffd_ev *q;		/* faults read while draining */
 	size_t nq, qcap;
 	int stop_fd;			/* eventfd: the thread exits */
+	uintptr_t fail_addr;		/* the fault that killed it, or
+					 * UINTPTR_MAX */
 };
 
 int serve_init(struct rs_serve *srv, unsigned window, struct rs_src *src,

@@ -279,6 +279,19 @@ const char *remote_errmsg(const struct remote *rm)
 	return rm->fate.errmsg;
 }
 
+uint64_t remote_fail_addr(const struct remote *rm)
+{
+	return rm->srv.fail_addr == UINTPTR_MAX ? UINT64_MAX : rm->srv.fail_addr;
+}
+
+int remote_trace(struct remote *rm, struct tier_trace_ent **ret,
+		 size_t *ret_n)
+{
+	if (!rm->rec)
+		return tier_err(-EINVAL, "remote restore: not recording");
+	return rec_entries(rm->rec, &rm->fate, ret, ret_n);
+}
+
 bool remote_record_wp(const struct remote *rm)
 {
 	return rm->rec && rm->wp;

@@ -80,6 +80,7 @@ int serve_init(struct rs_serve *srv, unsigned window, struct rs_src *src,
 {
 	srv->uffd = -1;
 	srv->stop_fd = -1;
+	srv->fail_addr = UINTPTR_MAX;
 	srv->window = window ? window : DEFAULT_WINDOW;
 	if (srv->window > WINDOW_MAX)
 		srv->window = WINDOW_MAX;
@@ -520,8 +521,10 @@ int serve_handle(struct rs_serve *srv)
 		if (atomic_load(&srv->fate->error))
 			continue;
 		rc = serve_event(srv, &cur);
-		if (rc)
+		if (rc) {
+			srv->fail_addr = cur.addr;
 			fate_fail(srv->fate, rc);
+		}
 	}
 	rc = n;
 out:
