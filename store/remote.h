@@ -57,6 +57,9 @@ int remote_handle(struct remote *rm);
  * remote_errmsg. */
 int remote_error(const struct remote *rm);
 const char *remote_errmsg(const struct remote *rm);
+/* The served process is exiting (an install found its mm gone): the
+ * caller's cue to stop, before its socket may say so. */
+bool remote_exiting(const struct remote *rm);
 /* The address whose fault killed it, or UINT64_MAX (none, or the
  * prefetch: its message names the page). */
 uint64_t remote_fail_addr(const struct remote *rm);

@@ -188,6 +188,8 @@ struct rs_serve {
 	int stop_fd;			/* eventfd: the thread exits */
 	uintptr_t fail_addr;		/* the fault that killed it, or
 					 * UINTPTR_MAX */
+	bool exiting;			/* an install saw ESRCH: the served
+					 * process is exiting */
 };
 
 int serve_init(struct rs_serve *srv, unsigned window, struct rs_src *src,
@@ -214,10 +216,14 @@ int serve_lost(struct rs_serve *srv, int rc, uintptr_t addr, size_t len);
 /*
  * Installs @n pages at area page @w from @buf (NULL: zero pages) with
  * UFFD_COPY_* @mode, draining pending events on EAGAIN (@pf: as the
- * prefetch does, under drain_lock). 0: installed and marked; 1: nothing
- * installed, some of the pages were removed meanwhile (@buf: its bytes
- * are stale) or the range is gone (woken): serve them afresh; -errno.
+ * prefetch does, under drain_lock). 0: installed and marked;
+ * SERVE_RACED: nothing installed, some of the pages were removed
+ * meanwhile (@buf: its bytes are stale): serve them afresh; SERVE_GONE:
+ * the range is no longer registered or the process is exiting (woken,
+ * nothing to serve there); -errno.
  */
+#define SERVE_RACED		1
+#define SERVE_GONE		2
 int serve_install(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 		  uint64_t n, const void *buf, unsigned mode, bool pf);
 

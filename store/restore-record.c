@@ -109,9 +109,9 @@ again:
 			   (ev->write || !r->wp ? 0 : UFFD_COPY_WP), false);
 	if (rc < 0)
 		return rc;
-	if (rc > 0 && zero)	/* the range is gone: woken */
+	if (rc == SERVE_GONE)	/* woken */
 		return 0;
-	if (rc > 0)		/* removed meanwhile: now a zero page */
+	if (rc == SERVE_RACED)	/* removed meanwhile: now a zero page */
 		goto again;
 	if (!bit_test(a->removed, w)) {
 		rc = rec_log(r, f, p, ev->write ? TIER_ACCESS_W : TIER_ACCESS_R);

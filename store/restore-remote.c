@@ -279,6 +279,11 @@ const char *remote_errmsg(const struct remote *rm)
 	return rm->fate.errmsg;
 }
 
+bool remote_exiting(const struct remote *rm)
+{
+	return rm->srv.exiting;
+}
+
 uint64_t remote_fail_addr(const struct remote *rm)
 {
 	return rm->srv.fail_addr == UINTPTR_MAX ? UINT64_MAX : rm->srv.fail_addr;

@@ -208,8 +208,10 @@ int serve_lost(struct rs_serve *srv, int rc, uintptr_t addr, size_t len)
 	if (rc != -ENOENT && rc != -ESRCH)
 		return rc;
 	tier_dbg("restore: %s: dropped", tier_errmsg());
-	if (rc == -ESRCH)
+	if (rc == -ESRCH) {
+		srv->exiting = true;
 		return 0;
+	}
 	uffd_wake(srv->uffd, addr, len);
 	return serve_drain(srv);
 }
@@ -237,7 +239,7 @@ int serve_install(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 		}
 		if (rc == -ENOENT || rc == -ESRCH) {
 			rc = serve_lost(srv, rc, addr, n * PG);
-			return rc ? rc : 1;
+			return rc ? rc : SERVE_GONE;
 		}
 		if (rc != -EAGAIN)
 			return rc;
@@ -254,7 +256,7 @@ int serve_install(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 		 * right either way.
 		 */
 		if (buf && any_removed(a, w, n))
-			return 1;
+			return SERVE_RACED;
 	}
 }
 
@@ -319,7 +321,7 @@ again:
 		return uffd_wake(srv->uffd, addr, PG);
 	if (bit_test(a->removed, w)) {
 		rc = serve_install(srv, a, w, 1, NULL, 0, false);
-		return rc > 0 ? 0 : rc;	/* >0: the range is gone, woken */
+		return rc > 0 ? 0 : rc;	/* gone: woken */
 	}
 	e = find_ext(a, w);
 	/*
@@ -358,7 +360,9 @@ again:
 	}
 	if (rc < 0)
 		return rc;
-	if (rc > 0)	/* raced with a REMOVE or an unmap: look again */
+	if (rc == SERVE_GONE)	/* unmapped, unregistered: woken */
+		return 0;
+	if (rc == SERVE_RACED)	/* a REMOVE took them: look again */
 		goto again;
 
 	pthread_mutex_lock(&f->stat_lock);
@@ -443,12 +447,10 @@ static int serve_fault_huge(struct rs_serve *srv, struct rs_area *a,
 	if (bit_test(a->installed, hw))
 		return uffd_wake(srv->uffd, addr, HUGE_PAGES * PG);
 	rc = serve_huge(srv, a, hw, false, &cls);
-	if (rc > 0 && !bit_test(a->removed, hw))
-		return 0;	/* the range is gone: woken */
-	if (rc > 0)		/* removed meanwhile: a zero huge page now */
+	if (rc == SERVE_RACED)	/* removed meanwhile: a zero huge page now */
 		rc = serve_huge(srv, a, hw, false, &cls);
 	if (rc)
-		return rc < 0 ? rc : 0;
+		return rc < 0 ? rc : 0;	/* gone: woken */
 	pthread_mutex_lock(&f->stat_lock);
 	f->st.faults[cls]++;
 	f->st.lazy_pages += HUGE_PAGES;
