@@ -499,5 +499,16 @@ int main(void)
 	test_syntax_errors();
 	test_prefixes();
 	test_checks();
+	for (int f = 0; f < 3; f++) {
+		enum fc_fail v;
+
+		t_ok(fc_fail_parse(fc_fail_name(f), &v));
+		t_eq(v, f);
+	}
+	{
+		enum fc_fail v;
+
+		t_fails(fc_fail_parse("maim", &v), -EINVAL);
+	}
 	return T_PASS;
 }

@@ -172,7 +172,7 @@ struct fc_session {
 	 * Applies @fail once (later calls return 0): logs one line naming
 	 * the snapshot, the page at @addr (FC_NO_ADDR: none) and @reason
 	 * (NULL: this thread's tier_errmsg()), then signals the VMM. Safe
-	 * from any thread, at any time, also while serving.
+	 * from any thread until fc_session_serve() returns.
 	 */
 	int (*on_fail)(struct fc_session *s, uint64_t addr, int err,
 		       const char *reason);
@@ -225,12 +225,13 @@ int fc_handler_open(struct tier_snap *snap, const char *path,
 		    struct fc_handler **ret);
 
 /*
- * Accepts and serves until fc_handler_stop() (then waits for the
- * connected VMMs to hang up; a second stop applies the fail policy to
- * them) or, with FC_HANDLER_ONCE, until the first connection ends: then
- * it returns that connection's result (its refusal or failure). -errno
- * if accepting fails: the connected VMMs get the fail policy first,
- * since nobody would serve them once the caller exits.
+ * Accepts and serves until fc_handler_stop() or, with FC_HANDLER_ONCE,
+ * until the first connection ends. Either way the socket is removed at
+ * once and the connected VMMs are served until they hang up; a second
+ * fc_handler_stop() applies the fail policy to them instead (nobody
+ * serves them once the caller exits). Returns 0; with FC_HANDLER_ONCE the
+ * first connection's result (its refusal or failure); -errno if accepting
+ * failed (after the same wait). Every reason returned was logged.
  */
 int fc_handler_run(struct fc_handler *h);
 
