@@ -221,6 +221,15 @@ serve() {
 	grep -q "saved trace rec (30 pages)" "$tmp/r.out" || bad "record: $(cat "$tmp/r.out" "$tmp/r.err")"
 	[ -e "$tmp/r.sock" ] && bad "--once left its socket"
 	"$T" trace export vm rec >"$tmp/rec.out" || bad "trace export rec"
+	# the Nth VM's trace is NAME-N
+	start_handler m --record multi || return
+	harness 0 "record 1" m --trace "$tmp/rec.trace"
+	harness 0 "record 2" m --trace "$tmp/rec.trace" --version 1.1
+	wait_for "$tmp/m.out" "saved trace multi-2 \(30 pages\)" || bad "record multi: $(cat "$tmp/m.out" "$tmp/m.err")"
+	stop_handler m
+	"$T" trace list vm >"$tmp/list.out"
+	grep -q "^multi " "$tmp/list.out" && grep -q "^multi-2 " "$tmp/list.out" ||
+		bad "trace list: no multi and multi-2: $(cat "$tmp/list.out")"
 	python3 - "$tmp/rec.trace" "$tmp/rec.out" <<'EOF' || fail=1
 import sys
 want = {}
@@ -472,6 +481,19 @@ EOF
 	policy_case kill
 	policy_case stop
 	policy_case none
+
+	# a VMM whose table is 4 KiB off: its first page faults outside every
+	# region, and it is killed rather than served something
+	start_handler s || return
+	"$H" --socket "$tmp/s.sock" --image "$tmp/img" --timeout 5 --shift 4096 >"$tmp/h.out" 2>"$tmp/h.err" &
+	hp=$!
+	kids+=("$hp")
+	wait "$hp" 2>/dev/null
+	rc=$?
+	[ "$rc" = 137 ] || bad "outside every region: harness exit $rc, want 137"
+	wait_for "$tmp/s.err" "^tierctl fc-handler: snapshot vm: pid $hp: address 0x[0-9a-f]+ \(in no region\): fault at 0x[0-9a-f]+ outside every region; killed it \(SIGKILL\)$" ||
+		bad "outside every region: $(cat "$tmp/s.err")"
+	stop_handler s
 }
 
 case $group in

@@ -70,6 +70,7 @@ static const char usage[] =
 	"  --json TEXT             send TEXT instead of the regions' JSON\n"
 	"  --fds N                 attach N copies of the uffd (default 1)\n"
 	"  --bad-fd                attach a pipe instead of the uffd\n"
+	"  --shift BYTES           report every region BYTES higher than it is\n"
 	"  --expect-refused        succeed when the handler closes the connection\n"
 	"  --hold SECS             keep the connection this long after the run\n";
 
@@ -96,6 +97,7 @@ static int dontneed;
 static volatile int dn_done;
 static uint64_t touched, compared, zeroed;	/* atomics */
 static int timeout_s = 30;
+static uint64_t shift;		/* --shift: a VMM whose table is wrong */
 
 __attribute__((format(printf, 2, 3), noreturn))
 static void die(int code, const char *fmt, ...)
@@ -284,7 +286,7 @@ static int json_regions(char *buf, size_t len, const char *version)
 		k += snprintf(buf + k, len - k,
 			      "%s{\"base_host_virt_addr\":%" PRIu64 ",\"size\":%" PRIu64
 			      ",\"offset\":%" PRIu64, i ? "," : "",
-			      (uint64_t)(uintptr_t)reg[i].addr, reg[i].size, reg[i].offset);
+			      (uint64_t)(uintptr_t)reg[i].addr + shift, reg[i].size, reg[i].offset);
 		if (!strcmp(version, "1.12"))
 			k += snprintf(buf + k, len - k, ",\"page_size\":%" PRIu64, psz);
 		if (!strcmp(version, "1.7") || !strcmp(version, "1.12"))
@@ -374,6 +376,8 @@ int main(int argc, char **argv)
 			dontneed = 1;
 		} else if (!strcmp(a, "--timeout")) {
 			timeout_s = num(v, "timeout");
+		} else if (!strcmp(a, "--shift")) {
+			shift = num(v, "shift");
 		} else if (!strcmp(a, "--hold")) {
 			hold = num(v, "hold");
 		} else if (!strcmp(a, "--json")) {

@@ -581,7 +581,7 @@ static const char *psz_name(uint64_t ps)
 	return ps == 2 * MIB ? "2 MiB" : "4 KiB";
 }
 
-/* Sorts @idx by the key @key (0: offset, 1: base) of r[idx[i]]. */
+/* Sorts @idx by the offset (or, @by_base, the base) of r[idx[i]]. */
 static void sort_idx(const struct fc_region *r, unsigned *idx, unsigned n,
 		     int by_base)
 {
