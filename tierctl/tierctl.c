@@ -34,6 +34,7 @@ static const struct cmd cmds[] = {
 	{ "record",  cmd_record,  NULL,       "run QEMU on a snapshot and record a trace" },
 	{ "restore", cmd_restore, NULL,       "run QEMU with its RAM restored by tier" },
 	{ "pool",    NULL,        pool_cmds,  "memory pool commands" },
+	{ "fc-handler", cmd_fc_handler, NULL, "serve Firecracker VMs' memory from a snapshot (UFFD)" },
 	{ "version", cmd_version, NULL,       "print the version" },
 	{ "help",    cmd_help,    NULL,       "show this list, or a command's usage" },
 	{ 0 }

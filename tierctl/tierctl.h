@@ -33,6 +33,7 @@ int cmd_replay(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_pool_serve(int argc, char **argv);
+int cmd_fc_handler(int argc, char **argv);
 
 /* The option every store-using command takes (ndctl's BASE_OPTIONS). */
 #define OPT_STORE	0x100
