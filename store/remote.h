@@ -57,6 +57,8 @@ int remote_handle(struct remote *rm);
  * remote_errmsg. */
 int remote_error(const struct remote *rm);
 const char *remote_errmsg(const struct remote *rm);
+/* REMOVE events applied (ranges taken out of service). */
+uint64_t remote_removes(const struct remote *rm);
 /* The served process is exiting (an install found its mm gone): the
  * caller's cue to stop, before its socket may say so. */
 bool remote_exiting(const struct remote *rm);

@@ -112,6 +112,7 @@ struct rs_src {
 	struct cxl_obj *cxl_obj;
 	struct tier_uri pool_uri;
 	char obj_name[128];
+	bool verify_image;		/* check the image's pages too */
 	/* the pool handle of the start, then of the fault server: one
 	 * thread uses it at a time */
 	struct pool *pool;
@@ -132,7 +133,7 @@ void src_pool_disconnect(struct pool **p, struct pool_seg **seg);
 int src_read(struct rs_src *s, struct pool_seg *seg, unsigned src,
 	     uint64_t off, void *buf, size_t len);
 /* Checks @np pages from image page @p on against the snapshot. */
-int src_verify(const struct tier_snap *snap, uint64_t p, const void *buf,
+int src_verify(const struct rs_src *s, uint64_t p, const void *buf,
 	       uint64_t np, unsigned src);
 const char *src_name(unsigned src);
 void src_count_bytes(struct tier_restore_stats *st, unsigned src,
@@ -169,6 +170,8 @@ struct rs_rec;
 
 #define SERVE_UNREGISTER_REMOVED (1U << 0) /* a removed range leaves
 					    * service (Firecracker) */
+#define SERVE_REGIONS		(1U << 1) /* the areas are a VMM's regions
+					   * (what the messages call them) */
 
 struct rs_serve {
 	int uffd;
@@ -190,6 +193,7 @@ struct rs_serve {
 					 * UINTPTR_MAX */
 	bool exiting;			/* an install saw ESRCH: the served
 					 * process is exiting */
+	atomic_uint_least64_t removes;	/* REMOVE events applied */
 };
 
 int serve_init(struct rs_serve *srv, unsigned window, struct rs_src *src,

@@ -261,7 +261,7 @@ static int pf_flush(struct rs_pf *pf, struct batch *b, struct pool_seg *seg)
 
 		if (p->src == PLACER_SRC_NONE)
 			continue;
-		rc = src_verify(pf->srv->src->snap, pf->area->first + p->w,
+		rc = src_verify(pf->srv->src, pf->area->first + p->w,
 				p->buf, p->np, p->src);
 		if (rc)
 			return rc;

@@ -102,6 +102,9 @@ again:
 				srv->src->snap->image);
 		if (rc)
 			return tier_err_ctx(rc, "page %" PRIu64, p);
+		rc = src_verify(srv->src, p, srv->bounce, 1, PLACER_SRC_IMAGE);
+		if (rc)
+			return rc;
 		src = srv->bounce;
 	}
 	/* logged and counted before the thread is woken (restore-serve.c) */

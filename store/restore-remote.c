@@ -166,6 +166,7 @@ int remote_open(struct tier_snap *snap, int uffd,
 	rm->flags = attr->flags;
 	fate_init(&rm->fate, snap->name);
 	src_init(&rm->src, snap);
+	rm->src.verify_image = true;	/* nothing it serves goes unchecked */
 	rm->area = calloc(n, sizeof(*rm->area));
 	rm->ext = calloc(n, sizeof(*rm->ext));
 	rc = serve_init(&rm->srv, attr->flags & REMOTE_RECORD ? 1 :
@@ -175,6 +176,7 @@ int remote_open(struct tier_snap *snap, int uffd,
 		return rc ? rc : tier_err(-ENOMEM, "remote restore: out of memory");
 	}
 	rm->srv.uffd = uffd;		/* borrowed */
+	rm->srv.flags |= SERVE_REGIONS;
 	if (!(attr->flags & REMOTE_KEEP_REMOVED))
 		rm->srv.flags |= SERVE_UNREGISTER_REMOVED;
 	rm->srv.area = rm->area;
@@ -277,6 +279,11 @@ int remote_error(const struct remote *rm)
 const char *remote_errmsg(const struct remote *rm)
 {
 	return rm->fate.errmsg;
+}
+
+uint64_t remote_removes(const struct remote *rm)
+{
+	return atomic_load(&((struct remote *)rm)->srv.removes);
 }
 
 bool remote_exiting(const struct remote *rm)

@@ -130,6 +130,8 @@ static void mark_removed(struct rs_serve *srv, uintptr_t start, uintptr_t end)
 {
 	size_t i;
 
+	atomic_fetch_add(&srv->removes, 1);
+
 	for (i = 0; i < srv->narea; i++) {
 		struct rs_area *a = &srv->area[i];
 		uintptr_t s = start > a->base ? start : a->base;
@@ -311,7 +313,7 @@ static int serve_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 		       uintptr_t addr)
 {
 	struct rs_fate *f = srv->fate;
-	uint64_t t0 = rs_now_ns(), cnt;
+	uint64_t t0 = rs_now_ns(), cnt, k;
 	const struct placer_ext *e;
 	unsigned src;
 	int rc;
@@ -351,10 +353,17 @@ again:
 			      srv->bounce, cnt * PG);
 		if (rc)
 			return tier_err_ctx(rc, "page %" PRIu64, a->first + w);
-		rc = src_verify(srv->src->snap, a->first + w, srv->bounce, cnt,
-				src);
+		/* the faulting page must be right; of the window, only the
+		 * pages before a wrong one are installed (a wrong one fails
+		 * when it is touched itself, naming it) */
+		rc = src_verify(srv->src, a->first + w, srv->bounce, 1, src);
 		if (rc)
 			return rc;
+		for (k = 1; k < cnt; k++)
+			if (src_verify(srv->src, a->first + w + k,
+				       (uint8_t *)srv->bounce + k * PG, 1, src))
+				break;
+		cnt = k;
 		rc = serve_install(srv, a, w, cnt, srv->bounce,
 				   UFFD_COPY_DONTWAKE, false);
 	}
@@ -418,7 +427,7 @@ int serve_huge(struct rs_serve *srv, struct rs_area *a, uint64_t hw, bool pf,
 			      buf + (w - hw) * PG, n * PG);
 		if (rc)
 			return tier_err_ctx(rc, "page %" PRIu64, a->first + w);
-		rc = src_verify(srv->src->snap, a->first + w,
+		rc = src_verify(srv->src, a->first + w,
 				buf + (w - hw) * PG, n, s);
 		if (rc)
 			return rc;
@@ -468,6 +477,9 @@ static int serve_event(struct rs_serve *srv, const struct uffd_ev *ev)
 	switch (ev->kind) {
 	case UFFD_EV_FAULT:
 		a = serve_area(srv, ev->addr, &w);
+		if (!a && (srv->flags & SERVE_REGIONS))
+			return tier_err(-EFAULT, "fault at %#" PRIxPTR
+					" outside every region", ev->addr);
 		if (!a)
 			return tier_err(-EFAULT, "%s: fault at %#" PRIxPTR
 					" outside the %s range", what, ev->addr,
@@ -509,6 +521,16 @@ int serve_handle(struct rs_serve *srv)
 			fate_fail(srv->fate, rc);
 		goto out;
 	}
+	/*
+	 * REMOVEs first: once read, a REMOVE no longer holds installs off
+	 * (EAGAIN), so a fault read in the same batch but served after it
+	 * would be given the bytes its madvise is about to zap, or has.
+	 */
+	for (i = 0; i < n; i++)
+		if (ev[i].kind == UFFD_EV_REMOVE || ev[i].kind == UFFD_EV_UNMAP) {
+			mark_removed(srv, ev[i].addr, ev[i].end);
+			ev[i].kind = UFFD_EV_OTHER;
+		}
 	for (i = 0; i < n || srv->nq; i++) {
 		struct uffd_ev cur;
 

@@ -115,6 +115,23 @@ with open(sys.argv[2], "w") as f:
         f.write(f"{hex(p * 4096)} {['r', 'w', 'rw'][p % 3]}\n")
 EOF
 "$T" import --quiet vm "$tmp/img" || { echo "error: import failed"; exit 99; }
+# the trained run: every fifth page, read, written or read then written;
+# a plan of every policy from it (the CXL tier a tmpfs directory, the
+# pool the store's file pool)
+python3 - "$tmp/hot.trace" <<'EOF'
+import sys
+with open(sys.argv[1], "w") as f:
+    for p in range(1, 4096, 5):
+        f.write(f"{hex(p * 4096)} {['r', 'r', 'w', 'rw'][p % 4]}\n")
+EOF
+"$T" trace import --name trained vm "$tmp/hot.trace" >/dev/null || { echo "error: trace import failed"; exit 99; }
+POLICIES="tiered vanilla reap faasnap aquifer eager"
+NONZERO=$(python3 -c 'print(sum(1 for p in range(4096) if not (p % 7 == 0 or 1000 <= p < 1100)))')
+HOT=$(python3 -c 'print(sum(1 for p in range(1, 4096, 5) if not (p % 7 == 0 or 1000 <= p < 1100)))')
+for p in $POLICIES; do
+	"$T" place vm --policy "$p" --trace trained --cxl "cxl=dir:$tmp/cxl" >/dev/null ||
+		{ echo "error: place $p failed"; exit 99; }
+done
 
 hpid=
 hsnap=vm
@@ -156,6 +173,11 @@ wait_for() {
 	return 1
 }
 
+# prefetched FILE: the pages the last hang-up line says were prefetched
+prefetched() {
+	grep 'hung up after' "$1" | tail -1 | sed -n 's/.*(\([0-9]*\) pages prefetched.*/\1/p'
+}
+
 # stop_handler: SIGTERM, and it must exit 0 with its socket gone
 stop_handler() {
 	local name=$1 rc
@@ -168,7 +190,7 @@ stop_handler() {
 }
 
 serve() {
-	local v p1 p2 p3 r1 r2 r3
+	local v p1 p2 p3 r1 r2 r3 ha n
 
 	start_handler a || return
 	for v in 1.1 1.7 1.12; do
@@ -180,6 +202,28 @@ serve() {
 	grep -q 'Firecracker v1.7-v1.11 (page_size_kib)' "$tmp/a.out" || bad "no v1.7 connection line"
 	grep -q 'Firecracker v1.12+ (page_size, page_size_kib)' "$tmp/a.out" || bad "no v1.12 connection line"
 	[ "$(grep -c 'hung up after' "$tmp/a.out")" = 3 ] || bad "not 3 hang-ups: $(cat "$tmp/a.out")"
+	# tiered: the trained run's non-zero pages were in before the first
+	# fault, the rest came on demand
+	n=$(prefetched "$tmp/a.out")
+	[ "${n:-0}" -ge "$HOT" ] ||
+		bad "tiered: not the $HOT hot pages prefetched: $(grep 'hung up' "$tmp/a.out")"
+
+	# every policy through the same handler, each byte compared
+	ha=$hpid
+	for p in $POLICIES; do
+		[ "$p" = tiered ] && continue
+		start_handler "p-$p" --policy "$p" || continue
+		harness 0 "policy $p" "p-$p" --threads 4 --trace "$tmp/shuffled.trace"
+		grep -q "4096 pages touched, .* 0 wrong" "$tmp/h.out" || bad "policy $p: $(cat "$tmp/h.out")"
+		stop_handler "p-$p"
+		[ -s "$tmp/p-$p.err" ] && bad "policy $p: $(cat "$tmp/p-$p.err")"
+	done
+	hpid=$ha
+	grep -Eq "hung up after [0-9]+ faults \(0 pages prefetched, 4096 lazy" "$tmp/p-vanilla.out" ||
+		bad "vanilla (all on demand): $(grep 'hung up' "$tmp/p-vanilla.out")"
+	n=$(prefetched "$tmp/p-eager.out")
+	[ "${n:-0}" -ge "$NONZERO" ] ||
+		bad "eager: not every non-zero page prefetched: $(grep 'hung up' "$tmp/p-eager.out")"
 
 	# Firecracker's layout with an MMIO gap: two regions, contiguous in
 	# the file, the first at the higher address; and three, no gap
@@ -235,7 +279,7 @@ import sys
 want = {}
 for l in open(sys.argv[1]):
     off, kind = l.split()
-    want[int(off, 16)] = "w" if kind == "w" else "r"
+    want[int(off, 16)] = kind	# exact: write-protect was added
 got = {}
 for l in open(sys.argv[2]):
     if l.startswith("#") or not l.strip():
@@ -332,9 +376,18 @@ hugetlb() {
 	harness 0 "hugetlb dontneed" c --page-size 2m --threads 4 --trace "$tmp/shuffled.trace" --dontneed 0x800000+0x400000
 	wait_for "$tmp/c.out" "hung up after .*; removed ranges: 1\)" || bad "hugetlb dontneed: $(tail -1 "$tmp/c.out")"
 	# a huge page is served whole: 8 copies for 4096 touched 4 KiB pages
-	harness 0 "hugetlb, copies" c --page-size 2m --threads 1
-	wait_for "$tmp/c.out" "hung up after 8 faults \(8 pages copied, 0 zero" ||
-		bad "hugetlb: not 8 whole huge pages: $(tail -1 "$tmp/c.out")"
+	# tiered: the huge pages holding hot pages were in before the first
+	# fault (here all 8: the trained run touches every fifth page)
+	n=$(prefetched "$tmp/c.out")
+	[ "${n:-0}" = 4096 ] || bad "hugetlb tiered: $(grep 'hung up' "$tmp/c.out" | tail -1)"
+	# all on demand, a huge page served whole: 8 faults for 4096 pages
+	local hc=$hpid
+	start_handler cv --policy vanilla || return
+	harness 0 "hugetlb, copies" cv --page-size 2m --threads 1
+	wait_for "$tmp/cv.out" "hung up after 8 faults \(0 pages prefetched, 4096 lazy" ||
+		bad "hugetlb: not 8 whole huge pages: $(tail -1 "$tmp/cv.out")"
+	stop_handler cv
+	hpid=$hc
 	# three VMMs at once
 	"$H" --socket "$tmp/c.sock" --image "$tmp/img" --timeout 30 --page-size 2m --threads 4 >"$tmp/h1" 2>&1 &
 	p1=$!
@@ -354,11 +407,11 @@ hugetlb() {
 # policy ACTION: the harness on the corrupt snapshot "bad"
 policy_case() {
 	local action=$1 hp state i
-	hsnap=bad start_handler "p$action" --on-fail "$action" || return
+	hsnap=bad start_handler "p$action" --on-fail "$action" --policy vanilla || return
 	"$H" --socket "$tmp/p$action.sock" --image "$tmp/img" --timeout 5 >"$tmp/h.out" 2>"$tmp/h.err" &
 	hp=$!
 	kids+=("$hp")
-	wait_for "$tmp/p$action.err" "snapshot bad: pid $hp: page 5 \(offset 0x5000, region 0\): page 5 from the image: checksum mismatch; " ||
+	wait_for "$tmp/p$action.err" "snapshot bad: pid $hp: page 5 \(offset 0x5000, region 0\): (snapshot bad: )?page 5 from the image: checksum mismatch; " ||
 		bad "$action: no fail line naming the snapshot, pid, page and reason: $(cat "$tmp/p$action.err")"
 	[ "$(wc -l <"$tmp/p$action.err")" = 1 ] || bad "$action: not one line: $(cat "$tmp/p$action.err")"
 	case $action in
@@ -470,6 +523,8 @@ fail_group() {
 
 	# the fail policies, on a snapshot whose stored image has page 5 corrupt
 	"$T" import --quiet bad "$tmp/img" || { bad "import bad"; return; }
+	# vanilla: every page from the image on demand (checked there too)
+	"$T" place bad --policy vanilla >/dev/null || { bad "place bad"; return; }
 	python3 - "$TIER_STORE/snapshots/bad/image" <<'EOF' || { bad "corrupt bad"; return; }
 import sys
 with open(sys.argv[1], "r+b") as f:
@@ -491,9 +546,50 @@ EOF
 	wait "$hp" 2>/dev/null
 	rc=$?
 	[ "$rc" = 137 ] || bad "outside every region: harness exit $rc, want 137"
-	wait_for "$tmp/s.err" "^tierctl fc-handler: snapshot vm: pid $hp: address 0x[0-9a-f]+ \(in no region\): fault at 0x[0-9a-f]+ outside every region; killed it \(SIGKILL\)$" ||
+	wait_for "$tmp/s.err" "^tierctl fc-handler: snapshot vm: pid $hp: address 0x[0-9a-f]+ \(in no region\): fault at 0x[0-9a-f]+ outside (every region|the restored range); killed it \(SIGKILL\)$" ||
 		bad "outside every region: $(cat "$tmp/s.err")"
 	stop_handler s
+
+	pool_killed
+}
+
+# A pool over TCP: served, then killed while a VMM is halfway through:
+# its next cold page cannot be had, so the fail policy kills the VMM,
+# which never read a wrong page.
+pool_killed() {
+	local pp uri hp rc
+
+	"$T" import --quiet vmt "$tmp/img" &&
+		"$T" trace import --name trained vmt "$tmp/hot.trace" >/dev/null ||
+		{ bad "import vmt"; return; }
+	mkdir -p "$tmp/tpool"
+	"$T" pool serve --listen tcp://127.0.0.1:0 --dir "$tmp/tpool" >"$tmp/pool.out" 2>"$tmp/pool.err" &
+	pp=$!
+	kids+=("$pp")
+	wait_for "$tmp/pool.out" "listening on tcp://" || { bad "pool serve: $(cat "$tmp/pool.err")"; return; }
+	uri=$(sed -n 's/.*listening on \(tcp:\/\/[0-9.:]*\).*/\1/p' "$tmp/pool.out" | head -1)
+	"$T" place vmt --policy tiered --trace trained --cxl "cxl=dir:$tmp/cxl" --pool "$uri" >/dev/null ||
+		{ bad "place vmt on $uri"; return; }
+	hsnap=vmt start_handler t || return
+	harness 0 "tcp pool" t --threads 4 --trace "$tmp/shuffled.trace"
+	grep -q "4096 pages touched, .* 0 wrong" "$tmp/h.out" || bad "tcp pool: $(cat "$tmp/h.out")"
+
+	"$H" --socket "$tmp/t.sock" --image "$tmp/img" --timeout 20 --threads 4 \
+		--trace "$tmp/shuffled.trace" --pause "$tmp/go" >"$tmp/h.out" 2>"$tmp/h.err" &
+	hp=$!
+	kids+=("$hp")
+	wait_for "$tmp/h.out" "paused" 10 || bad "pool killed: the harness did not pause: $(cat "$tmp/h.out" "$tmp/h.err")"
+	kill -KILL "$pp"
+	wait "$pp" 2>/dev/null
+	: >"$tmp/go"
+	wait "$hp" 2>/dev/null
+	rc=$?
+	[ "$rc" = 137 ] || bad "pool killed: harness exit $rc, want 137 (killed by the fail policy): $(cat "$tmp/h.err")"
+	grep -q "wrong bytes\|byte +0x\|word +0x" "$tmp/h.err" && bad "pool killed: a wrong page: $(cat "$tmp/h.err")"
+	wait_for "$tmp/t.err" "snapshot vmt: pid $hp: page [0-9]+ .*pool $uri.*; killed it \(SIGKILL\)$" ||
+		bad "pool killed: no fail line naming the page and the pool: $(cat "$tmp/t.err")"
+	kill -TERM "$hpid"
+	wait "$hpid"
 }
 
 case $group in

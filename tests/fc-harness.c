@@ -72,7 +72,9 @@ static const char usage[] =
 	"  --bad-fd                attach a pipe instead of the uffd\n"
 	"  --shift BYTES           report every region BYTES higher than it is\n"
 	"  --expect-refused        succeed when the handler closes the connection\n"
-	"  --hold SECS             keep the connection this long after the run\n";
+	"  --hold SECS             keep the connection this long after the run\n"
+	"  --pause FILE            halfway through, print \"paused\" and wait\n"
+	"                          until FILE exists (a test acts meanwhile)\n";
 
 struct region {
 	uint64_t size, offset;
@@ -94,6 +96,8 @@ static size_t nents;
 static unsigned nthreads = 1;
 static uint64_t dn_off, dn_len;
 static int dontneed;
+static const char *pause_file;
+static int paused;
 static volatile int dn_done;
 static uint64_t touched, compared, zeroed;	/* atomics */
 static int timeout_s = 30;
@@ -186,6 +190,18 @@ static void check_page(uint64_t off, const unsigned char *p, int after)
 	__atomic_add_fetch(&compared, 1, __ATOMIC_RELAXED);
 }
 
+/* --pause: every vCPU stops before the second half of its pages until
+ * the test says go (the watchdog still runs). */
+static void pause_here(void)
+{
+	if (!__atomic_exchange_n(&paused, 1, __ATOMIC_ACQ_REL)) {
+		printf("fc-harness: paused\n");
+		fflush(stdout);
+	}
+	while (access(pause_file, F_OK) != 0)
+		usleep(10000);
+}
+
 static void *vcpu(void *arg)
 {
 	unsigned t = (uintptr_t)arg;
@@ -195,6 +211,9 @@ static void *vcpu(void *arg)
 	for (i = t; i < nents; i += nthreads) {
 		uint64_t off = ents[i].off;
 		unsigned char *p = (unsigned char *)addr_of(off);
+
+		if (pause_file && i >= nents / 2 && i < nents / 2 + nthreads)
+			pause_here();
 
 		if (ents[i].kind & 1) {
 			memcpy(buf, p, PG);
@@ -380,6 +399,8 @@ int main(int argc, char **argv)
 			shift = num(v, "shift");
 		} else if (!strcmp(a, "--hold")) {
 			hold = num(v, "hold");
+		} else if (!strcmp(a, "--pause")) {
+			pause_file = v;
 		} else if (!strcmp(a, "--json")) {
 			json = v;
 		} else if (!strcmp(a, "--fds")) {

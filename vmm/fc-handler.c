@@ -299,9 +299,9 @@ static void *conn_main(void *arg)
 		conn_fail(s, s->fail_addr, rc, NULL);
 	} else if (!__atomic_load_n(&c->failed, __ATOMIC_ACQUIRE)) {
 		h_log(h, TIER_LOG_INFO,
-		      "pid %d: hung up after %" PRIu64 " faults (%" PRIu64 " pages copied, %" PRIu64 " zero; removed ranges: %" PRIu64 ")",
-		      (int)c->peer.pid, s->st.faults, s->st.copied, s->st.zeroed,
-		      s->st.removes);
+		      "pid %d: hung up after %" PRIu64 " faults (%" PRIu64 " pages prefetched, %" PRIu64 " lazy, %" PRIu64 " KiB from the pool; removed ranges: %" PRIu64 ")",
+		      (int)c->peer.pid, s->st.faults, s->st.prefetched,
+		      s->st.lazy, s->st.pool_bytes >> 10, s->st.removes);
 		conn_record(c);
 	} else {
 		rc = -ECONNABORTED;	/* the handler stopped it (fc_handler_stop twice) */

@@ -142,11 +142,11 @@ int fc_fail_parse(const char *name, enum fc_fail *ret);
 
 /* Counters a session keeps; the handler logs them when the VMM hangs up. */
 struct fc_session_stats {
-	uint64_t faults;	/* missing faults served */
-	uint64_t copied;	/* pages (of their region's size) copied in */
-	uint64_t zeroed;	/* 4 KiB pages installed with UFFDIO_ZEROPAGE */
-	uint64_t removes;	/* UFFD_EVENT_REMOVE ranges unregistered */
-	uint64_t eagain;	/* ioctls retried after reading events */
+	uint64_t faults;	/* missing faults served (a window, a huge page each) */
+	uint64_t prefetched;	/* 4 KiB pages installed before the first fault */
+	uint64_t lazy;		/* 4 KiB pages installed by faults */
+	uint64_t removes;	/* REMOVE events: ranges unregistered */
+	uint64_t pool_bytes;	/* read from the pool */
 };
 
 /*
