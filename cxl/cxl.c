@@ -6,6 +6,7 @@
  * Called by store/place.c (writes objects) and the restorer (maps them).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,25 @@ int cxl_obj_map(struct cxl_obj *o, uint64_t off, void *addr, size_t len,
 			       "fs-dax (cxl=dir: on a dax mount) for zero-copy",
 			       o->t->ops->scheme);
 	return o->t->ops->obj_map(o, off, addr, len, populate);
+}
+
+int cxl_obj_share_fd(struct cxl_obj *o, int *ret_fd)
+{
+	char path[64];
+	int fd;
+
+	if (!o->t->ops->obj_map || o->fd < 0)
+		return cxl_err(o->t, o->name, -EOPNOTSUPP,
+			       "a %s tier cannot be mapped copy-on-write by "
+			       "another process", o->t->ops->scheme);
+	/* a new open file, read-only: the receiver can map it private but
+	 * never write the object every instance shares */
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", o->fd);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return cxl_err(o->t, o->name, -errno, "reopen read-only: %m");
+	*ret_fd = fd;
+	return 0;
 }
 
 int cxl_can_map(const struct cxl_tier *t)

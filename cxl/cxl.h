@@ -48,6 +48,10 @@ uint64_t cxl_obj_size(const struct cxl_obj *o);
  */
 int cxl_obj_map(struct cxl_obj *o, uint64_t off, void *addr, size_t len,
 		int populate);
+/* A new O_RDONLY fd of the object for another process to map it
+ * MAP_PRIVATE itself at the same offsets (a VMM taking ro pages
+ * zero-copy); -EOPNOTSUPP where it cannot (devdax). */
+int cxl_obj_share_fd(struct cxl_obj *o, int *ret_fd);
 /* 1 if objects of @t can be mapped MAP_PRIVATE (copy-on-write): not
  * device-dax, which maps MAP_SHARED only. */
 int cxl_can_map(const struct cxl_tier *t);

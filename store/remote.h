@@ -47,6 +47,23 @@ struct remote;
 int remote_open(struct tier_snap *snap, int uffd,
 		const struct remote_region *r, size_t n,
 		const struct remote_attr *attr, struct remote **ret);
+/*
+ * Zero-copy for a VMM that can map files itself (the protocol extension
+ * of vmm/fc-zc.c): the runs of the plan's hot read-only pages that the
+ * in-process restore maps from the CXL object, as addresses of the
+ * served process and offsets in the object, and a new O_RDONLY fd of
+ * the object (*@ret_fd, the caller's to close; -1 with no run). Not for
+ * 2 MiB regions.
+ */
+struct remote_map {
+	uint64_t addr, len, obj_off;
+};
+int remote_zero_copy(struct remote *rm, struct remote_map **ret,
+		     size_t *ret_n, int *ret_fd);
+/* The VMM mapped them (MAP_PRIVATE|MAP_FIXED over its registered
+ * memory, which unregisters them): they are neither prefetched nor
+ * served. Before remote_prefetch. */
+void remote_zero_copy_done(struct remote *rm);
 /* Installs the plan's hot pages (its COPY extents, and the MAP extents
  * a stock VMM cannot map: copied), then wakes every region. */
 int remote_prefetch(struct remote *rm);

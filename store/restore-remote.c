@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "tier.h"
+#include "cxl/cxl.h"
 #include "store/format.h"
 #include "store/remote.h"
 #include "store/restore-int.h"
@@ -56,19 +57,28 @@ static int check_region(const struct tier_snap *snap, size_t i,
 	return 0;
 }
 
+/* A COPY extent the plan would map from the CXL object (zero-copy). */
+#define F_CXL_MAP	(1U << 7)
+
 /* What copy-only installing makes of a plan's methods. */
 static void copy_only(struct placer_ext *e, size_t n)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		if (e[i].method == PLACER_M_MAP)
-			e[i].method = e[i].flags & (PLACER_F_POPULATE |
-						    PLACER_F_READAHEAD) ?
-				      PLACER_M_COPY : PLACER_M_LAZY;
-		else if (e[i].method == PLACER_M_ANON)
+		unsigned f = 0;
+
+		if (e[i].method == PLACER_M_MAP) {
+			bool hot = e[i].flags & (PLACER_F_POPULATE |
+						 PLACER_F_READAHEAD);
+
+			e[i].method = hot ? PLACER_M_COPY : PLACER_M_LAZY;
+			if (hot && e[i].source == PLACER_SRC_CXL)
+				f = F_CXL_MAP;
+		} else if (e[i].method == PLACER_M_ANON) {
 			e[i].method = PLACER_M_LAZY;	/* UFFDIO_ZEROPAGE */
-		e[i].flags = 0;
+		}
+		e[i].flags = f;
 	}
 }
 
@@ -196,6 +206,61 @@ int remote_open(struct tier_snap *snap, int uffd,
 err:
 	remote_close(rm);
 	return rc;
+}
+
+int remote_zero_copy(struct remote *rm, struct remote_map **ret,
+		     size_t *ret_n, int *ret_fd)
+{
+	struct remote_map *v = NULL;
+	size_t n = 0, cap = 0, i, k;
+	int rc;
+
+	*ret_fd = -1;
+	for (i = 0; i < rm->narea; i++) {
+		const struct rs_area *a = &rm->area[i];
+
+		for (k = 0; !a->huge && k < a->n; k++) {
+			const struct placer_ext *e = &a->ext[k];
+			struct remote_map *last = n ? &v[n - 1] : NULL;
+			uint64_t addr = a->base + e->page * PG;
+
+			if (!(e->flags & F_CXL_MAP))
+				continue;
+			if (last && last->addr + last->len == addr &&
+			    last->obj_off + last->len == e->src_off) {
+				last->len += e->npages * PG;
+				continue;
+			}
+			if (rs_grow((void **)&v, &cap, n, sizeof(*v))) {
+				free(v);
+				return tier_err(-ENOMEM, "remote restore: out of memory");
+			}
+			v[n++] = (struct remote_map){
+				.addr = addr, .len = e->npages * PG,
+				.obj_off = e->src_off,
+			};
+		}
+	}
+	if (n) {
+		rc = cxl_obj_share_fd(rm->src.cxl_obj, ret_fd);
+		if (rc) {
+			free(v);
+			return rc;
+		}
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+void remote_zero_copy_done(struct remote *rm)
+{
+	size_t i, k;
+
+	for (i = 0; i < rm->narea; i++)
+		for (k = 0; !rm->area[i].huge && k < rm->area[i].n; k++)
+			if (rm->ext[i][k].flags & F_CXL_MAP)
+				rm->ext[i][k].method = PLACER_M_MAP;
 }
 
 /* A huge area's hot pages: every huge page with a COPY page in it. */

@@ -56,6 +56,11 @@ if [ "$group" = usage ]; then
 	usage 1 '^tierctl fc-handler: .*no-such' fc-handler no-such --socket "$tmp/s"
 	[ "$(wc -l <"$tmp/err")" = 1 ] || { echo "FAIL: unknown snapshot: not one line: $(cat "$tmp/err")"; fail=1; }
 	[ -e "$tmp/s" ] && { echo "FAIL: a failed start left a socket"; fail=1; }
+	# no plan for the policy: said at the start, not at a VM's first fault
+	head -c 65536 /dev/urandom >"$tmp/img"
+	"$T" import --quiet np "$tmp/img" || { echo "FAIL: import np"; fail=1; }
+	usage 1 '^tierctl fc-handler: snapshot np: no plan for policy reap' fc-handler np --socket "$tmp/s" --policy reap
+	[ -e "$tmp/s" ] && { echo "FAIL: a start with no plan left a socket"; fail=1; }
 	exit $fail
 fi
 
@@ -190,7 +195,7 @@ stop_handler() {
 }
 
 serve() {
-	local v p1 p2 p3 r1 r2 r3 ha n
+	local v p1 p2 p3 r1 r2 r3 ha n zmap a_copy a_zc
 
 	start_handler a || return
 	for v in 1.1 1.7 1.12; do
@@ -208,6 +213,24 @@ serve() {
 	[ "${n:-0}" -ge "$HOT" ] ||
 		bad "tiered: not the $HOT hot pages prefetched: $(grep 'hung up' "$tmp/a.out")"
 
+	# the zero-copy extension: the VMM maps the hot read-only runs from
+	# the CXL object itself; it writes them too (the shuffled trace's w
+	# and rw), copy-on-write, so the next VMM still reads the image
+	harness 0 "copy, for the anon figure" a --threads 2
+	a_copy=$(sed -n 's/^fc-harness: anon \([0-9]*\) KiB$/\1/p' "$tmp/h.out")
+	harness 0 "zero-copy" a --zero-copy --threads 4 --trace "$tmp/shuffled.trace"
+	zmap=$(sed -n 's/^fc-harness: zero-copy: [0-9]* runs, \([0-9]*\) pages mapped$/\1/p' "$tmp/h.out")
+	[ "${zmap:-0}" -gt 0 ] && grep -q "4096 pages touched, .* 0 wrong" "$tmp/h.out" ||
+		bad "zero-copy: $(cat "$tmp/h.out" "$tmp/h.err")"
+	wait_for "$tmp/a.out" "hung up after .* $zmap mapped zero-copy" ||
+		bad "zero-copy: the handler did not count $zmap mapped: $(grep 'hung up' "$tmp/a.out" | tail -1)"
+	harness 0 "zero-copy, reads only" a --zero-copy --threads 2
+	a_zc=$(sed -n 's/^fc-harness: anon \([0-9]*\) KiB$/\1/p' "$tmp/h.out")
+	[ "${a_zc:-0}" -gt 0 ] && [ $((a_copy - a_zc)) -ge $((zmap * 4 * 9 / 10)) ] ||
+		bad "zero-copy: anon $a_zc KiB, copying $a_copy KiB: not ~$((zmap * 4)) KiB less"
+	harness 0 "after zero-copy writers" a --threads 2
+	grep -q "4096 pages touched, 4096 compared, .* 0 wrong" "$tmp/h.out" || bad "after zero-copy: $(cat "$tmp/h.out")"
+
 	# every policy through the same handler, each byte compared
 	ha=$hpid
 	for p in $POLICIES; do
@@ -218,6 +241,12 @@ serve() {
 		stop_handler "p-$p"
 		[ -s "$tmp/p-$p.err" ] && bad "policy $p: $(cat "$tmp/p-$p.err")"
 	done
+	hpid=$ha
+	start_handler zv --policy vanilla || return
+	harness 0 "zero-copy, nothing to map" zv --zero-copy
+	grep -q "zero-copy: 0 runs, 0 pages mapped" "$tmp/h.out" && grep -q " 0 wrong" "$tmp/h.out" ||
+		bad "zero-copy on vanilla: $(cat "$tmp/h.out" "$tmp/h.err")"
+	stop_handler zv
 	hpid=$ha
 	grep -Eq "hung up after [0-9]+ faults \(0 pages prefetched, 4096 lazy" "$tmp/p-vanilla.out" ||
 		bad "vanilla (all on demand): $(grep 'hung up' "$tmp/p-vanilla.out")"

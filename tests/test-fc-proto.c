@@ -492,8 +492,36 @@ static void test_checks(void)
 	check_bad(r, 3, size, "third overlaps", "regions 1 and 2 overlap in the memory file", NULL);
 }
 
+/* tier's zero-copy extension: one field of the first region, ignored
+ * by the field-set detection; a stock handshake leaves it 0. */
+static void test_zero_copy(void)
+{
+	char json[512];
+	struct fc_region *r;
+
+	snprintf(json, sizeof(json),
+		 "[{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":0,"
+		 "\"page_size\":4096,\"page_size_kib\":4096,\"tier_zero_copy\":1},"
+		 "{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":%llu,"
+		 "\"page_size\":4096,\"page_size_kib\":4096}]",
+		 B0, 8 * MIB, B1, 4 * MIB, 8 * MIB);
+	r = parse_ok(json, 2, FC_FIELDS_V1_12);
+	t_eq(r[0].zero_copy, 1);
+	t_eq(r[1].zero_copy, 0);
+	free(r);
+	snprintf(json, sizeof(json),
+		 "[{\"base_host_virt_addr\":%llu,\"size\":%llu,\"offset\":0}]",
+		 B0, 8 * MIB);
+	r = parse_ok(json, 1, FC_FIELDS_V1_1);
+	t_eq(r[0].zero_copy, 0);
+	free(r);
+	bad("[{\"base_host_virt_addr\":1,\"size\":2,\"offset\":0,\"tier_zero_copy\":-1}]",
+	    "tier_zero_copy", "negative");
+}
+
 int main(void)
 {
+	test_zero_copy();
 	test_versions();
 	test_shapes();
 	test_syntax_errors();

@@ -299,9 +299,10 @@ static void *conn_main(void *arg)
 		conn_fail(s, s->fail_addr, rc, NULL);
 	} else if (!__atomic_load_n(&c->failed, __ATOMIC_ACQUIRE)) {
 		h_log(h, TIER_LOG_INFO,
-		      "pid %d: hung up after %" PRIu64 " faults (%" PRIu64 " pages prefetched, %" PRIu64 " lazy, %" PRIu64 " KiB from the pool; removed ranges: %" PRIu64 ")",
+		      "pid %d: hung up after %" PRIu64 " faults (%" PRIu64 " pages prefetched, %" PRIu64 " lazy, %" PRIu64 " mapped zero-copy, %" PRIu64 " KiB from the pool; removed ranges: %" PRIu64 ")",
 		      (int)c->peer.pid, s->st.faults, s->st.prefetched,
-		      s->st.lazy, s->st.pool_bytes >> 10, s->st.removes);
+		      s->st.lazy, s->st.mapped, s->st.pool_bytes >> 10,
+		      s->st.removes);
 		conn_record(c);
 	} else {
 		rc = -ECONNABORTED;	/* the handler stopped it (fc_handler_stop twice) */
@@ -445,6 +446,16 @@ int fc_handler_open(struct tier_snap *snap, const char *path,
 		rc = snap_check_name("trace", attr->record);
 		if (rc)
 			return rc;
+	} else {
+		/* a missing plan fails here, not at every VM's first fault;
+		 * each session loads the plan as it is when it connects */
+		struct plan plan;
+
+		rc = plan_load(snap, attr ? attr->policy : TIER_POLICY_TIERED,
+			       &plan);
+		if (rc)
+			return rc;
+		plan_free(&plan);
 	}
 	rc = snap_image_fd(snap);
 	if (rc < 0)

@@ -33,6 +33,7 @@ enum {
 	F_OFFSET = 1 << 2,
 	F_PAGE_SIZE = 1 << 3,
 	F_PAGE_SIZE_KIB = 1 << 4,
+	F_TIER_ZC = 1 << 5,	/* ours: the zero-copy extension (fc-zc.c) */
 };
 
 static const struct {
@@ -44,6 +45,7 @@ static const struct {
 	{ "offset", F_OFFSET },
 	{ "page_size", F_PAGE_SIZE },
 	{ "page_size_kib", F_PAGE_SIZE_KIB },
+	{ "tier_zero_copy", F_TIER_ZC },
 };
 
 const char *fc_fields_name(enum fc_fields fields)
@@ -453,6 +455,7 @@ static int jp_region(struct jp *j, struct fc_region *r, unsigned *ret_seen)
 			case F_OFFSET: r->offset = v; break;
 			case F_PAGE_SIZE: ps = v; break;
 			case F_PAGE_SIZE_KIB: pskib = v; break;
+			case F_TIER_ZC: r->zero_copy = v; break;
 			}
 		}
 		if (rc)

@@ -18,6 +18,9 @@
  * unregister_range) and the install is retried, or, if the REMOVE took
  * its pages, served afresh: a fault read before the REMOVE it raced with
  * is never given the bytes fetched for it.
+ *
+ * A VMM that speaks the zero-copy extension (fc-zc.c) maps the read-only
+ * runs itself first; they are then neither copied nor served.
  */
 #include <errno.h>
 #include <poll.h>
@@ -59,6 +62,48 @@ static bool vmm_gone(int sock)
 			return true;
 		return errno != EAGAIN && errno != EINTR;
 	}
+}
+
+/*
+ * The zero-copy extension, for a VMM that asked: the hot read-only runs
+ * are offered with the CXL object's fd; once it mapped them they are no
+ * longer ours to install. A tier that cannot be mapped by another
+ * process (devdax) offers none, and everything is copied.
+ */
+static int zero_copy(struct fc_session *s, struct remote *rm)
+{
+	struct remote_map *m = NULL;
+	struct fc_zc_run *runs = NULL;
+	size_t n = 0, i;
+	uint64_t bytes = 0;
+	int fd = -1, rc;
+
+	rc = remote_zero_copy(rm, &m, &n, &fd);
+	if (rc == -EOPNOTSUPP)
+		n = 0;
+	else if (rc)
+		return rc;
+	if (n && !(runs = calloc(n, sizeof(*runs))))
+		rc = tier_err(-ENOMEM, "out of memory");
+	for (i = 0; !rc && i < n; i++) {
+		runs[i] = (struct fc_zc_run){ .addr = m[i].addr,
+			.len = m[i].len, .off = m[i].obj_off };
+		bytes += m[i].len;
+	}
+	if (!rc)
+		rc = fc_zc_offer(s->sock, runs, n, fd);
+	if (fd >= 0)
+		close(fd);
+	free(runs);
+	free(m);
+	if (rc)
+		return rc;
+	rc = fc_zc_answer(s->sock, 5000);
+	if (rc <= 0)
+		return rc;
+	remote_zero_copy_done(rm);
+	s->st.mapped = bytes / 4096;
+	return 0;
 }
 
 static int serve_loop(struct fc_session *s, struct remote *rm)
@@ -115,7 +160,9 @@ int fc_session_serve(struct fc_session *s)
 	free(r);
 	if (rc)
 		return rc;
-	rc = remote_prefetch(rm);
+	rc = s->regions[0].zero_copy ? zero_copy(s, rm) : 0;
+	if (!rc)
+		rc = remote_prefetch(rm);
 	if (!rc)
 		rc = serve_loop(s, rm);
 	if (rc)

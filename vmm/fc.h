@@ -14,6 +14,7 @@
  *	fc-sock.c	the socket: listen, accept, the handshake's fd, peer
  *	fc-handler.c	connections, one thread each, and the fail policy
  *	fc-serve.c	fc_session_serve(): the fault server of one VMM
+ *	fc-zc.c		the zero-copy extension's messages
  *
  * All calls return 0 (or a count) or -errno with tier_err(); none prints.
  */
@@ -32,6 +33,8 @@ struct fc_region {
 	uint64_t size;		/* bytes */
 	uint64_t offset;	/* bytes into the memory file, i.e. the image */
 	uint64_t page_size;	/* bytes: 4096 or 2 MiB */
+	uint64_t zero_copy;	/* "tier_zero_copy": the extension's version
+				 * the VMM speaks; 0: a stock Firecracker */
 };
 
 /* Which field set the handshake had, so which Firecracker sent it. */
@@ -126,6 +129,45 @@ int fc_recv_handshake(int sock, int timeout_ms, char *buf, size_t cap,
 /* -EBADF unless @fd is a userfaultfd ("anon_inode:[userfaultfd]"). */
 int fc_check_uffd(int fd);
 
+/* ------------------------------------------------------------ fc-zc.c */
+
+/*
+ * The zero-copy extension (tierctl-fc-handler(1), ZERO-COPY): a VMM that
+ * can map files itself sends "tier_zero_copy": 1 in its first region
+ * object (a stock Firecracker never does, and never reads the socket).
+ * The handler then sends ONE reply before serving anything: a header,
+ * the runs to map, and the CXL object's fd (O_RDONLY) by SCM_RIGHTS if
+ * there is a run; the VMM maps each run MAP_PRIVATE|MAP_FIXED at addr
+ * from the fd at off (zero-copy, shared by every instance, copy-on-write
+ * on a write) and answers with 8 bytes, FC_ZC_ACK or FC_ZC_NAK. All
+ * integers little-endian.
+ */
+#define FC_ZC_VERSION	1
+#define FC_ZC_MAGIC	"TIER-ZC1"	/* 8 bytes, no NUL */
+#define FC_ZC_ACK	"TIER-ZOK"
+#define FC_ZC_NAK	"TIER-ZNO"
+
+struct fc_zc_hdr {
+	char magic[8];
+	uint32_t version;	/* the handler's answer: <= the VMM's */
+	uint32_t n;		/* struct fc_zc_run that follow */
+};
+
+struct fc_zc_run {
+	uint64_t addr;		/* in the VMM, page aligned */
+	uint64_t len;		/* bytes */
+	uint64_t off;		/* in the object the fd names */
+};
+
+_Static_assert(sizeof(struct fc_zc_hdr) == 16, "wire layout");
+_Static_assert(sizeof(struct fc_zc_run) == 24, "wire layout");
+
+/* Sends the reply (@fd attached when @n > 0). */
+int fc_zc_offer(int sock, const struct fc_zc_run *runs, uint32_t n, int fd);
+/* The VMM's answer: 1 it mapped them, 0 it did not (NAK, or none within
+ * @timeout_ms), -errno (it hung up, or sent something else). */
+int fc_zc_answer(int sock, int timeout_ms);
+
 /* -------------------------------------------------------- fc-handler.c */
 
 /* What to do to a VMM whose guest would get a page we cannot give it. */
@@ -147,6 +189,7 @@ struct fc_session_stats {
 	uint64_t lazy;		/* 4 KiB pages installed by faults */
 	uint64_t removes;	/* REMOVE events: ranges unregistered */
 	uint64_t pool_bytes;	/* read from the pool */
+	uint64_t mapped;	/* 4 KiB pages the VMM mapped zero-copy */
 };
 
 /*
