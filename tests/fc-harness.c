@@ -668,6 +668,7 @@ int main(int argc, char **argv)
 		/* an idle VM: connected, nothing to fault (the watchdog is off) */
 		fflush(stdout);
 		pthread_cancel(wd);
+		pthread_join(wd, NULL);	/* no thread left behind (TSan) */
 		sleep(hold);
 	}
 	return 0;

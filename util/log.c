@@ -40,10 +40,15 @@ void tier_log(int level, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
+	/* any thread may be first: the level is read once, atomically
+	 * (every reader computes the same value) */
+	int l = __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 
-	if (log_level < 0)
-		log_level = env_level();
-	if (!log_fn && level > log_level)
+	if (l < 0) {
+		l = env_level();
+		__atomic_store_n(&log_level, l, __ATOMIC_RELAXED);
+	}
+	if (!log_fn && level > l)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
