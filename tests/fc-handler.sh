@@ -294,6 +294,27 @@ serve() {
 	grep -q "saved trace rec (30 pages)" "$tmp/r.out" || bad "record: $(cat "$tmp/r.out" "$tmp/r.err")"
 	[ -e "$tmp/r.sock" ] && bad "--once left its socket"
 	"$T" trace export vm rec >"$tmp/rec.out" || bad "trace export rec"
+	# how close the recorded kinds come to what the vCPUs did: every
+	# page of the image, each read, written or read then written, by 4
+	# threads at once
+	start_handler ra --record recall --once || return
+	harness 0 "record all" ra --trace "$tmp/shuffled.trace" --threads 4
+	wait "$hpid" || bad "record all: exit $?: $(cat "$tmp/ra.err")"
+	"$T" trace export vm recall >"$tmp/recall.out" || bad "trace export recall"
+	python3 - "$tmp/shuffled.trace" "$tmp/recall.out" <<'EOF' || fail=1
+import sys
+want = dict((int(o, 16), k) for o, k in (l.split() for l in open(sys.argv[1])))
+got = {}
+for l in open(sys.argv[2]):
+    if l.strip() and not l.startswith("#"):
+        o, k = l.split()[:2]
+        got[int(o, 0)] = k
+exact = sum(got.get(o) == k for o, k in want.items())
+print(f"record: {exact} of {len(want)} pages with the exact kind "
+      f"({sum(k == 'rw' for k in want.values())} read then written)")
+if exact != len(want) or len(got) != len(want):
+    sys.exit(f"FAIL: record all: {exact} of {len(want)} exact, {len(got)} recorded")
+EOF
 	# the Nth VM's trace is NAME-N
 	start_handler m --record multi || return
 	harness 0 "record 1" m --trace "$tmp/rec.trace"
