@@ -43,11 +43,14 @@ SNAP_TCP = SNAP + "-tcp"
 # What item 3 compares, in this order; eager is the fully resident reference.
 TRAINED = ["tiered", "reap", "vanilla", "eager"]
 SPACING = 8		# pages between two latency-trace pages (>= any window used)
+# (with the zero-copy extension the line also says "N mapped zero-copy")
 HANG_UP = re.compile(
-    r"^pid (\d+): hung up after (\d+) faults \((\d+) pages prefetched, "
-    r"(\d+) lazy, (\d+) KiB from the pool; removed ranges: (\d+)\), "
-    r"(\d+) zero-page faults, prefetch ([\d.]+) us, "
-    r"faults served in ([\d.]+) us$")
+    r"^pid (?P<pid>\d+): hung up after (?P<faults>\d+) faults "
+    r"\((?P<prefetched>\d+) pages prefetched, (?P<lazy>\d+) lazy, "
+    r"(?:(?P<mapped>\d+) mapped zero-copy, )?(?P<pool_kib>\d+) KiB from "
+    r"the pool; removed ranges: (?P<removes>\d+)\), (?P<zero_faults>\d+) "
+    r"zero-page faults, prefetch (?P<prefetch_us>[\d.]+) us, "
+    r"faults served in (?P<fault_us>[\d.]+) us$")
 
 
 def median(v):
@@ -95,13 +98,11 @@ class Handler:
         while True:
             for line in self.read(self.out).splitlines():
                 m = HANG_UP.match(line)
-                if m and int(m.group(1)) == pid:
-                    v = [int(x) for x in m.groups()[1:7]]
-                    return {"faults": v[0], "prefetched": v[1], "lazy": v[2],
-                            "pool_kib": v[3], "removes": v[4],
-                            "zero_faults": v[5],
-                            "prefetch_us": float(m.group(8)),
-                            "fault_us": float(m.group(9))}
+                if m and int(m.group("pid")) == pid:
+                    r = {k: float(v) if k.endswith("_us") else int(v)
+                         for k, v in m.groupdict(default="0").items()}
+                    del r["pid"]
+                    return r
             if time.monotonic() > end:
                 raise rb.BenchError("fc-handler %s: no hang-up line for pid "
                                     "%d: %s" % (self.name, pid,
