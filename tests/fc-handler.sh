@@ -51,6 +51,8 @@ if [ "$group" = usage ]; then
 	usage 2 "^tierctl fc-handler: unrecognized option '--bogus'" fc-handler --bogus vm --socket "$tmp/s"
 	usage 2 '^tierctl fc-handler: .*"maim".*kill, stop or none' fc-handler vm --socket "$tmp/s" --on-fail maim
 	usage 2 '^tierctl fc-handler: .*nonsense' fc-handler vm --socket "$tmp/s" --policy nonsense
+	usage 2 "^tierctl fc-handler: bad prefetch '0': want 1..512 pages" fc-handler vm --socket "$tmp/s" --prefetch 0
+	usage 2 "^tierctl fc-handler: bad prefetch '513'" fc-handler vm --socket "$tmp/s" --prefetch 513
 	usage 2 '^tierctl fc-handler: .*nope' fc-handler vm --socket "$tmp/s" --cxl nope:x
 	usage 2 '^tierctl fc-handler: .*cxl=dir' fc-handler vm --socket "$tmp/s" --pool cxl=dir:/x
 	usage 1 '^tierctl fc-handler: .*no-such' fc-handler no-such --socket "$tmp/s"
@@ -253,6 +255,19 @@ serve() {
 	n=$(prefetched "$tmp/p-eager.out")
 	[ "${n:-0}" -ge "$NONZERO" ] ||
 		bad "eager: not every non-zero page prefetched: $(grep 'hung up' "$tmp/p-eager.out")"
+	# eager: every non-zero page was prefetched, so every fault was a
+	# zero page's; and the time the prefetch took
+	grep -Eq "hung up after ([0-9]+) faults .*\), \1 zero-page faults, prefetch [0-9]+\.[0-9] us, faults served in [0-9.]+ us$" "$tmp/p-eager.out" ||
+		bad "eager: not every fault a zero page's, or no prefetch time: $(grep 'hung up' "$tmp/p-eager.out")"
+	# --prefetch 1: a fault installs its own page only (vanilla, every
+	# page read in order: a window of 8 would take 512 faults)
+	start_handler w1 --policy vanilla --prefetch 1 && {
+		harness 0 "--prefetch 1" w1
+		wait_for "$tmp/w1.out" "hung up after 4096 faults \(0 pages prefetched, 4096 lazy, .*\), 671 zero-page faults," ||
+			bad "--prefetch 1: $(grep 'hung up' "$tmp/w1.out")"
+		stop_handler w1
+		hpid=$ha
+	}
 
 	# Firecracker's layout with an MMIO gap: two regions, contiguous in
 	# the file, the first at the higher address; and three, no gap

@@ -23,6 +23,9 @@
  * --gap and --descending place the regions inside one PROT_NONE
  * reservation (MAP_FIXED, same flags) so a test can choose the layout
  * that top-down mmap gives Firecracker by chance.
+ * --stats and --latency are for bench/fc-bench.py: the time from connect
+ * to the last touch, and how long each first touch took, split by
+ * whether its page was there before (mincore) or went to the handler.
  *
  * Exit: 0 every page read equals the image (or zero where discarded),
  * 1 a wrong page (named), 2 usage, 3 the watchdog fired (the handler is
@@ -77,7 +80,14 @@ static const char usage[] =
 	"  --zero-copy             speak tier's zero-copy extension: ask for it,\n"
 	"                          map the runs offered from the fd, answer\n"
 	"  --pause FILE            halfway through, print \"paused\" and wait\n"
-	"                          until FILE exists (a test acts meanwhile)\n";
+	"                          until FILE exists (a test acts meanwhile)\n"
+	"  --stats                 print \"fc-harness: stats {JSON}\": the time from\n"
+	"                          connect to the first and the last touch (the\n"
+	"                          image pages the checks read faulted in first)\n"
+	"  --latency               --stats, and each first touch timed: p50/p99/max\n"
+	"                          of those whose page was not there (mincore);\n"
+	"                          each vCPU's first touch apart (it waits for the\n"
+	"                          handler's setup and prefetch)\n";
 
 struct region {
 	uint64_t size, offset;
@@ -106,6 +116,19 @@ static volatile int dn_done;
 static uint64_t touched, compared, zeroed;	/* atomics */
 static int timeout_s = 30;
 static uint64_t shift;		/* --shift: a VMM whose table is wrong */
+static int stats, latency;	/* --stats, --latency */
+static uint64_t t_first[64];	/* each vCPU's first touch done, ns */
+static uint64_t t_last[64];	/* each vCPU's last touch done, ns */
+static uint64_t *lat_ns;	/* --latency: each entry's first access */
+static unsigned char *lat_fault; /* its page was not there before it */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 __attribute__((format(printf, 2, 3), noreturn))
 static void die(int code, const char *fmt, ...)
@@ -194,6 +217,28 @@ static void check_page(uint64_t off, const unsigned char *p, int after)
 	__atomic_add_fetch(&compared, 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * --latency: the first access to entry @i's page alone, timed; whether
+ * the page was mapped before it (mincore: installed by a prefetch or a
+ * window) or the access faulted to the handler. The checks come after,
+ * untimed.
+ */
+static void timed_touch(size_t i, unsigned char *p)
+{
+	unsigned char vec = 0;
+	uint64_t t0;
+
+	if (mincore(p, PG, &vec) < 0)
+		die(4, "mincore: %s", strerror(errno));
+	t0 = now_ns();
+	if (ents[i].kind & 1)
+		(void)*(volatile unsigned char *)p;
+	else
+		__atomic_fetch_add((uint64_t *)p, 0, __ATOMIC_RELAXED);
+	lat_ns[i] = now_ns() - t0;
+	lat_fault[i] = !(vec & 1);
+}
+
 /* --pause: every vCPU stops before the second half of its pages until
  * the test says go (the watchdog still runs). */
 static void pause_here(void)
@@ -218,6 +263,8 @@ static void *vcpu(void *arg)
 
 		if (pause_file && i >= nents / 2 && i < nents / 2 + nthreads)
 			pause_here();
+		if (latency)
+			timed_touch(i, p);
 
 		if (ents[i].kind & 1) {
 			memcpy(buf, p, PG);
@@ -230,7 +277,10 @@ static void *vcpu(void *arg)
 			check_page(off, buf, dn_done);
 		}
 		__atomic_add_fetch(&touched, 1, __ATOMIC_RELAXED);
+		if (i == t)
+			t_first[t] = now_ns();
 	}
+	t_last[t] = now_ns();
 	return NULL;
 }
 
@@ -297,6 +347,77 @@ static void load_trace(const char *path)
 		nents++;
 	}
 	fclose(f);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest value with @pct % of @v at or below it. */
+static uint64_t rank(const uint64_t *v, size_t n, unsigned pct)
+{
+	size_t k = (n * pct + 99) / 100;
+
+	return n ? v[k ? k - 1 : 0] : 0;
+}
+
+/*
+ * --stats: one line of JSON after the run (bench/fc-bench.py reads it).
+ * A vCPU's first touch waits for the session's setup and prefetch, so
+ * it is reported apart (first_touch_ns: the longest of them), not in
+ * the fault statistics.
+ */
+static void print_stats(uint64_t t_connect)
+{
+	uint64_t end = 0, first = UINT64_MAX, sum = 0, first_ns = 0, *f, *r;
+	size_t nf = 0, nr = 0, i;
+	int first_fault = 0;
+
+	for (unsigned t = 0; t < nthreads && t < nents; t++) {
+		if (t_last[t] > end)
+			end = t_last[t];
+		if (t_first[t] < first)
+			first = t_first[t];
+	}
+	printf("fc-harness: stats {\"threads\": %u, \"touches\": %zu, "
+	       "\"connect_to_first_touch_us\": %.1f, "
+	       "\"connect_to_last_touch_us\": %.1f", nthreads, nents,
+	       nents ? (first - t_connect) / 1e3 : 0.0,
+	       nents ? (end - t_connect) / 1e3 : 0.0);
+	if (latency) {
+		f = malloc((nents + 1) * sizeof(*f));
+		r = malloc((nents + 1) * sizeof(*r));
+		if (!f || !r)
+			die(4, "out of memory");
+		for (i = 0; i < nents; i++) {
+			if (i < nthreads) {
+				if (lat_ns[i] > first_ns)
+					first_ns = lat_ns[i];
+				first_fault |= lat_fault[i];
+			} else if (lat_fault[i]) {
+				f[nf++] = lat_ns[i];
+				sum += lat_ns[i];
+			} else {
+				r[nr++] = lat_ns[i];
+			}
+		}
+		qsort(f, nf, sizeof(*f), cmp_u64);
+		qsort(r, nr, sizeof(*r), cmp_u64);
+		printf(", \"faulted\": %zu, \"fault_p50_ns\": %" PRIu64
+		       ", \"fault_p99_ns\": %" PRIu64 ", \"fault_max_ns\": %" PRIu64
+		       ", \"fault_mean_ns\": %.0f, \"resident\": %zu"
+		       ", \"resident_p50_ns\": %" PRIu64 ", \"resident_max_ns\": %" PRIu64
+		       ", \"first_touch_ns\": %" PRIu64 ", \"first_touch_faulted\": %s",
+		       nf, rank(f, nf, 50), rank(f, nf, 99), nf ? f[nf - 1] : 0,
+		       nf ? (double)sum / nf : 0.0, nr, rank(r, nr, 50),
+		       nr ? r[nr - 1] : 0, first_ns, first_fault ? "true" : "false");
+		free(f);
+		free(r);
+	}
+	printf("}\n");
 }
 
 static int json_regions(char *buf, size_t len, const char *version)
@@ -402,7 +523,7 @@ int main(int argc, char **argv)
 	const char *sock_path = NULL, *image = NULL, *version = "1.12";
 	const char *trace = "all", *json = NULL;
 	int descending = 0, nfds = 1, bad_fd = 0, expect_refused = 0, hold = 0;
-	uint64_t gap = 0, total = 0;
+	uint64_t gap = 0, total = 0, t_connect;
 	int have_gap = 0, flags, uffd, sock, fd, i;
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	pthread_t wd, th[64], bt;
@@ -426,6 +547,11 @@ int main(int argc, char **argv)
 		}
 		if (!strcmp(a, "--zero-copy")) {
 			zero_copy = 1;
+			continue;
+		}
+		if (!strcmp(a, "--stats") || !strcmp(a, "--latency")) {
+			stats = 1;
+			latency |= !strcmp(a, "--latency");
 			continue;
 		}
 		if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -526,6 +652,19 @@ int main(int argc, char **argv)
 		if (r == nreg)
 			die(2, "trace offset 0x%" PRIx64 " is in no region", o);
 	}
+	/*
+	 * --stats: the image pages the checks will read are faulted in now,
+	 * so the timed run has only the guest memory's faults (a VM has no
+	 * second copy of its memory to compare with).
+	 */
+	for (size_t e = 0; stats && e < nents; e++)
+		(void)*(volatile const unsigned char *)(img + ents[e].off);
+	if (latency) {
+		lat_ns = calloc(nents + 1, sizeof(*lat_ns));
+		lat_fault = calloc(nents + 1, 1);
+		if (!lat_ns || !lat_fault)
+			die(4, "out of memory");
+	}
 
 	pthread_create(&wd, NULL, watchdog, NULL);
 
@@ -591,6 +730,7 @@ int main(int argc, char **argv)
 	if (strlen(sock_path) >= sizeof(sa.sun_path))
 		die(2, "socket path too long");
 	strcpy(sa.sun_path, sock_path);
+	t_connect = now_ns();
 	sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sock < 0 || connect(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0)
 		die(4, "connect %s: %s", sock_path, strerror(errno));
@@ -664,6 +804,8 @@ int main(int argc, char **argv)
 	       have_gap ? " with a gap" : "", nthreads, nthreads == 1 ? "" : "s", nents,
 	       compared, zeroed);
 	printf("fc-harness: anon %ld KiB\n", rss_anon_kib());
+	if (stats)
+		print_stats(t_connect);
 	if (hold) {
 		/* an idle VM: connected, nothing to fault (the watchdog is off) */
 		fflush(stdout);

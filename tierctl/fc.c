@@ -7,6 +7,7 @@
 
 #include "tier.h"
 #include "tierctl/tierctl.h"
+#include "util/size.h"
 #include "util/uri.h"
 #include "vmm/fc.h"
 
@@ -27,6 +28,8 @@ static const char fc_usage[] =
 	"  --pool URI           read the pool from URI instead of the plan's\n"
 	"  --record NAME        record each VM's first touches as trace NAME\n"
 	"                       (the Nth VM's as NAME-N)\n"
+	"  --prefetch PAGES     pages a lazy fault fetches, the faulting one first\n"
+	"                       (1 to 512; default 8)\n"
 	"  --on-fail ACTION     when a page cannot be served: kill (default) the\n"
 	"                       VMM, stop it (SIGSTOP), or none (log only)\n"
 	"  --once               exit after the first connection ends, with its result\n"
@@ -63,6 +66,7 @@ int cmd_fc_handler(int argc, char **argv)
 		{ "cxl",     required_argument, NULL, 'c' },
 		{ "pool",    required_argument, NULL, 'P' },
 		{ "record",  required_argument, NULL, 'r' },
+		{ "prefetch", required_argument, NULL, 'w' },
 		{ "on-fail", required_argument, NULL, 'f' },
 		{ "once",    no_argument,       NULL, '1' },
 		{ "help",    no_argument,       NULL, 'h' },
@@ -75,6 +79,7 @@ int cmd_fc_handler(int argc, char **argv)
 	struct tier_snap *snap;
 	struct fc_handler *h;
 	struct tier_uri uri;
+	uint64_t v;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -101,6 +106,13 @@ int cmd_fc_handler(int argc, char **argv)
 			break;
 		case 'r':
 			attr.record = optarg;
+			break;
+		case 'w':
+			if (parse_uint(optarg, 512, &v) || !v)
+				return cli_bad(argv[0], fc_usage,
+					       "bad prefetch '%s': want 1..512 pages",
+					       optarg);
+			attr.prefetch = v;
 			break;
 		case 'f':
 			if (fc_fail_parse(optarg, &attr.fail))

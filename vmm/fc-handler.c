@@ -226,6 +226,7 @@ static int conn_setup(struct fc_conn *c, char *buf, size_t cap)
 		.cxl = h->attr.cxl,
 		.pool = h->attr.pool,
 		.record = c->record[0] ? c->record : NULL,
+		.prefetch = h->attr.prefetch,
 		.uffd = uffd,
 		.sock = c->sock,
 		.regions = regions,
@@ -299,10 +300,11 @@ static void *conn_main(void *arg)
 		conn_fail(s, s->fail_addr, rc, NULL);
 	} else if (!__atomic_load_n(&c->failed, __ATOMIC_ACQUIRE)) {
 		h_log(h, TIER_LOG_INFO,
-		      "pid %d: hung up after %" PRIu64 " faults (%" PRIu64 " pages prefetched, %" PRIu64 " lazy, %" PRIu64 " mapped zero-copy, %" PRIu64 " KiB from the pool; removed ranges: %" PRIu64 ")",
+		      "pid %d: hung up after %" PRIu64 " faults (%" PRIu64 " pages prefetched, %" PRIu64 " lazy, %" PRIu64 " mapped zero-copy, %" PRIu64 " KiB from the pool; removed ranges: %" PRIu64 "), %" PRIu64 " zero-page faults, prefetch %.1f us, faults served in %.1f us",
 		      (int)c->peer.pid, s->st.faults, s->st.prefetched,
 		      s->st.lazy, s->st.mapped, s->st.pool_bytes >> 10,
-		      s->st.removes);
+		      s->st.removes, s->st.zero_faults, s->st.prefetch_ns / 1e3,
+		      s->st.fault_ns / 1e3);
 		conn_record(c);
 	} else {
 		rc = -ECONNABORTED;	/* the handler stopped it (fc_handler_stop twice) */

@@ -45,6 +45,9 @@ static void session_stats(struct fc_session *s, const struct remote *rm)
 	s->st.lazy = st.lazy_pages;
 	s->st.pool_bytes = st.pool_bytes;
 	s->st.removes = remote_removes(rm);
+	s->st.zero_faults = st.faults[TIER_CLASS_ZERO];
+	s->st.prefetch_ns = st.prefetch_ns;
+	s->st.fault_ns = st.fault_ns;
 }
 
 /* The VMM hung up: EOF or an error on its socket (it sends nothing after
@@ -140,6 +143,7 @@ int fc_session_serve(struct fc_session *s)
 	struct remote_attr attr = {
 		.flags = s->record ? REMOTE_RECORD : 0,
 		.policy = s->policy, .cxl = s->cxl, .pool = s->pool,
+		.prefetch = s->prefetch,
 	};
 	struct remote_region *r;
 	struct remote *rm;

@@ -190,6 +190,11 @@ struct fc_session_stats {
 	uint64_t removes;	/* REMOVE events: ranges unregistered */
 	uint64_t pool_bytes;	/* read from the pool */
 	uint64_t mapped;	/* 4 KiB pages the VMM mapped zero-copy */
+	uint64_t zero_faults;	/* of faults, those of pages the snapshot
+				 * holds as zero */
+	uint64_t prefetch_ns;	/* installing the prefetched pages */
+	uint64_t fault_ns;	/* serving faults: fetch, check, install; not
+				 * the event's read nor the wake */
 };
 
 /*
@@ -203,6 +208,7 @@ struct fc_session {
 	enum tier_policy policy;	/* which stored plan to serve */
 	const char *cxl, *pool;		/* tier URI overrides; NULL: the plan's */
 	const char *record;		/* trace to record, or NULL */
+	unsigned prefetch;		/* pages a lazy fault fetches; 0: 8 */
 	int uffd;			/* the VMM's: API done, O_NONBLOCK */
 	int sock;			/* its connection; EOF/HUP: the VMM is gone */
 	const struct fc_region *regions; /* checked by fc_check_regions() */
@@ -250,6 +256,7 @@ struct fc_handler_attr {
 	const char *cxl, *pool;		/* passed on to each session */
 	const char *record;		/* trace NAME: the first VMM's is NAME,
 					 * the Nth's NAME-N */
+	unsigned prefetch;		/* passed on; 0: 8 */
 	enum fc_fail fail;
 	unsigned flags;			/* FC_HANDLER_* */
 	int handshake_ms;		/* 0: 5000 */
