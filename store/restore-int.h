@@ -113,6 +113,12 @@ struct rs_src {
 	struct tier_uri pool_uri;
 	char obj_name[128];
 	bool verify_image;		/* check the image's pages too */
+	/* read-only mappings of the file sources (src_map_views), so a
+	 * prefetch installs from the page cache without a read into a
+	 * buffer; NULL: read them */
+	const uint8_t *view[PLACER_SRC_POOL + 1];
+	uint64_t view_len[PLACER_SRC_POOL + 1];
+	int pidfd;			/* ours, for process_madvise; -2: none */
 	/* the pool handle of the start, then of the fault server: one
 	 * thread uses it at a time */
 	struct pool *pool;
@@ -136,6 +142,18 @@ int src_read(struct rs_src *s, struct pool_seg *seg, unsigned src,
 int src_verify(const struct rs_src *s, uint64_t p, const void *buf,
 	       uint64_t np, unsigned src);
 const char *src_name(unsigned src);
+/* Maps the image, the local file and the CXL object read-only (where
+ * open and mappable); a failure leaves that source read as before. */
+void src_map_views(struct rs_src *s);
+/*
+ * The bytes of @n ranges (@off[i], @len[i]) of file source @src in its
+ * view, made resident first (one process_madvise), so that a file cut
+ * short is an error here, never a SIGBUS later: *@ret[i]. -EOPNOTSUPP:
+ * no view, or a range is not resident: read them instead (which names
+ * the problem).
+ */
+int src_view(struct rs_src *s, unsigned src, const uint64_t *off,
+	     const uint64_t *len, unsigned n, const void **ret);
 void src_count_bytes(struct tier_restore_stats *st, unsigned src,
 		     uint64_t n);
 

@@ -185,22 +185,55 @@ static int fetch_pool(struct batch *b, struct pool_seg *seg, bool *other)
 	return rc ? tier_err_ctx(rc, "prefetch") : 0;
 }
 
+/*
+ * A batch's pieces of one file source in place, where the source has a
+ * view (src_map_views: a remote restore maps its files): verified and
+ * installed from the page cache, no read into the buffer. False: read.
+ */
+static bool view_pieces(struct rs_src *s, struct batch *b, unsigned src)
+{
+	uint64_t off[BATCH_PIECES], len[BATCH_PIECES];
+	const void *at[BATCH_PIECES];
+	unsigned idx[BATCH_PIECES], i, n = 0;
+
+	if (!s->view[src])
+		return false;
+	for (i = 0; i < b->n; i++)
+		if (b->p[i].src == src) {
+			idx[n] = i;
+			off[n] = b->p[i].off;
+			len[n++] = b->p[i].np * PG;
+		}
+	if (!n || src_view(s, src, off, len, n, at))
+		return false;
+	for (i = 0; i < n; i++)
+		b->p[idx[i]].buf = (void *)at[i];
+	return true;
+}
+
 /* The other sources' pieces (CXL object, local file, image). */
 static int fetch_other(struct rs_pf *pf, struct batch *b)
 {
-	unsigned i;
+	struct rs_src *s = pf->srv->src;
+	bool viewed[PLACER_SRC_POOL + 1] = { false };
+	unsigned i, src;
 	int rc;
 
-	rc = use_bounce(b, false);
-	if (rc)
-		return rc;
+	for (src = PLACER_SRC_IMAGE; src <= PLACER_SRC_CXL; src++)
+		viewed[src] = view_pieces(s, b, src);
 	for (i = 0; i < b->n; i++) {
 		struct piece *p = &b->p[i];
 
-		if (p->src == PLACER_SRC_POOL || p->src == PLACER_SRC_NONE)
+		if (p->src == PLACER_SRC_POOL || p->src == PLACER_SRC_NONE ||
+		    viewed[p->src])
 			continue;
-		rc = src_read(pf->srv->src, NULL, p->src, p->off, p->buf,
-			      p->np * PG);
+		if (!b->bounce) {
+			b->bounce = bounce_get();
+			if (!b->bounce)
+				return tier_err(-ENOMEM, "restore: out of memory");
+		}
+		p->buf = b->bounce + p->slot * PG;
+		rc = src_read(s, NULL, p->src, p->off, p->buf, p->np * PG);
 		if (rc)
 			return tier_err_ctx(rc, "prefetch");
 	}
@@ -425,8 +458,11 @@ int pf_prepare(struct rs_pf *pf, bool helper, bool tcp_any)
 		pf_helper(pf, tcp_any);
 	for (i = 0; i < pf->np; i++) {
 		pool |= pf->p[i].src == PLACER_SRC_POOL;
+		/* a viewed file needs no buffer (but may if its view
+		 * fails: then one is made on first need) */
 		other |= pf->p[i].src != PLACER_SRC_POOL &&
-			 pf->p[i].src != PLACER_SRC_NONE;
+			 pf->p[i].src != PLACER_SRC_NONE &&
+			 !pf->srv->src->view[pf->p[i].src];
 	}
 	if (pool)
 		view = pool_seg_view(pf->srv->src->seg, 0, 1, &v) == 0;

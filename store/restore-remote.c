@@ -97,6 +97,8 @@ static int open_plan(struct remote *rm, const struct remote_attr *attr)
 	if (rc)
 		return rc;
 	rc = src_open(&rm->src, attr->policy, plan.ext, plan.n, &plan, &ta);
+	if (!rc)
+		src_map_views(&rm->src);
 	for (i = 0; !rc && i < rm->narea; i++) {
 		struct rs_area *a = &rm->area[i];
 

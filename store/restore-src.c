@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +28,10 @@
 #include "util/err.h"
 #include "util/file.h"
 #include "util/log.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ	22
+#endif
 
 uint64_t rs_now_ns(void)
 {
@@ -192,6 +199,7 @@ void src_init(struct rs_src *s, struct tier_snap *snap)
 	s->snap = snap;
 	s->image_fd = -1;
 	s->local_fd = -1;
+	s->pidfd = -1;
 }
 
 int src_open(struct rs_src *s, enum tier_policy policy,
@@ -265,8 +273,86 @@ int src_open(struct rs_src *s, enum tier_policy policy,
 	return 0;
 }
 
+void src_map_views(struct rs_src *s)
+{
+	unsigned src;
+
+	for (src = PLACER_SRC_IMAGE; src <= PLACER_SRC_CXL; src++) {
+		uint64_t size = 0;
+		int fd = -1, own = 0;
+		void *p;
+
+		if (src == PLACER_SRC_IMAGE && s->image_fd >= 0) {
+			fd = s->image_fd;
+			size = s->image_size;
+		} else if (src == PLACER_SRC_LOCAL && s->local_fd >= 0) {
+			fd = s->local_fd;
+			size = s->local_size;
+		} else if (src == PLACER_SRC_CXL && s->cxl_obj &&
+			   cxl_obj_share_fd(s->cxl_obj, &fd) == 0) {
+			own = 1;
+			size = cxl_obj_size(s->cxl_obj);
+		}
+		if (fd < 0 || !size)
+			continue;
+		p = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		if (own)
+			close(fd);
+		if (p == MAP_FAILED)
+			continue;
+		s->view[src] = p;
+		s->view_len[src] = size;
+	}
+	/* for process_madvise on ourselves: one call a batch (Linux 6.13
+	 * takes any advice; older ones one madvise a range) */
+	s->pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+}
+
+#define VIEW_IOV	256
+
+int src_view(struct rs_src *s, unsigned src, const uint64_t *off,
+	     const uint64_t *len, unsigned n, const void **ret)
+{
+	struct iovec iov[VIEW_IOV];
+	uint64_t total = 0;
+	unsigned i;
+	ssize_t r;
+
+	if (src > PLACER_SRC_POOL || !s->view[src] || n > VIEW_IOV)
+		return -EOPNOTSUPP;
+	for (i = 0; i < n; i++) {
+		if (off[i] > s->view_len[src] || len[i] > s->view_len[src] - off[i])
+			return -EOPNOTSUPP;
+		iov[i] = (struct iovec){
+			.iov_base = (void *)(s->view[src] + off[i]),
+			.iov_len = len[i],
+		};
+		ret[i] = s->view[src] + off[i];
+		total += len[i];
+	}
+	if (s->pidfd >= 0) {
+		r = syscall(SYS_process_madvise, s->pidfd, iov, n,
+			    MADV_POPULATE_READ, 0);
+		return r >= 0 && (uint64_t)r == total ? 0 : -EOPNOTSUPP;
+	}
+	for (i = 0; i < n; i++)
+		if (madvise(iov[i].iov_base, iov[i].iov_len,
+			    MADV_POPULATE_READ) < 0)
+			return -EOPNOTSUPP;
+	return 0;
+}
+
 void src_close(struct rs_src *s)
 {
+	unsigned src;
+
+	for (src = 0; src <= PLACER_SRC_POOL; src++)
+		if (s->view[src])
+			munmap((void *)s->view[src], s->view_len[src]);
+	memset(s->view, 0, sizeof(s->view));
+	if (s->pidfd >= 0)
+		close(s->pidfd);
+	s->pidfd = -1;
 	if (s->seg || s->pool)
 		src_pool_disconnect(&s->pool, &s->seg);
 	cxl_obj_close(s->cxl_obj);
