@@ -6,9 +6,11 @@
  * what copy-only installing can do (a stock Firecracker's memory is
  * private anonymous, so nothing is mapped into it): hot MAP extents are
  * copied before the guest runs like COPY ones (from the CXL tier's
- * object, by read), other MAP extents and zero extents are served on
- * fault. The sources, prefetcher and fault server are the in-process
- * restore's own parts; called by vmm/fc-serve.c.
+ * object), other MAP extents and zero extents are served on fault,
+ * unless the VMM maps the hot read-only runs itself (remote_zero_copy).
+ * The sources, prefetcher and fault server are the in-process restore's
+ * own parts; the file sources are mapped read-only so the prefetch
+ * installs from the page cache, by two threads. Called by vmm/fc-serve.c.
  */
 #include <errno.h>
 #include <inttypes.h>
