@@ -352,6 +352,21 @@ struct rs_map {
 
 struct pop_batch;
 
+/* A caller's CPU affinity, handed to a thread started elsewhere. */
+struct rs_cpus {
+	cpu_set_t set;
+	bool saved;
+};
+
+/*
+ * Starts @fn on another CPU than the caller's, when the process may run
+ * on one (restore-populate.c says why); @fn calls rs_cpus_restore first
+ * thing, so the caller's CPU policy holds. 0 or a positive errno.
+ */
+int rs_spawn_elsewhere(pthread_t *t, void *(*fn)(void *), void *arg,
+		       struct rs_cpus *c);
+void rs_cpus_restore(const struct rs_cpus *c);
+
 /* The populate list, and how the start and the populator meet (atomics,
  * never sleeping: restore.c says why). */
 struct rs_pop {
@@ -370,8 +385,7 @@ struct rs_pop {
 	char msg[256], pf_msg[256];
 	pthread_t thread;
 	bool have_thread;
-	cpu_set_t cpus;			/* the start's affinity ... */
-	bool cpus_set;			/* ... to give the populator back */
+	struct rs_cpus cpus;		/* the start's, for the populator */
 };
 
 /* The readahead loader (PLACER_F_READAHEAD: FaaSnap's). */
@@ -429,7 +443,6 @@ bool pop_wait(struct rs_pop *pop, uintptr_t end);
 int pop_work(struct tier_restore *rs, struct pop_batch *b);
 void pop_cancel(struct rs_pop *pop);
 int pop_create(struct rs_pop *pop, void *(*fn)(void *), void *arg);
-void pop_restore_affinity(struct rs_pop *pop);
 void pop_fini(struct rs_pop *pop);
 void loader_sort(struct rs_loader *ld);
 void loader_start(struct rs_loader *ld);

@@ -251,13 +251,13 @@ int pop_work(struct tier_restore *rs, struct pop_batch *b)
 }
 
 /*
- * Starts the populator on another CPU than the caller's, when the process
- * may run on one: a new thread is queued on its creator's CPU, and with
- * the creator busy it began running 2.3-3.7 ms later (median, 2-vCPU VM),
- * against 0.4 ms when asked to start elsewhere. @fn calls
- * pop_restore_affinity first thing, so the caller's CPU policy holds.
+ * A new thread is queued on its creator's CPU, and with the creator busy
+ * it began running 2.3-3.7 ms later (median, 2-vCPU VM), against 0.4 ms
+ * when asked to start elsewhere. It takes the caller's affinity back
+ * first thing.
  */
-int pop_create(struct rs_pop *pop, void *(*fn)(void *), void *arg)
+int rs_spawn_elsewhere(pthread_t *t, void *(*fn)(void *), void *arg,
+		       struct rs_cpus *c)
 {
 	pthread_attr_t attr;
 	cpu_set_t other;
@@ -266,26 +266,34 @@ int pop_create(struct rs_pop *pop, void *(*fn)(void *), void *arg)
 	rc = pthread_attr_init(&attr);
 	if (rc)
 		return rc;
+	c->saved = false;
 	if (cpu >= 0 && cpu < CPU_SETSIZE &&
-	    sched_getaffinity(0, sizeof(pop->cpus), &pop->cpus) == 0) {
-		other = pop->cpus;
+	    sched_getaffinity(0, sizeof(c->set), &c->set) == 0) {
+		other = c->set;
 		CPU_CLR(cpu, &other);
-		pop->cpus_set = CPU_COUNT(&other) > 0 &&
-				pthread_attr_setaffinity_np(&attr,
-						sizeof(other), &other) == 0;
+		c->saved = CPU_COUNT(&other) > 0 &&
+			   pthread_attr_setaffinity_np(&attr, sizeof(other),
+						       &other) == 0;
 	}
-	rc = pthread_create(&pop->thread, &attr, fn, arg);
+	rc = pthread_create(t, &attr, fn, arg);
 	pthread_attr_destroy(&attr);
-	if (!rc)
-		pop->have_thread = true;
 	return rc;
 }
 
-void pop_restore_affinity(struct rs_pop *pop)
+void rs_cpus_restore(const struct rs_cpus *c)
 {
-	if (pop->cpus_set)	/* the start's own, as if inherited */
-		pthread_setaffinity_np(pthread_self(), sizeof(pop->cpus),
-				       &pop->cpus);
+	if (c->saved)	/* the caller's own, as if inherited */
+		pthread_setaffinity_np(pthread_self(), sizeof(c->set), &c->set);
+}
+
+/* The populator, started elsewhere (rs_spawn_elsewhere). */
+int pop_create(struct rs_pop *pop, void *(*fn)(void *), void *arg)
+{
+	int rc = rs_spawn_elsewhere(&pop->thread, fn, arg, &pop->cpus);
+
+	if (!rc)
+		pop->have_thread = true;
+	return rc;
 }
 
 void pop_fini(struct rs_pop *pop)

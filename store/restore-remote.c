@@ -302,6 +302,7 @@ static int prefetch_huge(struct remote *rm, struct rs_area *a)
 
 struct helper {
 	struct rs_pf *pf;
+	struct rs_cpus cpus;
 	int rc;
 	char msg[256];
 };
@@ -309,6 +310,8 @@ struct helper {
 static void *helper_run(void *arg)
 {
 	struct helper *h = arg;
+
+	rs_cpus_restore(&h->cpus);
 
 	h->rc = pf_work(h->pf, h->pf->seg, h->pf->buf[1]);
 	if (h->rc)
@@ -335,7 +338,7 @@ static int prefetch_area(struct remote *rm, struct rs_area *a)
 	rc = pf_prepare(&pf, true, false);
 	if (!rc && pf.help) {
 		h.pf = &pf;
-		two = pthread_create(&t, NULL, helper_run, &h) == 0;
+		two = rs_spawn_elsewhere(&t, helper_run, &h, &h.cpus) == 0;
 	}
 	if (!rc)
 		rc = pf_work(&pf, rm->src.seg, pf.buf[0]);

@@ -228,7 +228,7 @@ static void *rs_populator(void *arg)
 {
 	struct tier_restore *rs = arg;
 
-	pop_restore_affinity(&rs->pop);
+	rs_cpus_restore(&rs->pop.cpus);
 	rs_populate_all(rs);
 	atomic_store_explicit(&rs->pop.done, true, memory_order_release);
 	while (atomic_load_explicit(&rs->pop.go, memory_order_acquire) == 1)
