@@ -3,8 +3,8 @@
 #define TIER_CXL_H
 
 /*
- * Byte-addressable tiers: objects (one per snapshot and policy, named
- * "SNAP/POLICY") that a restore maps MAP_PRIVATE|MAP_FIXED into guest
+ * Byte-addressable tiers: objects (one per plan, named "SNAP/POLICY.GEN"
+ * by its generation) that a restore maps MAP_PRIVATE|MAP_FIXED into guest
  * memory, so read-only pages are zero-copy, shared by every instance, and
  * copy-on-write on a wrong guess.
  *

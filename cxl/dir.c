@@ -2,8 +2,8 @@
 /*
  * cxl=dir:PATH -- objects are files in a directory: tmpfs (the default,
  * DRAM standing in for CXL), ext4/xfs with dax=always on a pmem or CXL
- * namespace (fs-dax), or any other filesystem. Object "SNAP/POLICY" is
- * the file PATH/SNAP/POLICY.obj.
+ * namespace (fs-dax), or any other filesystem. Object "SNAP/POLICY.GEN"
+ * (a plan's, GEN its generation) is the file PATH/SNAP/POLICY.GEN.obj.
  *
  * A restore maps the file MAP_PRIVATE: reads are served from the page
  * cache (or straight from the device under fs-dax) and shared by every
@@ -154,6 +154,11 @@ int dir_create(struct cxl_wobj *w)
 			     0644);
 		if (w->fd >= 0)
 			break;
+		/* a place of another policy removed its last object of
+		 * this snapshot, and the directory with it: again */
+		if (errno == ENOENT && tries < 100 &&
+		    mkdir_p(parent, 0755) == 0)
+			continue;
 		if (errno != EEXIST || tries > 100) {
 			rc = cxl_err(t, w->name, -errno, "create in %s: %m",
 				     parent);

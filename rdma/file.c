@@ -59,6 +59,11 @@ static int file_create(struct pool *p, struct pool_wseg *w)
 		return tier_err(-ENAMETOOLONG, "pool %s: segment '%s': path too long",
 				p->uri, w->name);
 	w->fd = open(w->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	/* another policy's place removed SNAP/ with its last segment */
+	for (int tries = 0; w->fd < 0 && errno == ENOENT && tries < 100 &&
+			    pool_seg_mkdir(dir, w->name) == 0; tries++)
+		w->fd = open(w->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			     0644);
 	if (w->fd < 0)
 		return tier_err(-errno, "pool %s: %s: %m", p->uri, w->tmp);
 	if (ftruncate(w->fd, w->size) < 0) {

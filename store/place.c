@@ -4,14 +4,17 @@
  *
  * The plan is the only thing a restore trusts, so it is written last:
  * every object it references (the CXL object, the pool segment, the
- * compact local file) is written in full and committed first. Objects are
- * written under temporary names and committed together only after all of
- * them were written, so a failure while writing (an unreachable pool, a
- * full tier) leaves the old plan and its data exactly as they were.
- * Objects have fixed names per snapshot and policy, so committing them
- * replaces the old plan's data; if something fails after that point, the
- * old plan no longer matches its data and is removed rather than left to
- * restore wrong bytes.
+ * compact local file) is written in full and committed first. Each place
+ * is a new generation (a random 64-bit id in the plan), and its objects
+ * carry it in their names, so committing them replaces nothing: the old
+ * plan and its data stay exactly as they were until the new plan is
+ * renamed over the old one. Only then are the previous generation's
+ * objects removed; a restore that loaded the old plan has either opened
+ * them already (an open object outlives its name) or finds them gone
+ * and fails with a message saying to retry. A failure before the new
+ * plan is in removes the new objects and leaves the old generation
+ * whole. The store's readers take no locks; two places of one snapshot
+ * and policy take turns (plans/POLICY.lock).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "cxl/cxl.h"
@@ -28,6 +32,7 @@
 #include "tier.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "util/log.h"
 #include "util/uri.h"
 
 #define PG		TIER_PAGE_SIZE
@@ -201,8 +206,15 @@ struct placing {
 	int have_local;
 	char *buf;
 	int lock_fd;		/* plans/POLICY.lock, held throughout */
-	int committed;		/* an old plan's data has been replaced */
+	uint64_t gen;		/* this place's generation, in pl->obj */
+	unsigned done;		/* objects committed (DONE_*): new names */
+	struct plan old;	/* the plan replaced, if one loaded */
+	int have_old;
 };
+
+#define DONE_CXL	(1U << 0)
+#define DONE_POOL	(1U << 1)
+#define DONE_LOCAL	(1U << 2)
 
 static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 {
@@ -317,7 +329,8 @@ static int open_objects(struct placing *pl)
 			return rc;
 	}
 	if (pl->pp.local_size) {
-		snap_local_path(pl->snap, pl->policy, path, sizeof(path));
+		snap_local_path(pl->snap, pl->policy, pl->gen, path,
+				sizeof(path));
 		snprintf(dir, sizeof(dir), "%s", path);
 		slash = strrchr(dir, '/');
 		*slash = 0;
@@ -382,21 +395,21 @@ static int commit_objects(struct placing *pl)
 		rc = cxl_commit(cw);
 		if (rc)
 			return rc;
-		pl->committed = 1;
+		pl->done |= DONE_CXL;
 	}
 	if (pw) {
 		pl->pw = NULL;
 		rc = pool_commit(pw);
 		if (rc)
 			return rc;
-		pl->committed = 1;
+		pl->done |= DONE_POOL;
 	}
 	if (pl->have_local) {
 		pl->have_local = 0;
 		rc = atomic_commit(&pl->af);
 		if (rc)
 			return rc;
-		pl->committed = 1;
+		pl->done |= DONE_LOCAL;
 	}
 	return 0;
 }
@@ -427,6 +440,7 @@ static int write_plan(struct placing *pl, const struct tier_place_attr *attr)
 	h->ntraces = pl->m.ntraces;
 	h->confidence = attr->confidence ? attr->confidence : DEFAULT_CONF;
 	h->cxl_capacity = attr->cxl_capacity;
+	h->generation = pl->gen;
 	plan.ext = pl->pp.ext;
 	plan.n = pl->pp.n;
 
@@ -471,6 +485,112 @@ static int lock_policy(struct placing *pl)
 	return 0;
 }
 
+/*
+ * The plan being replaced (under the lock, so it stays the current one
+ * until ours is in): its objects are removed once ours is. A plan that
+ * does not load (none, damaged, another format) has no objects we know.
+ */
+static void load_old(struct placing *pl)
+{
+	pl->have_old = plan_load(pl->snap, pl->policy, &pl->old) == 0;
+}
+
+/* A random generation, never 0 and never the old plan's. */
+static int new_generation(struct placing *pl)
+{
+	uint64_t old = pl->have_old ? pl->old.hdr.generation : 0;
+
+	do {
+		if (getrandom(&pl->gen, sizeof(pl->gen), 0) != sizeof(pl->gen))
+			return tier_err(-errno, "place: getrandom: %m");
+	} while (!pl->gen || pl->gen == old);
+	return 0;
+}
+
+/* Which objects a plan's extents reference (DONE_* bits). */
+static unsigned plan_objects(const struct placer_ext *ext, size_t n)
+{
+	unsigned have = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ext[i].source == PLACER_SRC_CXL)
+			have |= DONE_CXL;
+		else if (ext[i].source == PLACER_SRC_POOL)
+			have |= DONE_POOL;
+		else if (ext[i].source == PLACER_SRC_LOCAL)
+			have |= DONE_LOCAL;
+	}
+	return have;
+}
+
+/*
+ * Removes the objects @which of generation @gen from the tiers @cxl and
+ * @pool. Best effort: the plan that referenced them is gone or never
+ * was, so what stays behind is only space, and is said in the log.
+ */
+static void remove_objects(struct placing *pl, uint64_t gen, unsigned which,
+			   const struct tier_uri *cxl,
+			   const struct tier_uri *pool)
+{
+	char obj[192], path[4096 + 96];
+	struct cxl_tier *ct = NULL;
+	struct pool *pp = NULL;
+
+	snap_object_name(pl->snap, pl->policy, gen, obj, sizeof(obj));
+	if ((which & DONE_CXL) && (cxl_open(cxl, &ct) || cxl_remove(ct, obj)))
+		tier_log(TIER_LOG_INFO, "place %s: CXL object %s left behind: %s",
+			 pl->snap->name, obj, tier_errmsg());
+	cxl_close(ct);
+	if ((which & DONE_POOL) && (pool_open(pool, &pp) ||
+				    pool_remove(pp, obj)))
+		tier_log(TIER_LOG_INFO, "place %s: pool segment %s left behind: %s",
+			 pl->snap->name, obj, tier_errmsg());
+	pool_close(pp);
+	if (which & DONE_LOCAL) {
+		snap_local_path(pl->snap, pl->policy, gen, path, sizeof(path));
+		if (unlink(path) < 0 && errno != ENOENT)
+			tier_log(TIER_LOG_INFO, "place %s: %s left behind: %s",
+				 pl->snap->name, path, strerror(errno));
+	}
+}
+
+/* The replaced plan's objects, on the tiers it names (an empty URI: the
+ * defaults, as a restore reads it). */
+static void remove_old(struct placing *pl)
+{
+	const struct fmt_plan_hdr *h = &pl->old.hdr;
+	unsigned which = plan_objects(pl->old.ext, pl->old.n);
+	struct tier_uri cxl, pool;
+	char def[4096 + 32];
+
+	snap_default_pool(pl->snap, def, sizeof(def));
+	if (uri_parse(h->cxl[0] ? h->cxl : CXL_DEFAULT_URI, URI_WANT_CXL,
+		      &cxl))
+		which &= ~DONE_CXL;
+	if (uri_parse(h->pool[0] ? h->pool : def, URI_WANT_POOL, &pool))
+		which &= ~DONE_POOL;
+	remove_objects(pl, h->generation, which, &cxl, &pool);
+}
+
+/*
+ * After a failure: if the plan written is ours anyway (a failure after
+ * its rename, flushing the directory), the place happened; else the
+ * objects committed so far are nobody's and go.
+ */
+static int published(struct placing *pl)
+{
+	struct plan cur;
+	int ours;
+
+	if (!pl->done)
+		return 0;
+	if (plan_load(pl->snap, pl->policy, &cur))
+		return 0;
+	ours = cur.hdr.generation == pl->gen;
+	plan_free(&cur);
+	return ours;
+}
+
 static void placing_free(struct placing *pl)
 {
 	cxl_abort(pl->cw);
@@ -481,6 +601,8 @@ static void placing_free(struct placing *pl)
 	cxl_close(pl->cxl);
 	pool_close(pl->pool);
 	placer_plan_free(&pl->pp);
+	if (pl->have_old)
+		plan_free(&pl->old);
 	free(pl->m.pages);
 	free(pl->buf);
 	if (pl->lock_fd >= 0)
@@ -492,7 +614,7 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 {
 	static const struct tier_place_attr defaults;
 	struct placing pl = { .snap = snap, .policy = policy };
-	char path[4096 + 96];
+	char why[512];
 	int rc;
 
 	pl.af.fd = -1;
@@ -503,13 +625,18 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 				snap->name, (int)policy);
 	if (!attr)
 		attr = &defaults;
-	snap_object_name(snap, policy, pl.obj, sizeof(pl.obj));
 
 	rc = parse_uris(&pl, attr);
 	if (!rc)
 		rc = lock_policy(&pl);
-	if (!rc)
+	if (!rc) {
+		load_old(&pl);
+		rc = new_generation(&pl);
+	}
+	if (!rc) {
+		snap_object_name(snap, policy, pl.gen, pl.obj, sizeof(pl.obj));
 		rc = run_placer(&pl, attr);
+	}
 	if (!rc)
 		rc = open_objects(&pl);
 	if (!rc)
@@ -519,21 +646,22 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 	if (!rc)
 		rc = write_plan(&pl, attr);
 
-	if (rc && pl.committed) {
-		/* The old plan would now read the new data: drop it. */
-		snap_plan_path(snap, policy, path, sizeof(path));
-		if (unlink(path) == 0) {
-			char why[512];
-
-			snprintf(why, sizeof(why), "%s", tier_errmsg());
-			tier_err(rc, "%s (the old plan was removed: its data was already replaced)",
-				 why);
-		}
+	if (rc)
+		snprintf(why, sizeof(why), "%s", tier_errmsg());
+	if (!rc || published(&pl)) {
+		/* the old plan is gone: its data only takes space now */
+		if (pl.have_old)
+			remove_old(&pl);
+	} else if (pl.done) {
+		remove_objects(&pl, pl.gen, pl.done, &pl.cxl_uri,
+			       &pl.pool_uri);
 	}
 	placing_free(&pl);
-	if (rc)
+	if (rc) {
+		tier_err(rc, "%s", why);
 		return tier_err_ctx(rc, "place %s --policy %s", snap->name,
 				    pl.pname);
+	}
 	return 0;
 }
 

@@ -48,11 +48,17 @@ void snap_trace_path(const struct tier_snap *s, const char *name,
 		     char *buf, size_t len);
 void snap_plan_path(const struct tier_snap *s, enum tier_policy policy,
 		    char *buf, size_t len);
+/*
+ * Where the data of a plan of generation @gen lives: its compact local
+ * file (local/POLICY.GEN.data) and its object name in the CXL tier and
+ * the pool ("SNAP/POLICY.GEN", GEN 16 hex digits), so that a plan only
+ * ever opens what was written with it. Generation 0 (a v1 plan) gives
+ * the names without it.
+ */
 void snap_local_path(const struct tier_snap *s, enum tier_policy policy,
-		     char *buf, size_t len);
-/* The object name of a plan's data in the CXL tier and the pool. */
+		     uint64_t gen, char *buf, size_t len);
 void snap_object_name(const struct tier_snap *s, enum tier_policy policy,
-		      char *buf, size_t len);
+		      uint64_t gen, char *buf, size_t len);
 /* The default pool URI ("pool=file:STORE/pool"). */
 void snap_default_pool(const struct tier_snap *s, char *buf, size_t len);
 

@@ -151,6 +151,23 @@ static int count_temporaries(const char *dir)
 	return n;
 }
 
+/* Entries of @top/@sub whose names start with @prefix. */
+static int count_prefix(const char *top, const char *sub, const char *prefix)
+{
+	char path[1024];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", top, sub);
+	d = opendir(path);
+	t_assert(d);
+	while ((de = readdir(d)))
+		n += !strncmp(de->d_name, prefix, strlen(prefix));
+	closedir(d);
+	return n;
+}
+
 struct sizes {
 	uint64_t cxl, pool, local;
 };
@@ -174,7 +191,7 @@ static void check_plan_data(struct tier_snap *snap, enum tier_policy policy,
 
 	t_assert(buf);
 	memset(sz, 0, sizeof(*sz));
-	snap_object_name(snap, policy, obj, sizeof(obj));
+	snap_object_name(snap, policy, plan->hdr.generation, obj, sizeof(obj));
 	snprintf(what, sizeof(what), "%s", tier_policy_name(policy));
 
 	for (size_t i = 0; i < plan->n; i++) {
@@ -226,7 +243,8 @@ static void check_plan_data(struct tier_snap *snap, enum tier_policy policy,
 				if (lfd < 0) {
 					struct stat st;
 
-					snap_local_path(snap, policy, path, sizeof(path));
+					snap_local_path(snap, policy, plan->hdr.generation,
+							path, sizeof(path));
 					lfd = open(path, O_RDONLY);
 					t_assert(lfd >= 0);
 					t_assert(fstat(lfd, &st) == 0);
@@ -630,6 +648,32 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/store", topdir);
 	t_eq(count_temporaries(path), 0);
 	t_eq(count_temporaries(shmdir), 0);
+	/* Each place replaced the previous generation's objects: only the
+	 * current plan's are left, under its generation. */
+	t_ok(plan_load(snap, TIER_POLICY_TIERED, &plan));
+	{
+		char name[128];
+		int cxl = 0, pool = 0;
+
+		for (size_t i = 0; i < plan.n; i++) {
+			cxl |= plan.ext[i].source == PLACER_SRC_CXL;
+			pool |= plan.ext[i].source == PLACER_SRC_POOL;
+		}
+		snap_object_name(snap, TIER_POLICY_TIERED, plan.hdr.generation,
+				 name, sizeof(name));
+		t_assert(plan.hdr.generation != 0);
+		t_assert(strchr(name, '.'));
+		snprintf(path, sizeof(path), "%s/cxl/%s.obj", shmdir, name);
+		t_eq(access(path, F_OK) == 0, cxl);
+		t_eq(count_prefix(shmdir, "cxl/snap", "tiered."), cxl);
+		snprintf(path, sizeof(path), "%s/store/pool/%s.seg", topdir,
+			 name);
+		t_eq(access(path, F_OK) == 0, pool);
+		snprintf(path, sizeof(path), "%s/store", topdir);
+		t_eq(count_prefix(path, "pool/snap", "tiered."), pool);
+	}
+	plan_free(&plan);
+	t_eq(count_prefix(path, "snapshots/snap/local", "reap."), 1);
 
 	cxl_close(ct);
 	tier_snap_close(snap);
