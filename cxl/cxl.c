@@ -338,8 +338,20 @@ int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len)
 		return 0;
 	if (o->t->uri.kind != URI_CXL_DIR && o->t->uri.kind != URI_CXL_NUMA)
 		return 1;		/* devdax: no holes */
+	/* data at @off first: O(1), where SEEK_HOLE walks to the end of
+	 * the data run, and one page needs no more */
+	h = lseek(o->fd, (off_t)off, SEEK_DATA);
+	if (h < 0 || (uint64_t)h != off)
+		return 0;
+	if (len <= TIER_PAGE_SIZE)
+		return 1;
 	h = lseek(o->fd, (off_t)off, SEEK_HOLE);
 	return h >= 0 && (uint64_t)h >= off + len;
+}
+
+uint64_t cxl_obj_changed_ns(const struct cxl_obj *o)
+{
+	return o ? o->changed_ns : 0;
 }
 
 uint64_t cxl_obj_held(const struct cxl_obj *o)

@@ -70,9 +70,14 @@ int cxl_remove(struct cxl_tier *t, const char *name);
  */
 int cxl_overlay_ok(const struct cxl_tier *t);
 int cxl_obj_overlay_ok(const struct cxl_obj *o);
-/* 1 if [off, off+len) of the object holds no hole (SEEK_HOLE), else 0:
- * populating a hole of an overlay mapping would wait for a fault handler. */
+/* 1 if [off, off+len) of the object holds no hole (SEEK_DATA, SEEK_HOLE),
+ * else 0: populating a hole of an overlay mapping would wait for a fault
+ * handler. One page costs one lseek. */
 int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len);
+/* When the object (a file) last changed, its ctime in ns since the epoch
+ * as opened: any write, hole punched or truncate since moves it on. 0 if
+ * unknown (devdax). */
+uint64_t cxl_obj_changed_ns(const struct cxl_obj *o);
 /* Bytes the object really holds (allocated: st_blocks for a file; the
  * size for devdax); 0 if unknown. */
 uint64_t cxl_obj_held(const struct cxl_obj *o);

@@ -258,6 +258,8 @@ int dir_obj_open(struct cxl_obj *o)
 		return rc;
 	}
 	o->size = st.st_size;
+	o->changed_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ULL +
+			st.st_ctim.tv_nsec;
 	return 0;
 }
 
