@@ -216,6 +216,55 @@ struct placing {
 #define DONE_POOL	(1U << 1)
 #define DONE_LOCAL	(1U << 2)
 
+/*
+ * A relative dir: or file: path would go into the plan as given, and a
+ * restore run from another directory would look for the data elsewhere:
+ * made absolute against the current directory (not resolved: a symlink
+ * stays one), or refused if that does not fit.
+ */
+static int absolute_path(struct tier_uri *u)
+{
+	char cwd[PATH_MAX], buf[PATH_MAX];
+	const char *p = u->path;
+	int n;
+
+	if ((u->kind != URI_CXL_DIR && u->kind != URI_POOL_FILE) || *p == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return tier_err(-errno, "\"%.200s\": a relative path, and the current directory: %m",
+				p);
+	while (p[0] == '.' && p[1] == '/')
+		for (p += 2; *p == '/'; p++)
+			;
+	if (!strcmp(p, "."))
+		p = "";
+	n = snprintf(buf, sizeof(buf), "%s%s%s", cwd, *p && strcmp(cwd, "/") ?
+		     "/" : "", p);
+	if (n < 0 || (size_t)n >= sizeof(u->path))
+		return tier_err(-ENAMETOOLONG, "\"%.200s\": too long made absolute (in %.200s)",
+				u->path, cwd);
+	memcpy(u->path, buf, n + 1);
+	return 0;
+}
+
+/* The plan keeps a URI in a field of 256 bytes: one that does not fit
+ * is refused now, not once the data is written. */
+static int check_fits(const struct tier_uri *u, const char *side)
+{
+	char buf[PATH_MAX + 64];
+	size_t max = sizeof(((struct fmt_plan_hdr *)0)->cxl) - 1;
+	int rc;
+
+	rc = uri_format(u, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	if (strlen(buf) > max)
+		return tier_err(-ENAMETOOLONG,
+				"%s URI \"%.64s...\" has %zu bytes, more than the plan's %zu",
+				side, buf, strlen(buf), max);
+	return 0;
+}
+
 static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 {
 	char def[4096 + 32];
@@ -223,11 +272,33 @@ static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 
 	rc = uri_parse(attr->cxl ? attr->cxl : CXL_DEFAULT_URI, URI_WANT_CXL,
 		       &pl->cxl_uri);
+	if (!rc)
+		rc = absolute_path(&pl->cxl_uri);
+	if (!rc)
+		rc = check_fits(&pl->cxl_uri, "cxl");
 	if (rc)
 		return rc;
 	snap_default_pool(pl->snap, def, sizeof(def));
-	return uri_parse(attr->pool ? attr->pool : def, URI_WANT_POOL,
-			 &pl->pool_uri);
+	rc = uri_parse(attr->pool ? attr->pool : def, URI_WANT_POOL,
+		       &pl->pool_uri);
+	if (!rc)
+		rc = absolute_path(&pl->pool_uri);
+	if (!rc)
+		rc = check_fits(&pl->pool_uri, "pool");
+	return rc;
+}
+
+/*
+ * Everything that can be refused without touching the store or a tier
+ * (arguments, URIs, capacities), so a refusal changes nothing at all.
+ */
+static int check_args(struct placing *pl, const struct tier_place_attr *attr)
+{
+	if (attr->cxl_capacity && attr->cxl_capacity < PG)
+		return tier_err(-EINVAL,
+				"cxl capacity %llu bytes is less than a page",
+				(unsigned long long)attr->cxl_capacity);
+	return parse_uris(pl, attr);
 }
 
 /*
@@ -255,10 +326,6 @@ static int run_placer(struct placing *pl, const struct tier_place_attr *attr)
 	struct placer_params par;
 	int rc;
 
-	if (attr->cxl_capacity && attr->cxl_capacity < PG)
-		return tier_err(-EINVAL,
-				"cxl capacity %llu bytes is less than a page",
-				(unsigned long long)attr->cxl_capacity);
 	rc = merge_traces(snap, attr, &pl->m);
 	if (rc)
 		return rc;
@@ -626,7 +693,7 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 	if (!attr)
 		attr = &defaults;
 
-	rc = parse_uris(&pl, attr);
+	rc = check_args(&pl, attr);
 	if (!rc)
 		rc = lock_policy(&pl);
 	if (!rc) {

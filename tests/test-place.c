@@ -116,6 +116,15 @@ static void write_trace(struct tier_snap *snap, const char *name,
 	t_ok(tier_trace_import(snap, name, path));
 }
 
+/* The text file write_trace imported as trace @name. */
+static const char *cmd_trace_path(const char *name)
+{
+	static char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s.txt", topdir, name);
+	return path;
+}
+
 static void check_page(const char *what, uint64_t page, const char *got)
 {
 	if (memcmp(got, image + page * PG, PG)) {
@@ -468,6 +477,7 @@ int main(void)
 	struct cxl_obj *co;
 	struct tier_uri uri;
 	struct plan plan;
+	struct sizes sz0;
 	char path[512], cmd[1200];
 	uint8_t *map;
 	int rc;
@@ -600,6 +610,55 @@ int main(void)
 	t_eq(tier_place(snap, TIER_POLICY_TIERED, &attr), -EINVAL);
 	attr.cxl = cxl_uri;
 
+	/* A URI longer than the plan keeps: refused before anything is
+	 * written, the plan and its data as they were. */
+	{
+		char longuri[400];
+		struct plan before;
+
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &before));
+		snprintf(longuri, sizeof(longuri), "cxl=dir:%s/long/%0100d/%0100d/%0100d",
+			 shmdir, 1, 2, 3);
+		attr.cxl = longuri;
+		t_fails(tier_place(snap, TIER_POLICY_TIERED, &attr), -ENAMETOOLONG);
+		check_one_line(tier_errmsg());
+		t_assert(strstr(tier_errmsg(), "more than the plan's 255"));
+		attr.cxl = cxl_uri;
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &plan));
+		t_eq(plan.hdr.generation, before.hdr.generation);
+		check_plan_data(snap, TIER_POLICY_TIERED, &plan, &sz0);
+		plan_free(&plan);
+		plan_free(&before);
+		snprintf(path, sizeof(path), "%s/long", shmdir);
+		t_assert(access(path, F_OK) < 0 && errno == ENOENT);
+	}
+	t_fails(tier_place(snap, TIER_POLICY_TIERED,
+			   &(struct tier_place_attr){ .cxl = cxl_uri,
+						      .cxl_capacity = 100 }),
+		-EINVAL);
+
+	/* A relative cxl=dir: (and pool=file:) path is made absolute: a
+	 * restore from another directory finds the data. */
+	{
+		struct tier_place_attr rel = { .cxl = "cxl=dir:./rel-cxl",
+					       .pool = "pool=file:rel-pool" };
+		char cwd[512], want[700];
+
+		t_assert(getcwd(cwd, sizeof(cwd)));
+		t_assert(chdir(shmdir) == 0);
+		t_ok(tier_place(snap, TIER_POLICY_AQUIFER, &rel));
+		t_assert(chdir("/") == 0);
+		t_ok(plan_load(snap, TIER_POLICY_AQUIFER, &plan));
+		snprintf(want, sizeof(want), "cxl=dir:%s/rel-cxl", shmdir);
+		t_assert(!strcmp(plan.hdr.cxl, want));
+		snprintf(want, sizeof(want), "pool=file:%s/rel-pool", shmdir);
+		t_assert(!strcmp(plan.hdr.pool, want));
+		check_plan_data(snap, TIER_POLICY_AQUIFER, &plan, &sz0);
+		plan_free(&plan);
+		t_assert(chdir(cwd) == 0);
+		t_ok(tier_place(snap, TIER_POLICY_AQUIFER, &attr));
+	}
+
 	/* A trace that does not exist, by name. */
 	{
 		const char *const traces[] = { "t1", "nope", NULL };
@@ -674,6 +733,25 @@ int main(void)
 	}
 	plan_free(&plan);
 	t_eq(count_prefix(path, "snapshots/snap/local", "reap."), 1);
+
+	/* A name the store takes is one every tier takes: "a..b" places
+	 * (its pool segment "a..b/tiered.GEN" included). */
+	{
+		struct tier_snap *ab;
+
+		snprintf(path, sizeof(path), "%s/mem.img", topdir);
+		t_ok(tier_import(store, "a..b", path, NULL));
+		t_ok(tier_snap_open(store, "a..b", &ab));
+		t_ok(tier_trace_import(ab, "t1", cmd_trace_path("t1")));
+		t_ok(tier_trace_import(ab, "t2", cmd_trace_path("t2")));
+		for (enum tier_policy p = 0; p < TIER_POLICY_MAX; p++) {
+			t_ok(tier_place(ab, p, &attr));
+			t_ok(plan_load(ab, p, &plan));
+			check_plan_data(ab, p, &plan, &sz0);
+			plan_free(&plan);
+		}
+		tier_snap_close(ab);
+	}
 
 	cxl_close(ct);
 	tier_snap_close(snap);
