@@ -88,6 +88,13 @@ int manifest_encode(const struct tier_snap *s, void **ret, size_t *ret_len);
 int trace_parse_text(const char *buf, size_t len, uint64_t npages,
 		     const char *what, struct tier_trace_ent **ret,
 		     size_t *ret_n);
+/*
+ * The same of the file @path, read a chunk at a time: memory is bounded
+ * by the image (a byte a page, an entry a page touched), not the file;
+ * a line longer than 1 MiB is -EINVAL.
+ */
+int trace_read_text(const char *path, uint64_t npages,
+		    struct tier_trace_ent **ret, size_t *ret_n);
 /* Formats entries as text ("0x%llx KIND\n"), malloc()ed. */
 int trace_format_text(const struct tier_trace_ent *ent, size_t n,
 		      char **ret, size_t *ret_len);
