@@ -58,6 +58,8 @@ int cxl_can_map(const struct cxl_tier *t);
 /* Reads bytes out (aquifer copies its hot set from CXL). */
 int cxl_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len);
 
+/* Removes object @name, and what a writer of it killed before its commit
+ * left (dir, numa); -ENOENT if there was neither. */
 int cxl_remove(struct cxl_tier *t, const char *name);
 
 /*

@@ -10,6 +10,7 @@
  * instance; a write copies that one page into anonymous memory.
  * Reached through cxl/cxl.c's ops table, as every backend.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -321,15 +322,45 @@ int dir_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The temporaries of object @path (".BASE.PID.SEQ" beside it) that a
+ * writer killed before its commit or abort left: a name is written by
+ * one writer only (a plan's generation is in it), so once its writer is
+ * gone they are nobody's. Returns how many went.
+ */
+static int remove_temps(const char *path)
+{
+	const char *base = strrchr(path, '/') + 1;
+	char parent[PATH_MAX];
+	size_t blen = strlen(base);
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	parent_of(path, parent, sizeof(parent));
+	d = opendir(parent);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] == '.' &&
+		    !strncmp(de->d_name + 1, base, blen) &&
+		    de->d_name[1 + blen] == '.' &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
 int dir_remove(struct cxl_tier *t, const char *name)
 {
 	char path[PATH_MAX], parent[PATH_MAX];
-	int rc;
+	int rc, temps;
 
 	rc = obj_path(t, name, path, sizeof(path));
 	if (rc)
 		return rc;
-	if (unlink(path) < 0)
+	temps = remove_temps(path);
+	if (unlink(path) < 0 && (errno != ENOENT || !temps))
 		return cxl_err(t, name, -errno, "%m");
 	parent_of(path, parent, sizeof(parent));
 	if (strcmp(parent, t->dir))

@@ -14,7 +14,9 @@
  * and fails with a message saying to retry. A failure before the new
  * plan is in removes the new objects and leaves the old generation
  * whole. The store's readers take no locks; two places of one snapshot
- * and policy take turns (plans/POLICY.lock).
+ * and policy take turns (plans/POLICY.lock). Before it writes a tier, a
+ * place records its generation's intent, so what a place killed at any
+ * point leaves is removed by the next one (store/gen.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +30,7 @@
 #include "cxl/cxl.h"
 #include "placer/placer.h"
 #include "rdma/pool.h"
+#include "store/gen.h"
 #include "store/snap.h"
 #include "tier.h"
 #include "util/err.h"
@@ -210,6 +213,8 @@ struct placing {
 	unsigned done;		/* objects committed (DONE_*): new names */
 	struct plan old;	/* the plan replaced, if one loaded */
 	int have_old;
+	char cxl_str[256], pool_str[256];	/* the URIs, for the plan */
+	int have_intent;	/* plans/POLICY.GEN.intent written */
 };
 
 #define DONE_CXL	(1U << 0)
@@ -247,9 +252,9 @@ static int absolute_path(struct tier_uri *u)
 	return 0;
 }
 
-/* The plan keeps a URI in a field of 256 bytes: one that does not fit
- * is refused now, not once the data is written. */
-static int check_fits(const struct tier_uri *u, const char *side)
+/* The plan keeps a URI in a field of 256 bytes (@ret): one that does
+ * not fit is refused now, not once the data is written. */
+static int check_fits(const struct tier_uri *u, const char *side, char *ret)
 {
 	char buf[PATH_MAX + 64];
 	size_t max = sizeof(((struct fmt_plan_hdr *)0)->cxl) - 1;
@@ -262,6 +267,7 @@ static int check_fits(const struct tier_uri *u, const char *side)
 		return tier_err(-ENAMETOOLONG,
 				"%s URI \"%.64s...\" has %zu bytes, more than the plan's %zu",
 				side, buf, strlen(buf), max);
+	memcpy(ret, buf, strlen(buf) + 1);
 	return 0;
 }
 
@@ -275,7 +281,7 @@ static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 	if (!rc)
 		rc = absolute_path(&pl->cxl_uri);
 	if (!rc)
-		rc = check_fits(&pl->cxl_uri, "cxl");
+		rc = check_fits(&pl->cxl_uri, "cxl", pl->cxl_str);
 	if (rc)
 		return rc;
 	snap_default_pool(pl->snap, def, sizeof(def));
@@ -284,7 +290,7 @@ static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 	if (!rc)
 		rc = absolute_path(&pl->pool_uri);
 	if (!rc)
-		rc = check_fits(&pl->pool_uri, "pool");
+		rc = check_fits(&pl->pool_uri, "pool", pl->pool_str);
 	return rc;
 }
 
@@ -493,16 +499,10 @@ static int write_plan(struct placing *pl, const struct tier_place_attr *attr)
 	h->policy = pl->policy;
 	h->npages = pl->snap->npages;
 	h->nextents = pl->pp.n;
-	if (pl->pp.cxl_size) {
-		rc = uri_format(&pl->cxl_uri, h->cxl, sizeof(h->cxl));
-		if (rc)
-			return rc;
-	}
-	if (pl->pp.pool_size) {
-		rc = uri_format(&pl->pool_uri, h->pool, sizeof(h->pool));
-		if (rc)
-			return rc;
-	}
+	if (pl->pp.cxl_size)
+		memcpy(h->cxl, pl->cxl_str, sizeof(h->cxl));
+	if (pl->pp.pool_size)
+		memcpy(h->pool, pl->pool_str, sizeof(h->pool));
 	h->gap = attr->gap ? attr->gap : DEFAULT_GAP;
 	h->ntraces = pl->m.ntraces;
 	h->confidence = attr->confidence ? attr->confidence : DEFAULT_CONF;
@@ -523,33 +523,6 @@ static int write_plan(struct placing *pl, const struct tier_place_attr *attr)
 		rc = write_file_atomic(path, buf, len);
 	free(buf);
 	return rc;
-}
-
-/*
- * Two placements of one snapshot and policy would interleave their
- * objects and plans (one's CXL object, the other's plan): take turns.
- */
-static int lock_policy(struct placing *pl)
-{
-	char path[4096 + 96], *dot;
-	int rc;
-
-	snap_plan_path(pl->snap, pl->policy, path, sizeof(path));
-	dot = strrchr(path, '/');
-	*dot = 0;
-	rc = mkdir_p(path, 0755);
-	if (rc)
-		return rc;
-	*dot = '/';
-	dot = strrchr(path, '.');
-	snprintf(dot, sizeof(path) - (dot - path), ".lock");
-	pl->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (pl->lock_fd < 0)
-		return tier_err(-errno, "%s: %m", path);
-	while (flock(pl->lock_fd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return tier_err(-errno, "%s: lock: %m", path);
-	return 0;
 }
 
 /*
@@ -590,53 +563,48 @@ static unsigned plan_objects(const struct placer_ext *ext, size_t n)
 	return have;
 }
 
-/*
- * Removes the objects @which of generation @gen from the tiers @cxl and
- * @pool. Best effort: the plan that referenced them is gone or never
- * was, so what stays behind is only space, and is said in the log.
- */
-static void remove_objects(struct placing *pl, uint64_t gen, unsigned which,
-			   const struct tier_uri *cxl,
-			   const struct tier_uri *pool)
-{
-	char obj[192], path[4096 + 96];
-	struct cxl_tier *ct = NULL;
-	struct pool *pp = NULL;
-
-	snap_object_name(pl->snap, pl->policy, gen, obj, sizeof(obj));
-	if ((which & DONE_CXL) && (cxl_open(cxl, &ct) || cxl_remove(ct, obj)))
-		tier_log(TIER_LOG_INFO, "place %s: CXL object %s left behind: %s",
-			 pl->snap->name, obj, tier_errmsg());
-	cxl_close(ct);
-	if ((which & DONE_POOL) && (pool_open(pool, &pp) ||
-				    pool_remove(pp, obj)))
-		tier_log(TIER_LOG_INFO, "place %s: pool segment %s left behind: %s",
-			 pl->snap->name, obj, tier_errmsg());
-	pool_close(pp);
-	if (which & DONE_LOCAL) {
-		snap_local_path(pl->snap, pl->policy, gen, path, sizeof(path));
-		if (unlink(path) < 0 && errno != ENOENT)
-			tier_log(TIER_LOG_INFO, "place %s: %s left behind: %s",
-				 pl->snap->name, path, strerror(errno));
-	}
-}
-
-/* The replaced plan's objects, on the tiers it names (an empty URI: the
- * defaults, as a restore reads it). */
-static void remove_old(struct placing *pl)
+/* The tiers the replaced plan's data is on, as URIs ("": none). */
+static void old_tiers(struct placing *pl, char *cxl, char *pool)
 {
 	const struct fmt_plan_hdr *h = &pl->old.hdr;
 	unsigned which = plan_objects(pl->old.ext, pl->old.n);
-	struct tier_uri cxl, pool;
-	char def[4096 + 32];
 
-	snap_default_pool(pl->snap, def, sizeof(def));
-	if (uri_parse(h->cxl[0] ? h->cxl : CXL_DEFAULT_URI, URI_WANT_CXL,
-		      &cxl))
-		which &= ~DONE_CXL;
-	if (uri_parse(h->pool[0] ? h->pool : def, URI_WANT_POOL, &pool))
-		which &= ~DONE_POOL;
-	remove_objects(pl, h->generation, which, &cxl, &pool);
+	cxl[0] = pool[0] = 0;
+	if (which & DONE_CXL)
+		snprintf(cxl, 256, "%s", h->cxl[0] ? h->cxl : CXL_DEFAULT_URI);
+	if (which & DONE_POOL) {
+		if (h->pool[0])
+			snprintf(pool, 256, "%s", h->pool);
+		else
+			snap_default_pool(pl->snap, pool, 256);
+	}
+}
+
+/*
+ * Before anything is written to a tier: the intent of this generation
+ * (the tiers it writes), and one for the plan it replaces if that has
+ * none (a v1 plan, or one placed before intents), so that a place killed
+ * at any point leaves only data an intent names (store/gen.c).
+ */
+static int write_intents(struct placing *pl)
+{
+	int rc;
+
+	rc = gen_intent_write(pl->snap, pl->policy, pl->gen,
+			      pl->pp.cxl_size ? pl->cxl_str : "",
+			      pl->pp.pool_size ? pl->pool_str : "");
+	if (rc)
+		return rc;
+	pl->have_intent = 1;
+	if (pl->have_old && !gen_has_intent(pl->snap, pl->policy,
+					    pl->old.hdr.generation)) {
+		char cxl[256], pool[256];
+
+		old_tiers(pl, cxl, pool);
+		rc = gen_intent_write(pl->snap, pl->policy,
+				      pl->old.hdr.generation, cxl, pool);
+	}
+	return rc;
 }
 
 /*
@@ -658,13 +626,22 @@ static int published(struct placing *pl)
 	return ours;
 }
 
-static void placing_free(struct placing *pl)
+/* Drops what is being written, uncommitted. */
+static void placing_abort(struct placing *pl)
 {
 	cxl_abort(pl->cw);
+	pl->cw = NULL;
 	if (pl->pw)
 		pool_abort(pl->pw);
+	pl->pw = NULL;
 	if (pl->have_local)
 		atomic_abort(&pl->af);
+	pl->have_local = 0;
+}
+
+static void placing_free(struct placing *pl)
+{
+	placing_abort(pl);
 	cxl_close(pl->cxl);
 	pool_close(pl->pool);
 	placer_plan_free(&pl->pp);
@@ -695,8 +672,10 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 
 	rc = check_args(&pl, attr);
 	if (!rc)
-		rc = lock_policy(&pl);
+		rc = gen_lock(snap, policy, true, &pl.lock_fd);
 	if (!rc) {
+		/* what a place killed before us left (best effort) */
+		gen_recover(snap, policy, NULL, NULL);
 		load_old(&pl);
 		rc = new_generation(&pl);
 	}
@@ -704,6 +683,8 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 		snap_object_name(snap, policy, pl.gen, pl.obj, sizeof(pl.obj));
 		rc = run_placer(&pl, attr);
 	}
+	if (!rc)
+		rc = write_intents(&pl);
 	if (!rc)
 		rc = open_objects(&pl);
 	if (!rc)
@@ -716,12 +697,19 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 	if (rc)
 		snprintf(why, sizeof(why), "%s", tier_errmsg());
 	if (!rc || published(&pl)) {
-		/* the old plan is gone: its data only takes space now */
-		if (pl.have_old)
-			remove_old(&pl);
-	} else if (pl.done) {
-		remove_objects(&pl, pl.gen, pl.done, &pl.cxl_uri,
-			       &pl.pool_uri);
+		/* the old plan is gone: its data only takes space now (if
+		 * that fails, its intent stays for the next place or gc) */
+		if (pl.have_old) {
+			char cxl[256], pool[256];
+
+			old_tiers(&pl, cxl, pool);
+			gen_drop(snap, policy, pl.old.hdr.generation, cxl, pool);
+		}
+	} else if (pl.have_intent) {
+		placing_abort(&pl);	/* nothing of ours may stay behind */
+		gen_drop(snap, policy, pl.gen,
+			 pl.pp.cxl_size ? pl.cxl_str : "",
+			 pl.pp.pool_size ? pl.pool_str : "");
 	}
 	placing_free(&pl);
 	if (rc) {

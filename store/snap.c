@@ -254,8 +254,10 @@ int tier_snap_remove(struct tier_store *store, const char *name)
 		return tier_err(-errno, "%s: %m", dir);
 	}
 	/* Out of sight in one step, then deleted at leisure: a reader sees
-	 * the whole snapshot or none of it. */
+	 * the whole snapshot or none of it. Removals of it killed before
+	 * are finished first. */
 	store_rmtree(gone);
+	gc_snapshot_dirs(store, name, NULL, NULL);
 	if (rename(dir, gone) < 0)
 		return tier_err(-errno, "snapshot %s: rename: %m", name);
 	rc = store_sync_dir(snaps);

@@ -62,6 +62,18 @@ void snap_object_name(const struct tier_snap *s, enum tier_policy policy,
 /* The default pool URI ("pool=file:STORE/pool"). */
 void snap_default_pool(const struct tier_snap *s, char *buf, size_t len);
 
+/* ---- leftovers of killed writers (store/gc.c) */
+
+/* The directories an import, a replacing import or a removal left in
+ * snapshots/ (of snapshot @name; NULL: of any) whose process is gone:
+ * removed, each said to @report (may be NULL). How many, or -errno. */
+int gc_snapshot_dirs(struct tier_store *store, const char *name,
+		     void (*report)(const char *what, void *arg), void *arg);
+/* Everything killed writers left in the store and the tiers its plans
+ * use (tierctl gc); a policy whose place runs is skipped, and said. */
+int store_gc(struct tier_store *store,
+	     void (*report)(const char *what, void *arg), void *arg);
+
 /* ---- device state (store/state.c) */
 
 /* Copies @path into @dir as "vmstate" with its checksum ("vmstate.sum"),
