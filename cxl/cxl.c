@@ -19,6 +19,7 @@
 #include "cxl/cxl-int.h"
 #include "tier.h"
 #include "util/err.h"
+#include "util/file.h"
 
 int cxl_err(const struct cxl_tier *t, const char *obj, int rc,
 	    const char *fmt, ...)
@@ -318,6 +319,13 @@ int cxl_overlay_ok(const struct cxl_tier *t)
 			*slash = 0;
 	}
 	return sf.f_type == TMPFS_MAGIC;
+}
+
+int cxl_free_bytes(const struct cxl_tier *t, uint64_t *ret)
+{
+	if (t->uri.kind != URI_CXL_DIR && t->uri.kind != URI_CXL_NUMA)
+		return -EOPNOTSUPP;
+	return fs_free_bytes(t->dir[0] ? t->dir : t->uri.path, ret);
 }
 
 int cxl_obj_overlay_ok(const struct cxl_obj *o)

@@ -80,6 +80,10 @@ int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len);
  * as opened: any write, hole punched or truncate since moves it on. 0 if
  * unknown (devdax). */
 uint64_t cxl_obj_changed_ns(const struct cxl_obj *o);
+/* Bytes objects of @t may still take: the free space of the directory's
+ * filesystem (dir, numa); -EOPNOTSUPP, no message, where a create finds
+ * out (devdax). */
+int cxl_free_bytes(const struct cxl_tier *t, uint64_t *ret);
 /* Bytes the object really holds (allocated: st_blocks for a file; the
  * size for devdax); 0 if unknown. */
 uint64_t cxl_obj_held(const struct cxl_obj *o);

@@ -375,6 +375,68 @@ static int check_mappable(struct placing *pl)
 	return 0;
 }
 
+/* Pages of @source that hold bytes (zero pages are holes). */
+static uint64_t data_pages(const struct placing *pl, unsigned source)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < pl->pp.n; i++) {
+		const struct placer_ext *e = &pl->pp.ext[i];
+
+		if (e->source != source)
+			continue;
+		for (uint64_t p = e->page; p < e->page + e->npages; p++)
+			n += !snap_page_zero(pl->snap, p);
+	}
+	return n;
+}
+
+static int check_room(const char *where, uint64_t need, uint64_t avail)
+{
+	if (need <= avail)
+		return 0;
+	return tier_err(-ENOSPC, "%s: %llu bytes to write, %llu free (the data of the plan it replaces stays until the new plan is in)",
+			where, (unsigned long long)need,
+			(unsigned long long)avail);
+}
+
+/*
+ * A tier holds both generations while a place runs (the new one is
+ * written before the old is removed): one without room for the new data
+ * is refused before anything is written, not once it is full. Tiers that
+ * cannot tell (devdax, a remote pool) refuse at their create.
+ */
+static int check_space(struct placing *pl)
+{
+	char local[4096 + 16];
+	uint64_t avail;
+	int rc;
+
+	if (pl->pp.cxl_size) {
+		rc = pl->cxl ? 0 : cxl_open(&pl->cxl_uri, &pl->cxl);
+		if (rc)
+			return rc;
+		if (cxl_free_bytes(pl->cxl, &avail) == 0) {
+			rc = check_room(pl->cxl_str,
+					data_pages(pl, PLACER_SRC_CXL) * PG, avail);
+			if (rc)
+				return rc;
+		}
+	}
+	if (pl->pp.pool_size && pl->pool_uri.kind == URI_POOL_FILE &&
+	    fs_free_bytes(pl->pool_uri.path, &avail) == 0) {
+		rc = check_room(pl->pool_str,
+				data_pages(pl, PLACER_SRC_POOL) * PG, avail);
+		if (rc)
+			return rc;
+	}
+	snprintf(local, sizeof(local), "%s/local", pl->snap->dir);
+	if (pl->pp.local_size && fs_free_bytes(local, &avail) == 0)
+		return check_room(local, data_pages(pl, PLACER_SRC_LOCAL) * PG,
+				  avail);
+	return 0;
+}
+
 /* Opens every tier the plan needs before copying anything: an
  * unreachable pool fails in a moment, not after gigabytes of copying. */
 static int open_objects(struct placing *pl)
@@ -683,6 +745,8 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 		snap_object_name(snap, policy, pl.gen, pl.obj, sizeof(pl.obj));
 		rc = run_placer(&pl, attr);
 	}
+	if (!rc)
+		rc = check_space(&pl);
 	if (!rc)
 		rc = write_intents(&pl);
 	if (!rc)

@@ -637,6 +637,36 @@ int main(void)
 						      .cxl_capacity = 100 }),
 		-EINVAL);
 
+	/* A CXL tier without room for the new data (the old plan's stays
+	 * until the new one is in): refused before anything is written. */
+	snprintf(path, sizeof(path), "%s/small", shmdir);
+	t_assert(mkdir(path, 0755) == 0);
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=256k tier-test '%s' 2>/dev/null",
+		 path);
+	if (system(cmd) == 0) {
+		struct plan before;
+		char small[600];
+
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &before));
+		snprintf(small, sizeof(small), "cxl=dir:%s/cxl", path);
+		attr.cxl = small;
+		t_fails(tier_place(snap, TIER_POLICY_TIERED, &attr), -ENOSPC);
+		check_one_line(tier_errmsg());
+		t_assert(strstr(tier_errmsg(), "bytes to write"));
+		attr.cxl = cxl_uri;
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &plan));
+		t_eq(plan.hdr.generation, before.hdr.generation);
+		plan_free(&plan);
+		plan_free(&before);
+		snprintf(small, sizeof(small), "%s/cxl", path);
+		t_assert(access(small, F_OK) < 0);	/* not even made */
+		snprintf(cmd, sizeof(cmd), "umount '%s'", path);
+		t_eq(system(cmd), 0);
+	} else {
+		printf("no tmpfs mount (not root?): tier capacity not tested\n");
+	}
+	rmdir(path);
+
 	/* A relative cxl=dir: (and pool=file:) path is made absolute: a
 	 * restore from another directory finds the data. */
 	{
