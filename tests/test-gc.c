@@ -27,8 +27,8 @@
 #include "util/uri.h"
 
 #define PG	4096UL
-#define NPG	4096UL
-#define ROUNDS	48
+#define NPG	2048UL
+#define ROUNDS	40
 
 static char topdir[] = "/var/tmp/test-gc.XXXXXX";
 static char shmdir[] = "/dev/shm/test-gc.XXXXXX";
@@ -87,7 +87,7 @@ static void write_trace(const char *name, uint64_t base)
 	snprintf(path, sizeof(path), "%s/%s.txt", topdir, name);
 	f = fopen(path, "w");
 	t_assert(f);
-	for (uint64_t p = base; p < base + 1000; p++)
+	for (uint64_t p = base; p < base + 500; p++)
 		fprintf(f, "0x%llx %s\n", (unsigned long long)p * PG,
 			p % 10 ? "r" : "w");
 	t_assert(fclose(f) == 0);
@@ -304,7 +304,7 @@ int main(void)
 	t_ok(tier_import(store, "snap", img_path, NULL));
 	t_ok(tier_snap_open(store, "snap", &snap));
 	write_trace("a", 100);
-	write_trace("b", 2000);
+	write_trace("b", 1000);
 
 	/* how long one takes, to kill within it */
 	t0 = now_s();
@@ -320,11 +320,11 @@ int main(void)
 		enum tier_policy p = policies[r % NPOL];
 		int gc = rand() % 2;
 
-		kills += killed_at(tp * 1.3 * rand() / RAND_MAX, do_place, r);
+		kills += killed_at(tp * 2.0 * rand() / RAND_MAX, do_place, r);
 		/* the plan is the old one or the new, whole */
 		check_plan(p);
 		if (r % 4 == 0)
-			kills += killed_at(ti * 1.3 * rand() / RAND_MAX,
+			kills += killed_at(ti * 2.0 * rand() / RAND_MAX,
 					   do_import, r);
 		if (gc) {
 			n = store_gc(store, report, &said);
