@@ -210,6 +210,7 @@ struct placing {
 	char *buf;
 	int lock_fd;		/* plans/POLICY.lock, held throughout */
 	uint64_t gen;		/* this place's generation, in pl->obj */
+	unsigned created;	/* objects begun (DONE_*) */
 	unsigned done;		/* objects committed (DONE_*): new names */
 	struct plan old;	/* the plan replaced, if one loaded */
 	int have_old;
@@ -454,6 +455,7 @@ static int open_objects(struct placing *pl)
 		rc = cxl_create(pl->cxl, pl->obj, pl->pp.cxl_size, &pl->cw);
 		if (rc)
 			return rc;
+		pl->created |= DONE_CXL;
 	}
 	if (pl->pp.pool_size) {
 		rc = pool_open(&pl->pool_uri, &pl->pool);
@@ -462,6 +464,7 @@ static int open_objects(struct placing *pl)
 		rc = pool_create(pl->pool, pl->obj, pl->pp.pool_size, &pl->pw);
 		if (rc)
 			return rc;
+		pl->created |= DONE_POOL;
 	}
 	if (pl->pp.local_size) {
 		snap_local_path(pl->snap, pl->policy, pl->gen, path,
@@ -770,10 +773,12 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 			gen_drop(snap, policy, pl.old.hdr.generation, cxl, pool);
 		}
 	} else if (pl.have_intent) {
-		placing_abort(&pl);	/* nothing of ours may stay behind */
+		/* nothing of ours may stay behind, and only the tiers we
+		 * wrote are asked (a pool that did not answer is not) */
+		placing_abort(&pl);
 		gen_drop(snap, policy, pl.gen,
-			 pl.pp.cxl_size ? pl.cxl_str : "",
-			 pl.pp.pool_size ? pl.pool_str : "");
+			 pl.created & DONE_CXL ? pl.cxl_str : "",
+			 pl.created & DONE_POOL ? pl.pool_str : "");
 	}
 	placing_free(&pl);
 	if (rc) {

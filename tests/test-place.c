@@ -592,6 +592,9 @@ int main(void)
 	}
 	plan_free(&plan);
 	attr.pool = NULL;
+	/* and no intent of the failed one: its plan, lock and intent */
+	snprintf(path, sizeof(path), "%s/store", topdir);
+	t_eq(count_prefix(path, "snapshots/snap/plans", "tiered."), 3);
 
 	/* Unknown URIs: -EINVAL naming them, nothing written. */
 	attr.cxl = "cxl=bogus:/x";
