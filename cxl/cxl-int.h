@@ -42,6 +42,7 @@ struct cxl_obj {
 	char name[CXL_NAME_MAX];
 	uint64_t size;
 	int fd;			/* dir, numa */
+	uint64_t changed_ns;	/* dir, numa: st_ctim when opened */
 	uint64_t off;		/* devdax */
 };
 

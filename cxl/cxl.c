@@ -19,6 +19,7 @@
 #include "cxl/cxl-int.h"
 #include "tier.h"
 #include "util/err.h"
+#include "util/file.h"
 
 int cxl_err(const struct cxl_tier *t, const char *obj, int rc,
 	    const char *fmt, ...)
@@ -320,6 +321,13 @@ int cxl_overlay_ok(const struct cxl_tier *t)
 	return sf.f_type == TMPFS_MAGIC;
 }
 
+int cxl_free_bytes(const struct cxl_tier *t, uint64_t *ret)
+{
+	if (t->uri.kind != URI_CXL_DIR && t->uri.kind != URI_CXL_NUMA)
+		return -EOPNOTSUPP;
+	return fs_free_bytes(t->dir[0] ? t->dir : t->uri.path, ret);
+}
+
 int cxl_obj_overlay_ok(const struct cxl_obj *o)
 {
 	struct statfs sf;
@@ -338,8 +346,20 @@ int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len)
 		return 0;
 	if (o->t->uri.kind != URI_CXL_DIR && o->t->uri.kind != URI_CXL_NUMA)
 		return 1;		/* devdax: no holes */
+	/* data at @off first: O(1), where SEEK_HOLE walks to the end of
+	 * the data run, and one page needs no more */
+	h = lseek(o->fd, (off_t)off, SEEK_DATA);
+	if (h < 0 || (uint64_t)h != off)
+		return 0;
+	if (len <= TIER_PAGE_SIZE)
+		return 1;
 	h = lseek(o->fd, (off_t)off, SEEK_HOLE);
 	return h >= 0 && (uint64_t)h >= off + len;
+}
+
+uint64_t cxl_obj_changed_ns(const struct cxl_obj *o)
+{
+	return o ? o->changed_ns : 0;
 }
 
 uint64_t cxl_obj_held(const struct cxl_obj *o)

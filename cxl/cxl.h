@@ -3,8 +3,8 @@
 #define TIER_CXL_H
 
 /*
- * Byte-addressable tiers: objects (one per snapshot and policy, named
- * "SNAP/POLICY") that a restore maps MAP_PRIVATE|MAP_FIXED into guest
+ * Byte-addressable tiers: objects (one per plan, named "SNAP/POLICY.GEN"
+ * by its generation) that a restore maps MAP_PRIVATE|MAP_FIXED into guest
  * memory, so read-only pages are zero-copy, shared by every instance, and
  * copy-on-write on a wrong guess.
  *
@@ -58,6 +58,8 @@ int cxl_can_map(const struct cxl_tier *t);
 /* Reads bytes out (aquifer copies its hot set from CXL). */
 int cxl_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len);
 
+/* Removes object @name, and what a writer of it killed before its commit
+ * left (dir, numa); -ENOENT if there was neither. */
 int cxl_remove(struct cxl_tier *t, const char *name);
 
 /*
@@ -70,9 +72,18 @@ int cxl_remove(struct cxl_tier *t, const char *name);
  */
 int cxl_overlay_ok(const struct cxl_tier *t);
 int cxl_obj_overlay_ok(const struct cxl_obj *o);
-/* 1 if [off, off+len) of the object holds no hole (SEEK_HOLE), else 0:
- * populating a hole of an overlay mapping would wait for a fault handler. */
+/* 1 if [off, off+len) of the object holds no hole (SEEK_DATA, SEEK_HOLE),
+ * else 0: populating a hole of an overlay mapping would wait for a fault
+ * handler. One page costs one lseek. */
 int cxl_obj_present(const struct cxl_obj *o, uint64_t off, uint64_t len);
+/* When the object (a file) last changed, its ctime in ns since the epoch
+ * as opened: any write, hole punched or truncate since moves it on. 0 if
+ * unknown (devdax). */
+uint64_t cxl_obj_changed_ns(const struct cxl_obj *o);
+/* Bytes objects of @t may still take: the free space of the directory's
+ * filesystem (dir, numa); -EOPNOTSUPP, no message, where a create finds
+ * out (devdax). */
+int cxl_free_bytes(const struct cxl_tier *t, uint64_t *ret);
 /* Bytes the object really holds (allocated: st_blocks for a file; the
  * size for devdax); 0 if unknown. */
 uint64_t cxl_obj_held(const struct cxl_obj *o);

@@ -2,14 +2,15 @@
 /*
  * cxl=dir:PATH -- objects are files in a directory: tmpfs (the default,
  * DRAM standing in for CXL), ext4/xfs with dax=always on a pmem or CXL
- * namespace (fs-dax), or any other filesystem. Object "SNAP/POLICY" is
- * the file PATH/SNAP/POLICY.obj.
+ * namespace (fs-dax), or any other filesystem. Object "SNAP/POLICY.GEN"
+ * (a plan's, GEN its generation) is the file PATH/SNAP/POLICY.GEN.obj.
  *
  * A restore maps the file MAP_PRIVATE: reads are served from the page
  * cache (or straight from the device under fs-dax) and shared by every
  * instance; a write copies that one page into anonymous memory.
  * Reached through cxl/cxl.c's ops table, as every backend.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -154,6 +155,11 @@ int dir_create(struct cxl_wobj *w)
 			     0644);
 		if (w->fd >= 0)
 			break;
+		/* a place of another policy removed its last object of
+		 * this snapshot, and the directory with it: again */
+		if (errno == ENOENT && tries < 100 &&
+		    mkdir_p(parent, 0755) == 0)
+			continue;
 		if (errno != EEXIST || tries > 100) {
 			rc = cxl_err(t, w->name, -errno, "create in %s: %m",
 				     parent);
@@ -253,6 +259,8 @@ int dir_obj_open(struct cxl_obj *o)
 		return rc;
 	}
 	o->size = st.st_size;
+	o->changed_ns = (uint64_t)st.st_ctim.tv_sec * 1000000000ULL +
+			st.st_ctim.tv_nsec;
 	return 0;
 }
 
@@ -314,15 +322,45 @@ int dir_obj_read(struct cxl_obj *o, uint64_t off, void *buf, size_t len)
 	return 0;
 }
 
+/*
+ * The temporaries of object @path (".BASE.PID.SEQ" beside it) that a
+ * writer killed before its commit or abort left: a name is written by
+ * one writer only (a plan's generation is in it), so once its writer is
+ * gone they are nobody's. Returns how many went.
+ */
+static int remove_temps(const char *path)
+{
+	const char *base = strrchr(path, '/') + 1;
+	char parent[PATH_MAX];
+	size_t blen = strlen(base);
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	parent_of(path, parent, sizeof(parent));
+	d = opendir(parent);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (de->d_name[0] == '.' &&
+		    !strncmp(de->d_name + 1, base, blen) &&
+		    de->d_name[1 + blen] == '.' &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
 int dir_remove(struct cxl_tier *t, const char *name)
 {
 	char path[PATH_MAX], parent[PATH_MAX];
-	int rc;
+	int rc, temps;
 
 	rc = obj_path(t, name, path, sizeof(path));
 	if (rc)
 		return rc;
-	if (unlink(path) < 0)
+	temps = remove_temps(path);
+	if (unlink(path) < 0 && (errno != ENOENT || !temps))
 		return cxl_err(t, name, -errno, "%m");
 	parent_of(path, parent, sizeof(parent));
 	if (strcmp(parent, t->dir))

@@ -195,6 +195,9 @@ struct tier_place_attr {
  * Computes the plan of @policy for @snap from its traces and the image,
  * writes the tier data (CXL objects, pool segments, compact local files)
  * and then the plan, atomically replacing an earlier plan of that policy.
+ * The data goes to new objects named by the plan's generation; the
+ * earlier plan's are removed once the new plan is in. On failure the
+ * earlier plan and its data are left as they were.
  */
 int tier_place(struct tier_snap *snap, enum tier_policy policy,
 	       const struct tier_place_attr *attr);
@@ -270,7 +273,9 @@ struct tier_restore_attr {
  * file is checked against the snapshot's checksum before it is installed
  * (pages mapped zero-copy are not read, so not checked; pages read from
  * the image itself were checked at import). On failure the range is left
- * inaccessible (PROT_NONE), never half restored.
+ * inaccessible (PROT_NONE), never half restored. -ESTALE: a newer
+ * tier_place() replaced the plan between its loading and the opening of
+ * its data; a retry restores the new one.
  */
 int tier_restore_start(struct tier_snap *snap, void *addr, size_t len,
 		       const struct tier_restore_attr *attr,

@@ -6,6 +6,7 @@
  * over its name on commit, so a reader sees the old bytes or the new ones,
  * never a mix; an open segment keeps its inode even if replaced.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -59,6 +60,11 @@ static int file_create(struct pool *p, struct pool_wseg *w)
 		return tier_err(-ENAMETOOLONG, "pool %s: segment '%s': path too long",
 				p->uri, w->name);
 	w->fd = open(w->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	/* another policy's place removed SNAP/ with its last segment */
+	for (int tries = 0; w->fd < 0 && errno == ENOENT && tries < 100 &&
+			    pool_seg_mkdir(dir, w->name) == 0; tries++)
+		w->fd = open(w->tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+			     0644);
 	if (w->fd < 0)
 		return tier_err(-errno, "pool %s: %s: %m", p->uri, w->tmp);
 	if (ftruncate(w->fd, w->size) < 0) {
@@ -229,16 +235,43 @@ static int file_readv(struct pool_seg *s, const struct pool_iov *iov,
 	return 0;
 }
 
+/*
+ * The temporaries of segment @path (".POLICY.seg.tmp.PID.SEQ" beside it)
+ * a writer killed before its commit left: a name has one writer (a
+ * plan's generation is in it), so once it is gone they are nobody's.
+ */
+static int remove_temps(const char *path)
+{
+	const char *base = strrchr(path, '/') + 1;
+	char dir[4096 + 16], prefix[300];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(dir, sizeof(dir), "%.*s", (int)(base - 1 - path), path);
+	snprintf(prefix, sizeof(prefix), ".%s.tmp.", base);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)) &&
+		    unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	closedir(d);
+	return n;
+}
+
 static int file_remove(struct pool *p, const char *name)
 {
 	char path[4096 + 16];
 	char *slash;
-	int rc;
+	int rc, temps;
 
 	rc = pool_seg_path(file_dir(p), name, path, sizeof(path));
 	if (rc)
 		return rc;
-	if (unlink(path) < 0) {
+	temps = remove_temps(path);
+	if (unlink(path) < 0 && (errno != ENOENT || !temps)) {
 		if (errno == ENOENT)
 			return tier_err(-ENOENT, "pool %s: segment '%s': no such segment",
 					p->uri, name);

@@ -43,9 +43,13 @@ int pool_name_check(const char *name)
 		if (name[i] != '/' && !name_char_ok(name[i]))
 			return tier_err(-EINVAL, "segment name '%s': character '%c' not allowed (only A-Z a-z 0-9 . _ -)",
 					name, name[i]);
-	/* A leading dot would also collide with the file pool's temporaries. */
-	if (name[0] == '.' || slash[1] == '.' || strstr(name, ".."))
-		return tier_err(-EINVAL, "segment name '%s': components may not start with '.' or contain '..'",
+	/*
+	 * No component starts with a dot, so none is "." or ".." (and none
+	 * collides with the file pool's temporaries); a dot inside one is
+	 * harmless, as in a snapshot named "a..b" the store accepts.
+	 */
+	if (name[0] == '.' || slash[1] == '.')
+		return tier_err(-EINVAL, "segment name '%s': components may not start with '.'",
 				name);
 	return 0;
 }

@@ -3,8 +3,8 @@
 #define TIER_POOL_H
 
 /*
- * The memory pool: named segments ("SNAP/POLICY") of bytes, read in
- * batches by offset. Transports (one file each): file.c (a directory,
+ * The memory pool: named segments of bytes (one a plan, "SNAP/POLICY.GEN"),
+ * read in batches by offset. Transports (one file each): file.c (a directory,
  * pread), tcp.c (the pool protocol over TCP to "tierctl pool serve"),
  * verbs.c (the same control messages over RDMA CM, data by one-sided
  * RDMA READ from the server's registered segment memory). doc/pool-protocol.md

@@ -73,6 +73,11 @@ int fmt_file_csum(const void *buf, size_t len, size_t csum_off,
 /* The version sits at the same offset in every header. */
 #define VERSION_OFF	8
 
+static uint32_t newest(const struct fmt_file *f)
+{
+	return f->version ? f->version : FMT_VERSION;
+}
+
 int fmt_check_file(const struct fmt_file *f, const void *buf, size_t len,
 		   const char *what)
 {
@@ -91,7 +96,7 @@ int fmt_check_file(const struct fmt_file *f, const void *buf, size_t len,
 
 	/* Length first (for a helpful message), then the checksum over
 	 * everything, then what the fields say. */
-	if (version == FMT_VERSION) {
+	if (version >= 1 && version <= newest(f)) {
 		need = f->size(b);
 		if (!need || need > len)
 			return tier_err(-EBADMSG,
@@ -113,10 +118,11 @@ int fmt_check_file(const struct fmt_file *f, const void *buf, size_t len,
 				"%s: %s checksum mismatch (0x%016llx, expected 0x%016llx)",
 				what, f->kind, (unsigned long long)csum,
 				(unsigned long long)want);
-	if (version != FMT_VERSION)
+	if (version < 1 || version > newest(f))
 		return tier_err(-EPROTO,
-				"%s: %s format v%u, this build reads v%u",
-				what, f->kind, version, FMT_VERSION);
+				"%s: %s format v%u, this build reads v%u%s",
+				what, f->kind, version, newest(f),
+				newest(f) > 1 ? " and older" : "");
 	return 0;
 }
 
@@ -127,7 +133,7 @@ int fmt_seal_file(const struct fmt_file *f, void *buf, size_t len)
 	int rc;
 
 	memcpy(b, f->magic, 8);
-	fmt_put32(b + VERSION_OFF, FMT_VERSION);
+	fmt_put32(b + VERSION_OFF, newest(f));
 	rc = fmt_file_csum(b, len, f->csum_off, &csum);
 	if (rc)
 		return rc;

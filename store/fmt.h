@@ -44,23 +44,26 @@ struct fmt_file {
 	size_t csum_off;	/* the header's uint64 checksum */
 	size_t count_off;	/* the header's uint64 count, for messages */
 	const char *count_name;	/* what it counts: "pages", "entries" */
-	/* Bytes of the file a whole FMT_VERSION header describes; 0 if
-	 * that overflows. */
+	/* The newest version of this kind, written and read (with every
+	 * older one down to 1, which share its layout); 0: FMT_VERSION. */
+	uint32_t version;
+	/* Bytes of the file a whole header of a version we read describes;
+	 * 0 if that overflows. */
 	size_t (*size)(const void *hdr);
 };
 
 /*
  * Checks the @len bytes of a file of kind @f: magic, a whole header,
- * the length its counts give (for FMT_VERSION: a newer version may be
+ * the length its counts give (for a version we read: a newer one may be
  * longer), the checksum, then the version. -EBADMSG, or -EPROTO for an
- * intact file of another version, naming @what. The fields behind them
- * are the caller's to check.
+ * intact file of a version we do not read, naming @what. The fields
+ * behind them (and which version it is) are the caller's to check.
  */
 int fmt_check_file(const struct fmt_file *f, const void *buf, size_t len,
 		   const char *what);
 
-/* Writes magic, FMT_VERSION and, last, the checksum of @len bytes of an
- * encoded file of kind @f; -ENOMEM is the only failure. */
+/* Writes magic, the newest version of @f and, last, the checksum of @len
+ * bytes of an encoded file of kind @f; -ENOMEM is the only failure. */
 int fmt_seal_file(const struct fmt_file *f, void *buf, size_t len);
 
 /*

@@ -15,7 +15,8 @@
  *	STORE/snapshots/NAME/image		sparse copy of the image
  *	STORE/snapshots/NAME/traces/T.trace	struct fmt_trace_hdr ...
  *	STORE/snapshots/NAME/plans/POLICY.plan	struct fmt_plan_hdr ...
- *	STORE/snapshots/NAME/local/POLICY.data	compact local file (reap, faasnap)
+ *	STORE/snapshots/NAME/local/POLICY.GEN.data	compact local file
+ *						(reap, faasnap; v1: POLICY.data)
  *	STORE/pool/				default file pool
  */
 
@@ -86,6 +87,13 @@ _Static_assert(sizeof(struct fmt_trace_ent) == 24, "trace entry");
 /* ---- plan: hdr, extents[nextents] sorted by page, covering [0, npages) */
 
 #define FMT_PLAN_MAGIC		"TIERPLAN"
+/*
+ * v2 adds the generation: the objects a plan references (CXL object,
+ * pool segment, local file) carry it in their names, so a plan only ever
+ * opens the objects written with it ("tierctl place" picks a random one,
+ * never 0). Generation 0, and every v1 plan, names them without one.
+ */
+#define FMT_PLAN_VERSION	2
 
 struct fmt_plan_hdr {
 	char magic[8];
@@ -100,7 +108,8 @@ struct fmt_plan_hdr {
 	uint32_t ntraces;
 	double confidence;
 	uint64_t cxl_capacity;
-	uint64_t reserved[4];
+	uint64_t generation;		/* v2; v1: reserved, read as 0 */
+	uint64_t reserved[3];
 	uint64_t checksum;
 };
 _Static_assert(sizeof(struct fmt_plan_hdr) == 616, "plan header");

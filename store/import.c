@@ -357,8 +357,10 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 		goto err_free;
 	}
 
-	/* A temp dir of ours from an earlier crash (same pid) is garbage. */
+	/* A temp dir of ours from an earlier crash (same pid) is garbage,
+	 * and so are those of earlier imports of the name that were killed. */
 	store_rmtree(tmp);
+	gc_snapshot_dirs(store, name, NULL, NULL);
 	if (mkdir(tmp, 0755) < 0) {
 		rc = tier_err(-errno, "%s: %m", tmp);
 		goto err_free;

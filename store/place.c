@@ -4,14 +4,19 @@
  *
  * The plan is the only thing a restore trusts, so it is written last:
  * every object it references (the CXL object, the pool segment, the
- * compact local file) is written in full and committed first. Objects are
- * written under temporary names and committed together only after all of
- * them were written, so a failure while writing (an unreachable pool, a
- * full tier) leaves the old plan and its data exactly as they were.
- * Objects have fixed names per snapshot and policy, so committing them
- * replaces the old plan's data; if something fails after that point, the
- * old plan no longer matches its data and is removed rather than left to
- * restore wrong bytes.
+ * compact local file) is written in full and committed first. Each place
+ * is a new generation (a random 64-bit id in the plan), and its objects
+ * carry it in their names, so committing them replaces nothing: the old
+ * plan and its data stay exactly as they were until the new plan is
+ * renamed over the old one. Only then are the previous generation's
+ * objects removed; a restore that loaded the old plan has either opened
+ * them already (an open object outlives its name) or finds them gone
+ * and fails with a message saying to retry. A failure before the new
+ * plan is in removes the new objects and leaves the old generation
+ * whole. The store's readers take no locks; two places of one snapshot
+ * and policy take turns (plans/POLICY.lock). Before it writes a tier, a
+ * place records its generation's intent, so what a place killed at any
+ * point leaves is removed by the next one (store/gen.c).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,15 +24,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "cxl/cxl.h"
 #include "placer/placer.h"
 #include "rdma/pool.h"
+#include "store/gen.h"
 #include "store/snap.h"
 #include "tier.h"
 #include "util/err.h"
 #include "util/file.h"
+#include "util/log.h"
 #include "util/uri.h"
 
 #define PG		TIER_PAGE_SIZE
@@ -201,8 +209,68 @@ struct placing {
 	int have_local;
 	char *buf;
 	int lock_fd;		/* plans/POLICY.lock, held throughout */
-	int committed;		/* an old plan's data has been replaced */
+	uint64_t gen;		/* this place's generation, in pl->obj */
+	unsigned created;	/* objects begun (DONE_*) */
+	unsigned done;		/* objects committed (DONE_*): new names */
+	struct plan old;	/* the plan replaced, if one loaded */
+	int have_old;
+	char cxl_str[256], pool_str[256];	/* the URIs, for the plan */
+	int have_intent;	/* plans/POLICY.GEN.intent written */
 };
+
+#define DONE_CXL	(1U << 0)
+#define DONE_POOL	(1U << 1)
+#define DONE_LOCAL	(1U << 2)
+
+/*
+ * A relative dir: or file: path would go into the plan as given, and a
+ * restore run from another directory would look for the data elsewhere:
+ * made absolute against the current directory (not resolved: a symlink
+ * stays one), or refused if that does not fit.
+ */
+static int absolute_path(struct tier_uri *u)
+{
+	char cwd[PATH_MAX], buf[PATH_MAX];
+	const char *p = u->path;
+	int n;
+
+	if ((u->kind != URI_CXL_DIR && u->kind != URI_POOL_FILE) || *p == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd)))
+		return tier_err(-errno, "\"%.200s\": a relative path, and the current directory: %m",
+				p);
+	while (p[0] == '.' && p[1] == '/')
+		for (p += 2; *p == '/'; p++)
+			;
+	if (!strcmp(p, "."))
+		p = "";
+	n = snprintf(buf, sizeof(buf), "%s%s%s", cwd, *p && strcmp(cwd, "/") ?
+		     "/" : "", p);
+	if (n < 0 || (size_t)n >= sizeof(u->path))
+		return tier_err(-ENAMETOOLONG, "\"%.200s\": too long made absolute (in %.200s)",
+				u->path, cwd);
+	memcpy(u->path, buf, n + 1);
+	return 0;
+}
+
+/* The plan keeps a URI in a field of 256 bytes (@ret): one that does
+ * not fit is refused now, not once the data is written. */
+static int check_fits(const struct tier_uri *u, const char *side, char *ret)
+{
+	char buf[PATH_MAX + 64];
+	size_t max = sizeof(((struct fmt_plan_hdr *)0)->cxl) - 1;
+	int rc;
+
+	rc = uri_format(u, buf, sizeof(buf));
+	if (rc)
+		return rc;
+	if (strlen(buf) > max)
+		return tier_err(-ENAMETOOLONG,
+				"%s URI \"%.64s...\" has %zu bytes, more than the plan's %zu",
+				side, buf, strlen(buf), max);
+	memcpy(ret, buf, strlen(buf) + 1);
+	return 0;
+}
 
 static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 {
@@ -211,11 +279,33 @@ static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 
 	rc = uri_parse(attr->cxl ? attr->cxl : CXL_DEFAULT_URI, URI_WANT_CXL,
 		       &pl->cxl_uri);
+	if (!rc)
+		rc = absolute_path(&pl->cxl_uri);
+	if (!rc)
+		rc = check_fits(&pl->cxl_uri, "cxl", pl->cxl_str);
 	if (rc)
 		return rc;
 	snap_default_pool(pl->snap, def, sizeof(def));
-	return uri_parse(attr->pool ? attr->pool : def, URI_WANT_POOL,
-			 &pl->pool_uri);
+	rc = uri_parse(attr->pool ? attr->pool : def, URI_WANT_POOL,
+		       &pl->pool_uri);
+	if (!rc)
+		rc = absolute_path(&pl->pool_uri);
+	if (!rc)
+		rc = check_fits(&pl->pool_uri, "pool", pl->pool_str);
+	return rc;
+}
+
+/*
+ * Everything that can be refused without touching the store or a tier
+ * (arguments, URIs, capacities), so a refusal changes nothing at all.
+ */
+static int check_args(struct placing *pl, const struct tier_place_attr *attr)
+{
+	if (attr->cxl_capacity && attr->cxl_capacity < PG)
+		return tier_err(-EINVAL,
+				"cxl capacity %llu bytes is less than a page",
+				(unsigned long long)attr->cxl_capacity);
+	return parse_uris(pl, attr);
 }
 
 /*
@@ -243,10 +333,6 @@ static int run_placer(struct placing *pl, const struct tier_place_attr *attr)
 	struct placer_params par;
 	int rc;
 
-	if (attr->cxl_capacity && attr->cxl_capacity < PG)
-		return tier_err(-EINVAL,
-				"cxl capacity %llu bytes is less than a page",
-				(unsigned long long)attr->cxl_capacity);
 	rc = merge_traces(snap, attr, &pl->m);
 	if (rc)
 		return rc;
@@ -290,6 +376,68 @@ static int check_mappable(struct placing *pl)
 	return 0;
 }
 
+/* Pages of @source that hold bytes (zero pages are holes). */
+static uint64_t data_pages(const struct placing *pl, unsigned source)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < pl->pp.n; i++) {
+		const struct placer_ext *e = &pl->pp.ext[i];
+
+		if (e->source != source)
+			continue;
+		for (uint64_t p = e->page; p < e->page + e->npages; p++)
+			n += !snap_page_zero(pl->snap, p);
+	}
+	return n;
+}
+
+static int check_room(const char *where, uint64_t need, uint64_t avail)
+{
+	if (need <= avail)
+		return 0;
+	return tier_err(-ENOSPC, "%s: %llu bytes to write, %llu free (the data of the plan it replaces stays until the new plan is in)",
+			where, (unsigned long long)need,
+			(unsigned long long)avail);
+}
+
+/*
+ * A tier holds both generations while a place runs (the new one is
+ * written before the old is removed): one without room for the new data
+ * is refused before anything is written, not once it is full. Tiers that
+ * cannot tell (devdax, a remote pool) refuse at their create.
+ */
+static int check_space(struct placing *pl)
+{
+	char local[4096 + 16];
+	uint64_t avail;
+	int rc;
+
+	if (pl->pp.cxl_size) {
+		rc = pl->cxl ? 0 : cxl_open(&pl->cxl_uri, &pl->cxl);
+		if (rc)
+			return rc;
+		if (cxl_free_bytes(pl->cxl, &avail) == 0) {
+			rc = check_room(pl->cxl_str,
+					data_pages(pl, PLACER_SRC_CXL) * PG, avail);
+			if (rc)
+				return rc;
+		}
+	}
+	if (pl->pp.pool_size && pl->pool_uri.kind == URI_POOL_FILE &&
+	    fs_free_bytes(pl->pool_uri.path, &avail) == 0) {
+		rc = check_room(pl->pool_str,
+				data_pages(pl, PLACER_SRC_POOL) * PG, avail);
+		if (rc)
+			return rc;
+	}
+	snprintf(local, sizeof(local), "%s/local", pl->snap->dir);
+	if (pl->pp.local_size && fs_free_bytes(local, &avail) == 0)
+		return check_room(local, data_pages(pl, PLACER_SRC_LOCAL) * PG,
+				  avail);
+	return 0;
+}
+
 /* Opens every tier the plan needs before copying anything: an
  * unreachable pool fails in a moment, not after gigabytes of copying. */
 static int open_objects(struct placing *pl)
@@ -307,6 +455,7 @@ static int open_objects(struct placing *pl)
 		rc = cxl_create(pl->cxl, pl->obj, pl->pp.cxl_size, &pl->cw);
 		if (rc)
 			return rc;
+		pl->created |= DONE_CXL;
 	}
 	if (pl->pp.pool_size) {
 		rc = pool_open(&pl->pool_uri, &pl->pool);
@@ -315,9 +464,11 @@ static int open_objects(struct placing *pl)
 		rc = pool_create(pl->pool, pl->obj, pl->pp.pool_size, &pl->pw);
 		if (rc)
 			return rc;
+		pl->created |= DONE_POOL;
 	}
 	if (pl->pp.local_size) {
-		snap_local_path(pl->snap, pl->policy, path, sizeof(path));
+		snap_local_path(pl->snap, pl->policy, pl->gen, path,
+				sizeof(path));
 		snprintf(dir, sizeof(dir), "%s", path);
 		slash = strrchr(dir, '/');
 		*slash = 0;
@@ -382,21 +533,21 @@ static int commit_objects(struct placing *pl)
 		rc = cxl_commit(cw);
 		if (rc)
 			return rc;
-		pl->committed = 1;
+		pl->done |= DONE_CXL;
 	}
 	if (pw) {
 		pl->pw = NULL;
 		rc = pool_commit(pw);
 		if (rc)
 			return rc;
-		pl->committed = 1;
+		pl->done |= DONE_POOL;
 	}
 	if (pl->have_local) {
 		pl->have_local = 0;
 		rc = atomic_commit(&pl->af);
 		if (rc)
 			return rc;
-		pl->committed = 1;
+		pl->done |= DONE_LOCAL;
 	}
 	return 0;
 }
@@ -413,20 +564,15 @@ static int write_plan(struct placing *pl, const struct tier_place_attr *attr)
 	h->policy = pl->policy;
 	h->npages = pl->snap->npages;
 	h->nextents = pl->pp.n;
-	if (pl->pp.cxl_size) {
-		rc = uri_format(&pl->cxl_uri, h->cxl, sizeof(h->cxl));
-		if (rc)
-			return rc;
-	}
-	if (pl->pp.pool_size) {
-		rc = uri_format(&pl->pool_uri, h->pool, sizeof(h->pool));
-		if (rc)
-			return rc;
-	}
+	if (pl->pp.cxl_size)
+		memcpy(h->cxl, pl->cxl_str, sizeof(h->cxl));
+	if (pl->pp.pool_size)
+		memcpy(h->pool, pl->pool_str, sizeof(h->pool));
 	h->gap = attr->gap ? attr->gap : DEFAULT_GAP;
 	h->ntraces = pl->m.ntraces;
 	h->confidence = attr->confidence ? attr->confidence : DEFAULT_CONF;
 	h->cxl_capacity = attr->cxl_capacity;
+	h->generation = pl->gen;
 	plan.ext = pl->pp.ext;
 	plan.n = pl->pp.n;
 
@@ -445,42 +591,127 @@ static int write_plan(struct placing *pl, const struct tier_place_attr *attr)
 }
 
 /*
- * Two placements of one snapshot and policy would interleave their
- * objects and plans (one's CXL object, the other's plan): take turns.
+ * The plan being replaced (under the lock, so it stays the current one
+ * until ours is in): its objects are removed once ours is. A plan that
+ * does not load (none, damaged, another format) has no objects we know.
  */
-static int lock_policy(struct placing *pl)
+static void load_old(struct placing *pl)
 {
-	char path[4096 + 96], *dot;
+	pl->have_old = plan_load(pl->snap, pl->policy, &pl->old) == 0;
+}
+
+/* A random generation, never 0 and never the old plan's. */
+static int new_generation(struct placing *pl)
+{
+	uint64_t old = pl->have_old ? pl->old.hdr.generation : 0;
+
+	do {
+		if (getrandom(&pl->gen, sizeof(pl->gen), 0) != sizeof(pl->gen))
+			return tier_err(-errno, "place: getrandom: %m");
+	} while (!pl->gen || pl->gen == old);
+	return 0;
+}
+
+/* Which objects a plan's extents reference (DONE_* bits). */
+static unsigned plan_objects(const struct placer_ext *ext, size_t n)
+{
+	unsigned have = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ext[i].source == PLACER_SRC_CXL)
+			have |= DONE_CXL;
+		else if (ext[i].source == PLACER_SRC_POOL)
+			have |= DONE_POOL;
+		else if (ext[i].source == PLACER_SRC_LOCAL)
+			have |= DONE_LOCAL;
+	}
+	return have;
+}
+
+/* The tiers the replaced plan's data is on, as URIs ("": none). */
+static void old_tiers(struct placing *pl, char *cxl, char *pool)
+{
+	const struct fmt_plan_hdr *h = &pl->old.hdr;
+	unsigned which = plan_objects(pl->old.ext, pl->old.n);
+
+	cxl[0] = pool[0] = 0;
+	if (which & DONE_CXL)
+		snprintf(cxl, 256, "%s", h->cxl[0] ? h->cxl : CXL_DEFAULT_URI);
+	if (which & DONE_POOL) {
+		if (h->pool[0])
+			snprintf(pool, 256, "%s", h->pool);
+		else
+			snap_default_pool(pl->snap, pool, 256);
+	}
+}
+
+/*
+ * Before anything is written to a tier: the intent of this generation
+ * (the tiers it writes), and one for the plan it replaces if that has
+ * none (a v1 plan, or one placed before intents), so that a place killed
+ * at any point leaves only data an intent names (store/gen.c).
+ */
+static int write_intents(struct placing *pl)
+{
 	int rc;
 
-	snap_plan_path(pl->snap, pl->policy, path, sizeof(path));
-	dot = strrchr(path, '/');
-	*dot = 0;
-	rc = mkdir_p(path, 0755);
+	rc = gen_intent_write(pl->snap, pl->policy, pl->gen,
+			      pl->pp.cxl_size ? pl->cxl_str : "",
+			      pl->pp.pool_size ? pl->pool_str : "");
 	if (rc)
 		return rc;
-	*dot = '/';
-	dot = strrchr(path, '.');
-	snprintf(dot, sizeof(path) - (dot - path), ".lock");
-	pl->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (pl->lock_fd < 0)
-		return tier_err(-errno, "%s: %m", path);
-	while (flock(pl->lock_fd, LOCK_EX) < 0)
-		if (errno != EINTR)
-			return tier_err(-errno, "%s: lock: %m", path);
-	return 0;
+	pl->have_intent = 1;
+	if (pl->have_old && !gen_has_intent(pl->snap, pl->policy,
+					    pl->old.hdr.generation)) {
+		char cxl[256], pool[256];
+
+		old_tiers(pl, cxl, pool);
+		rc = gen_intent_write(pl->snap, pl->policy,
+				      pl->old.hdr.generation, cxl, pool);
+	}
+	return rc;
+}
+
+/*
+ * After a failure: if the plan written is ours anyway (a failure after
+ * its rename, flushing the directory), the place happened; else the
+ * objects committed so far are nobody's and go.
+ */
+static int published(struct placing *pl)
+{
+	struct plan cur;
+	int ours;
+
+	if (!pl->done)
+		return 0;
+	if (plan_load(pl->snap, pl->policy, &cur))
+		return 0;
+	ours = cur.hdr.generation == pl->gen;
+	plan_free(&cur);
+	return ours;
+}
+
+/* Drops what is being written, uncommitted. */
+static void placing_abort(struct placing *pl)
+{
+	cxl_abort(pl->cw);
+	pl->cw = NULL;
+	if (pl->pw)
+		pool_abort(pl->pw);
+	pl->pw = NULL;
+	if (pl->have_local)
+		atomic_abort(&pl->af);
+	pl->have_local = 0;
 }
 
 static void placing_free(struct placing *pl)
 {
-	cxl_abort(pl->cw);
-	if (pl->pw)
-		pool_abort(pl->pw);
-	if (pl->have_local)
-		atomic_abort(&pl->af);
+	placing_abort(pl);
 	cxl_close(pl->cxl);
 	pool_close(pl->pool);
 	placer_plan_free(&pl->pp);
+	if (pl->have_old)
+		plan_free(&pl->old);
 	free(pl->m.pages);
 	free(pl->buf);
 	if (pl->lock_fd >= 0)
@@ -492,7 +723,7 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 {
 	static const struct tier_place_attr defaults;
 	struct placing pl = { .snap = snap, .policy = policy };
-	char path[4096 + 96];
+	char why[512];
 	int rc;
 
 	pl.af.fd = -1;
@@ -503,13 +734,24 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 				snap->name, (int)policy);
 	if (!attr)
 		attr = &defaults;
-	snap_object_name(snap, policy, pl.obj, sizeof(pl.obj));
 
-	rc = parse_uris(&pl, attr);
+	rc = check_args(&pl, attr);
 	if (!rc)
-		rc = lock_policy(&pl);
-	if (!rc)
+		rc = gen_lock(snap, policy, true, &pl.lock_fd);
+	if (!rc) {
+		/* what a place killed before us left (best effort) */
+		gen_recover(snap, policy, NULL, NULL);
+		load_old(&pl);
+		rc = new_generation(&pl);
+	}
+	if (!rc) {
+		snap_object_name(snap, policy, pl.gen, pl.obj, sizeof(pl.obj));
 		rc = run_placer(&pl, attr);
+	}
+	if (!rc)
+		rc = check_space(&pl);
+	if (!rc)
+		rc = write_intents(&pl);
 	if (!rc)
 		rc = open_objects(&pl);
 	if (!rc)
@@ -519,21 +761,31 @@ int tier_place(struct tier_snap *snap, enum tier_policy policy,
 	if (!rc)
 		rc = write_plan(&pl, attr);
 
-	if (rc && pl.committed) {
-		/* The old plan would now read the new data: drop it. */
-		snap_plan_path(snap, policy, path, sizeof(path));
-		if (unlink(path) == 0) {
-			char why[512];
+	if (rc)
+		snprintf(why, sizeof(why), "%s", tier_errmsg());
+	if (!rc || published(&pl)) {
+		/* the old plan is gone: its data only takes space now (if
+		 * that fails, its intent stays for the next place or gc) */
+		if (pl.have_old) {
+			char cxl[256], pool[256];
 
-			snprintf(why, sizeof(why), "%s", tier_errmsg());
-			tier_err(rc, "%s (the old plan was removed: its data was already replaced)",
-				 why);
+			old_tiers(&pl, cxl, pool);
+			gen_drop(snap, policy, pl.old.hdr.generation, cxl, pool);
 		}
+	} else if (pl.have_intent) {
+		/* nothing of ours may stay behind, and only the tiers we
+		 * wrote are asked (a pool that did not answer is not) */
+		placing_abort(&pl);
+		gen_drop(snap, policy, pl.gen,
+			 pl.created & DONE_CXL ? pl.cxl_str : "",
+			 pl.created & DONE_POOL ? pl.pool_str : "");
 	}
 	placing_free(&pl);
-	if (rc)
+	if (rc) {
+		tier_err(rc, "%s", why);
 		return tier_err_ctx(rc, "place %s --policy %s", snap->name,
 				    pl.pname);
+	}
 	return 0;
 }
 

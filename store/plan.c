@@ -83,6 +83,7 @@ static const struct fmt_file plan_file = {
 	.csum_off = OFF(checksum),
 	.count_off = OFF(nextents),
 	.count_name = "extents",
+	.version = FMT_PLAN_VERSION,
 	.size = plan_size,
 };
 
@@ -121,6 +122,7 @@ int plan_encode(const struct plan *plan, void **ret, size_t *ret_len)
 	memcpy(&conf, &h->confidence, sizeof(conf));
 	fmt_put64(buf + OFF(confidence), conf);
 	fmt_put64(buf + OFF(cxl_capacity), h->cxl_capacity);
+	fmt_put64(buf + OFF(generation), h->generation);
 
 	for (i = 0, p = buf + HDR_SIZE; i < plan->n; i++, p += EXT_SIZE) {
 		const struct placer_ext *e = &plan->ext[i];
@@ -173,6 +175,9 @@ int plan_decode(const void *buf, size_t len, const char *what,
 	conf = fmt_get64(b + OFF(confidence));
 	memcpy(&h.confidence, &conf, sizeof(conf));
 	h.cxl_capacity = fmt_get64(b + OFF(cxl_capacity));
+	/* v1's reserved word: written as zero, never trusted */
+	if (h.version >= 2)
+		h.generation = fmt_get64(b + OFF(generation));
 	if (h.policy >= TIER_POLICY_MAX)
 		return tier_err(-EBADMSG, "%s: unknown policy %u", what,
 				h.policy);

@@ -345,6 +345,7 @@ struct rs_map {
 	bool overlay;			/* the CXL object is shmem: overlay */
 	bool ovl_checked;		/* object holds exactly the plan's pages */
 	uint64_t plan_cxl_bytes;	/* bytes of CXL extents, whole plan */
+	uint64_t plan_gen, plan_ns;	/* the plan's generation, created_ns */
 };
 
 #define POP_OVERLAY	(-2)		/* populate range fd: in an overlay */

@@ -111,6 +111,8 @@ int map_clip(struct tier_restore *rs, struct plan *plan, bool own)
 	for (i = 0; i < plan->n; i++)
 		if (plan->ext[i].source == PLACER_SRC_CXL)
 			m->plan_cxl_bytes += plan->ext[i].npages * PG;
+	m->plan_gen = plan->hdr.generation;
+	m->plan_ns = plan->hdr.created_ns;
 	rc = map_clip_extents(plan, rs->snap, rs->area.first, rs->area.npages,
 			      own, &m->ext, &m->n, rs->fate.st.pages);
 	rs->area.ext = m->ext;
@@ -126,6 +128,16 @@ int map_clip(struct tier_restore *rs, struct plan *plan, bool own)
  * one userfaultfd registration of the cluster turns into MISSING faults
  * and UFFDIO_COPY/ZEROPAGE into private anonymous pages; the object
  * stays as it is. TIER_RESTORE_NO_OVERLAY turns it off.
+ *
+ * Populating a hole there would wait for a handler that does not run
+ * yet, so the populator checks each window's page (restore-populate.c)
+ * unless the object is known to hold every page the plan maps
+ * (ovl_checked): its name carries the plan's generation, so place wrote
+ * it for this plan, exactly its pages (it holds as many bytes as the
+ * plan's CXL extents), and nothing changed it since the plan was written
+ * (a write, a hole punched or a truncate would have moved its ctime past
+ * the plan's time). A v1 plan names an object any place may have
+ * replaced: always checked.
  */
 int map_clusters(struct tier_restore *rs)
 {
@@ -138,8 +150,10 @@ int map_clusters(struct tier_restore *rs)
 	    !cxl_obj_overlay_ok(obj))
 		return 0;
 	size = cxl_obj_size(obj);
-	m->ovl_checked = m->plan_cxl_bytes &&
-			 cxl_obj_held(obj) == m->plan_cxl_bytes;
+	m->ovl_checked = m->plan_gen && m->plan_cxl_bytes &&
+			 cxl_obj_held(obj) == m->plan_cxl_bytes &&
+			 cxl_obj_changed_ns(obj) &&
+			 cxl_obj_changed_ns(obj) <= m->plan_ns;
 	m->ovl = calloc(m->n ? m->n : 1, 1);
 	if (!m->ovl)
 		return tier_err(-ENOMEM, "restore: out of memory");

@@ -9,6 +9,7 @@
  * restore-map.c makes their lists.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -214,19 +215,27 @@ int pop_work(struct tier_restore *rs, struct pop_batch *b)
 
 			/*
 			 * Overlay: the cluster is registered, so populating
-			 * a hole would wait for the handler (which may not
-			 * run yet). The placer puts only present pages in
-			 * MAP runs; a run that has a hole anyway (a damaged
-			 * object) is left to fault on touch, where the
-			 * checksum decides. An object that holds exactly as
-			 * many bytes as the plan's CXL extents (one fstat)
-			 * has no such hole short of a second damage
-			 * elsewhere: then the SEEK_HOLE a run is skipped.
+			 * a hole would wait for the handler, which does not
+			 * run before the start returns: the restore would
+			 * hang. The placer puts only present pages in MAP
+			 * runs, so a hole means the object is not the one
+			 * written with this plan (a v1 plan's, replaced) or
+			 * was damaged since: the start fails, naming the
+			 * page. An object map_clusters knows to be whole
+			 * is not asked (an lseek a window).
 			 */
 			if (overlay && !rs->map.ovl_checked &&
 			    !cxl_obj_present(rs->src.cxl_obj,
-					     hole_off + r->off, r->len))
-				continue;
+					     hole_off + r->off, r->len)) {
+				b->n = 0;
+				pop_cancel(pop);
+				return tier_err(-EBADMSG, "snapshot %s: page %" PRIu64
+						": the plan maps it from the CXL object, "
+						"which has a hole there (an object "
+						"not written with this plan, or damaged)",
+						rs->snap->name,
+						(uint64_t)((hole_off + r->off) / PG));
+			}
 			if (!pop_wait(pop, overlay ? r->off + r->len :
 						     UINTPTR_MAX))
 				return -ECANCELED;

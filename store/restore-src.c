@@ -194,6 +194,24 @@ static int open_file(const char *path, int *ret_fd, uint64_t *ret_size)
 	return 0;
 }
 
+/*
+ * A plan's objects carry its generation in their names, and the next
+ * place removes them once its own plan is in: a restore that loaded the
+ * plan just before finds them gone (one that opened them keeps them).
+ */
+static int src_gone(const struct rs_src *s, const struct plan *plan,
+		    int rc, const char *what)
+{
+	const char *pname = tier_policy_name(plan ? plan->hdr.policy : 0);
+
+	if (rc != -ENOENT || !plan || !plan->hdr.generation)
+		return rc;
+	return tier_err(-ESTALE, "snapshot %s: plan %s generation %016" PRIx64
+			": %s gone (replaced by a newer place); retry",
+			s->snap->name, pname ? pname : "?",
+			plan->hdr.generation, what);
+}
+
 void src_init(struct rs_src *s, struct tier_snap *snap)
 {
 	s->snap = snap;
@@ -211,6 +229,7 @@ int src_open(struct rs_src *s, enum tier_policy policy,
 	const char *uri;
 	struct tier_uri u;
 	struct stat st;
+	uint64_t gen;
 	size_t i;
 	int rc;
 
@@ -220,7 +239,8 @@ int src_open(struct rs_src *s, enum tier_policy policy,
 		local |= ext[i].source == PLACER_SRC_LOCAL;
 		pool |= ext[i].source == PLACER_SRC_POOL;
 	}
-	snap_object_name(s->snap, policy, s->obj_name, sizeof(s->obj_name));
+	gen = plan ? plan->hdr.generation : 0;
+	snap_object_name(s->snap, policy, gen, s->obj_name, sizeof(s->obj_name));
 
 	if (image) {
 		rc = snap_image_fd(s->snap);
@@ -232,11 +252,11 @@ int src_open(struct rs_src *s, enum tier_policy policy,
 		s->image_size = st.st_size;
 	}
 	if (local) {
-		snap_local_path(s->snap, policy, s->local_path,
+		snap_local_path(s->snap, policy, gen, s->local_path,
 				sizeof(s->local_path));
 		rc = open_file(s->local_path, &s->local_fd, &s->local_size);
 		if (rc)
-			return rc;
+			return src_gone(s, plan, rc, "local file");
 	}
 	if (cxl) {
 		uri = attr->cxl ? attr->cxl : plan && plan->hdr.cxl[0] ?
@@ -249,7 +269,7 @@ int src_open(struct rs_src *s, enum tier_policy policy,
 			return rc;
 		rc = cxl_obj_open(s->cxl, s->obj_name, &s->cxl_obj);
 		if (rc)
-			return rc;
+			return src_gone(s, plan, rc, "CXL object");
 	}
 	if (pool) {
 		if (attr->pool) {
@@ -268,7 +288,7 @@ int src_open(struct rs_src *s, enum tier_policy policy,
 		 * rather than the first fault */
 		rc = src_pool_connect(s, &s->pool, &s->seg);
 		if (rc)
-			return rc;
+			return src_gone(s, plan, rc, "pool segment");
 	}
 	return 0;
 }

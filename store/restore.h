@@ -14,8 +14,9 @@
 
 /*
  * tier_restore_start with @plan instead of the stored plan of
- * attr->policy (the plan's objects are still named after attr->policy).
- * @plan is only read during the call. Not for TIER_RESTORE_RECORD.
+ * attr->policy (the plan's objects are still named after attr->policy,
+ * and its generation). @plan is only read during the call. Not for
+ * TIER_RESTORE_RECORD.
  */
 int restore_start_plan(struct tier_snap *snap, const struct plan *plan,
 		       void *addr, size_t len,

@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,8 +254,10 @@ int tier_snap_remove(struct tier_store *store, const char *name)
 		return tier_err(-errno, "%s: %m", dir);
 	}
 	/* Out of sight in one step, then deleted at leisure: a reader sees
-	 * the whole snapshot or none of it. */
+	 * the whole snapshot or none of it. Removals of it killed before
+	 * are finished first. */
 	store_rmtree(gone);
+	gc_snapshot_dirs(store, name, NULL, NULL);
 	if (rename(dir, gone) < 0)
 		return tier_err(-errno, "snapshot %s: rename: %m", name);
 	rc = store_sync_dir(snaps);
@@ -280,19 +283,28 @@ void snap_plan_path(const struct tier_snap *s, enum tier_policy policy,
 }
 
 void snap_local_path(const struct tier_snap *s, enum tier_policy policy,
-		     char *buf, size_t len)
+		     uint64_t gen, char *buf, size_t len)
 {
 	const char *p = tier_policy_name(policy);
 
-	snprintf(buf, len, "%s/local/%s.data", s->dir, p ? p : "unknown");
+	if (gen)
+		snprintf(buf, len, "%s/local/%s.%016" PRIx64 ".data", s->dir,
+			 p ? p : "unknown", gen);
+	else
+		snprintf(buf, len, "%s/local/%s.data", s->dir,
+			 p ? p : "unknown");
 }
 
 void snap_object_name(const struct tier_snap *s, enum tier_policy policy,
-		      char *buf, size_t len)
+		      uint64_t gen, char *buf, size_t len)
 {
 	const char *p = tier_policy_name(policy);
 
-	snprintf(buf, len, "%s/%s", s->name, p ? p : "unknown");
+	if (gen)
+		snprintf(buf, len, "%s/%s.%016" PRIx64, s->name,
+			 p ? p : "unknown", gen);
+	else
+		snprintf(buf, len, "%s/%s", s->name, p ? p : "unknown");
 }
 
 void snap_default_pool(const struct tier_snap *s, char *buf, size_t len)

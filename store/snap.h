@@ -48,13 +48,31 @@ void snap_trace_path(const struct tier_snap *s, const char *name,
 		     char *buf, size_t len);
 void snap_plan_path(const struct tier_snap *s, enum tier_policy policy,
 		    char *buf, size_t len);
+/*
+ * Where the data of a plan of generation @gen lives: its compact local
+ * file (local/POLICY.GEN.data) and its object name in the CXL tier and
+ * the pool ("SNAP/POLICY.GEN", GEN 16 hex digits), so that a plan only
+ * ever opens what was written with it. Generation 0 (a v1 plan) gives
+ * the names without it.
+ */
 void snap_local_path(const struct tier_snap *s, enum tier_policy policy,
-		     char *buf, size_t len);
-/* The object name of a plan's data in the CXL tier and the pool. */
+		     uint64_t gen, char *buf, size_t len);
 void snap_object_name(const struct tier_snap *s, enum tier_policy policy,
-		      char *buf, size_t len);
+		      uint64_t gen, char *buf, size_t len);
 /* The default pool URI ("pool=file:STORE/pool"). */
 void snap_default_pool(const struct tier_snap *s, char *buf, size_t len);
+
+/* ---- leftovers of killed writers (store/gc.c) */
+
+/* The directories an import, a replacing import or a removal left in
+ * snapshots/ (of snapshot @name; NULL: of any) whose process is gone:
+ * removed, each said to @report (may be NULL). How many, or -errno. */
+int gc_snapshot_dirs(struct tier_store *store, const char *name,
+		     void (*report)(const char *what, void *arg), void *arg);
+/* Everything killed writers left in the store and the tiers its plans
+ * use (tierctl gc); a policy whose place runs is skipped, and said. */
+int store_gc(struct tier_store *store,
+	     void (*report)(const char *what, void *arg), void *arg);
 
 /* ---- device state (store/state.c) */
 
@@ -82,6 +100,13 @@ int manifest_encode(const struct tier_snap *s, void **ret, size_t *ret_len);
 int trace_parse_text(const char *buf, size_t len, uint64_t npages,
 		     const char *what, struct tier_trace_ent **ret,
 		     size_t *ret_n);
+/*
+ * The same of the file @path, read a chunk at a time: memory is bounded
+ * by the image (a byte a page, an entry a page touched), not the file;
+ * a line longer than 1 MiB is -EINVAL.
+ */
+int trace_read_text(const char *path, uint64_t npages,
+		    struct tier_trace_ent **ret, size_t *ret_n);
 /* Formats entries as text ("0x%llx KIND\n"), malloc()ed. */
 int trace_format_text(const struct tier_trace_ent *ent, size_t n,
 		      char **ret, size_t *ret_len);

@@ -7,10 +7,12 @@
  * "tierctl trace" moves them in and out, store/place.c reads them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/fmt.h"
 #include "store/snap.h"
@@ -120,56 +122,137 @@ static int parse_kind(const char *p, size_t n, const char *what, size_t line,
 	return 0;
 }
 
-struct slot {
-	uint64_t page;
-	size_t pos;
+/*
+ * The text parser's state from line to line: the text may come whole or
+ * a chunk at a time (a file import). Repeated pages merge into their
+ * first entry, so it holds a byte a page of the image (the page's merged
+ * kind, 0 until seen) and an entry a page touched, whatever the length
+ * of the text.
+ */
+struct text_parse {
+	const char *what;
+	uint64_t npages, limit;
+	size_t line;
+	uint8_t *kind;			/* per page; 0: not seen */
+	struct tier_trace_ent *ent;	/* first touches, in order */
+	size_t n, cap;
 };
 
-static int slot_cmp(const void *a, const void *b)
+static int tp_init(struct text_parse *tp, uint64_t npages, const char *what)
 {
-	const struct slot *x = a, *y = b;
-
-	if (x->page != y->page)
-		return x->page < y->page ? -1 : 1;
-	return x->pos < y->pos ? -1 : x->pos > y->pos;
+	memset(tp, 0, sizeof(*tp));
+	tp->what = what;
+	tp->npages = npages;
+	/* Past 2^52 pages the byte size overflows; nothing is that big. */
+	tp->limit = npages > (UINT64_MAX >> TIER_PAGE_SHIFT) ?
+		    UINT64_MAX : npages << TIER_PAGE_SHIFT;
+	if (npages > SIZE_MAX)
+		return tier_err(-ENOMEM, "%s: %llu pages: out of memory", what,
+				(unsigned long long)npages);
+	tp->kind = calloc(npages ? npages : 1, 1);
+	if (!tp->kind)
+		return tier_err(-ENOMEM, "out of memory");
+	return 0;
 }
 
-/* Merges repeated pages into their first entry, keeping first-touch order. */
-static int dedup(struct tier_trace_ent *ent, size_t *n)
+static void tp_fini(struct text_parse *tp)
 {
-	struct slot *slot;
-	size_t i, j, out;
-	char *drop;
+	free(tp->kind);
+	free(tp->ent);
+	tp->kind = NULL;
+	tp->ent = NULL;
+}
 
-	if (*n < 2)
+/* One line of @l bytes at @p, without its newline. */
+static int tp_line(struct text_parse *tp, const char *p, size_t l)
+{
+	const char *what = tp->what, *end, *tok, *tok2;
+	enum tier_access kind = TIER_ACCESS_R;
+	struct tier_trace_ent *ne;
+	size_t tl, t2l, line;
+	uint64_t off = 0, page;
+	int rc;
+
+	line = ++tp->line;
+	end = memchr(p, '#', l);
+	if (end)
+		l = end - p;
+	end = p + l;
+	while (p < end && is_space(*p))
+		p++;
+	while (end > p && is_space(end[-1]))
+		end--;
+	if (p == end)
 		return 0;
-	slot = malloc(*n * sizeof(*slot));
-	drop = calloc(*n, 1);
-	if (!slot || !drop) {
-		free(slot);
-		free(drop);
-		return tier_err(-ENOMEM, "out of memory");
-	}
-	for (i = 0; i < *n; i++) {
-		slot[i].page = ent[i].page;
-		slot[i].pos = i;
-	}
-	qsort(slot, *n, sizeof(*slot), slot_cmp);
-	for (i = 0; i < *n; i = j) {
-		struct tier_trace_ent *first = &ent[slot[i].pos];
 
-		for (j = i + 1; j < *n && slot[j].page == slot[i].page; j++) {
-			first->kind = merge_kind(first->kind,
-						 ent[slot[j].pos].kind);
-			drop[slot[j].pos] = 1;
-		}
+	tok = p;
+	while (p < end && !is_space(*p))
+		p++;
+	tl = p - tok;
+	while (p < end && is_space(*p))
+		p++;
+	tok2 = p;
+	while (p < end && !is_space(*p))
+		p++;
+	t2l = p - tok2;
+	while (p < end && is_space(*p))
+		p++;
+	if (p < end)
+		return tier_err(-EINVAL, "%s:%zu: unexpected " TOK_FMT
+				" after the kind", what, line,
+				TOK_ARG(p, (size_t)(end - p)));
+
+	rc = parse_offset(tok, tl, what, line, &off);
+	if (rc)
+		return rc;
+	if (t2l) {
+		rc = parse_kind(tok2, t2l, what, line, &kind);
+		if (rc)
+			return rc;
 	}
-	for (i = out = 0; i < *n; i++)
-		if (!drop[i])
-			ent[out++] = ent[i];
-	*n = out;
-	free(slot);
-	free(drop);
+	if (off >= tp->limit)
+		return tier_err(-ERANGE,
+				"%s:%zu: offset 0x%llx past the end of the image (%llu bytes)",
+				what, line, (unsigned long long)off,
+				(unsigned long long)tp->limit);
+
+	page = off >> TIER_PAGE_SHIFT;
+	if (tp->kind[page]) {	/* seen: its first entry keeps the place */
+		tp->kind[page] = merge_kind(tp->kind[page], kind);
+		return 0;
+	}
+	tp->kind[page] = kind;
+	if (tp->n == tp->cap) {
+		size_t cap = tp->cap ? tp->cap * 2 : 256;
+
+		ne = realloc(tp->ent, cap * sizeof(*ne));
+		if (!ne)
+			return tier_err(-ENOMEM, "out of memory");
+		tp->ent = ne;
+		tp->cap = cap;
+	}
+	tp->ent[tp->n].page = page;
+	tp->ent[tp->n].t_ns = 0;
+	tp->n++;
+	return 0;
+}
+
+/* The entries, each with its page's merged kind; the state is spent. */
+static int tp_end(struct text_parse *tp, struct tier_trace_ent **ret,
+		  size_t *ret_n)
+{
+	for (size_t i = 0; i < tp->n; i++)
+		tp->ent[i].kind = tp->kind[tp->ent[i].page];
+	if (!tp->ent) {
+		/* An empty trace is valid; give the caller something to free. */
+		tp->ent = malloc(sizeof(*tp->ent));
+		if (!tp->ent)
+			return tier_err(-ENOMEM, "out of memory");
+	}
+	*ret = tp->ent;
+	*ret_n = tp->n;
+	tp->ent = NULL;
+	tp_fini(tp);
 	return 0;
 }
 
@@ -177,102 +260,85 @@ int trace_parse_text(const char *buf, size_t len, uint64_t npages,
 		     const char *what, struct tier_trace_ent **ret,
 		     size_t *ret_n)
 {
-	struct tier_trace_ent *ent = NULL, *ne;
-	size_t n = 0, cap = 0, line = 0, pos = 0;
-	uint64_t limit, off = 0;
+	struct text_parse tp;
+	size_t pos = 0;
 	int rc;
 
-	/* Past 2^52 pages the byte size overflows; nothing is that big. */
-	limit = npages > (UINT64_MAX >> TIER_PAGE_SHIFT) ?
-		UINT64_MAX : npages << TIER_PAGE_SHIFT;
+	rc = tp_init(&tp, npages, what);
+	while (!rc && pos < len) {
+		const char *p = buf + pos, *nl;
+		size_t l;
 
-	while (pos < len) {
-		const char *p = buf + pos, *nl, *end, *tok, *tok2;
-		size_t l, tl, t2l;
-		enum tier_access kind = TIER_ACCESS_R;
-
-		line++;
 		nl = memchr(p, '\n', len - pos);
 		l = nl ? (size_t)(nl - p) : len - pos;
 		pos += l + (nl != NULL);
+		rc = tp_line(&tp, p, l);
+	}
+	if (rc) {
+		tp_fini(&tp);
+		return rc;
+	}
+	return tp_end(&tp, ret, ret_n);
+}
 
-		end = memchr(p, '#', l);
-		if (end)
-			l = end - p;
-		end = p + l;
-		while (p < end && is_space(*p))
-			p++;
-		while (end > p && is_space(end[-1]))
-			end--;
-		if (p == end)
+/* Bytes read at a time, and the longest line a file may have. */
+#define TEXT_CHUNK	(1U << 20)
+
+int trace_read_text(const char *path, uint64_t npages,
+		    struct tier_trace_ent **ret, size_t *ret_n)
+{
+	struct text_parse tp;
+	size_t have = 0, start;
+	char *buf, *nl;
+	ssize_t r;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tier_err(-errno, "%s: %m", path);
+	buf = malloc(TEXT_CHUNK);
+	rc = buf ? tp_init(&tp, npages, path) :
+		   tier_err(-ENOMEM, "out of memory");
+	if (rc) {
+		free(buf);
+		close(fd);
+		return rc;
+	}
+	for (;;) {
+		r = read(fd, buf + have, TEXT_CHUNK - have);
+		if (r < 0 && errno == EINTR)
 			continue;
-
-		tok = p;
-		while (p < end && !is_space(*p))
-			p++;
-		tl = p - tok;
-		while (p < end && is_space(*p))
-			p++;
-		tok2 = p;
-		while (p < end && !is_space(*p))
-			p++;
-		t2l = p - tok2;
-		while (p < end && is_space(*p))
-			p++;
-		if (p < end) {
-			rc = tier_err(-EINVAL, "%s:%zu: unexpected " TOK_FMT
-				      " after the kind", what, line,
-				      TOK_ARG(p, (size_t)(end - p)));
-			goto err;
+		if (r < 0) {
+			rc = tier_err(-errno, "%s: %m", path);
+			break;
 		}
-
-		rc = parse_offset(tok, tl, what, line, &off);
+		if (r == 0) {	/* the last line may lack its newline */
+			if (have)
+				rc = tp_line(&tp, buf, have);
+			break;
+		}
+		have += r;
+		for (start = 0; !rc &&
+		     (nl = memchr(buf + start, '\n', have - start));
+		     start = nl + 1 - buf)
+			rc = tp_line(&tp, buf + start, nl - (buf + start));
 		if (rc)
-			goto err;
-		if (t2l) {
-			rc = parse_kind(tok2, t2l, what, line, &kind);
-			if (rc)
-				goto err;
+			break;
+		memmove(buf, buf + start, have - start);
+		have -= start;
+		if (have == TEXT_CHUNK) {
+			rc = tier_err(-EINVAL, "%s:%zu: line longer than %u bytes",
+				      path, tp.line + 1, TEXT_CHUNK);
+			break;
 		}
-		if (off >= limit) {
-			rc = tier_err(-ERANGE,
-				      "%s:%zu: offset 0x%llx past the end of the image (%llu bytes)",
-				      what, line, (unsigned long long)off,
-				      (unsigned long long)limit);
-			goto err;
-		}
-
-		if (n == cap) {
-			cap = cap ? cap * 2 : 256;
-			ne = realloc(ent, cap * sizeof(*ent));
-			if (!ne) {
-				rc = tier_err(-ENOMEM, "out of memory");
-				goto err;
-			}
-			ent = ne;
-		}
-		ent[n].page = off >> TIER_PAGE_SHIFT;
-		ent[n].t_ns = 0;
-		ent[n].kind = kind;
-		n++;
 	}
-
-	rc = dedup(ent, &n);
-	if (rc)
-		goto err;
-	if (!ent) {
-		/* An empty trace is valid; give the caller something to free. */
-		ent = malloc(sizeof(*ent));
-		if (!ent)
-			return tier_err(-ENOMEM, "out of memory");
+	free(buf);
+	close(fd);
+	if (rc) {
+		tp_fini(&tp);
+		return rc;
 	}
-	*ret = ent;
-	*ret_n = n;
-	return 0;
-
-err:
-	free(ent);
-	return rc;
+	return tp_end(&tp, ret, ret_n);
 }
 
 int trace_format_text(const struct tier_trace_ent *ent, size_t n,
@@ -474,18 +540,13 @@ int tier_trace_import(struct tier_snap *snap, const char *name,
 		      const char *path)
 {
 	struct tier_trace_ent *ent;
-	size_t len, n;
-	void *buf;
+	size_t n;
 	int rc;
 
 	rc = snap_check_name("trace", name);
 	if (rc)
 		return rc;
-	rc = read_file(path, &buf, &len);
-	if (rc)
-		return rc;
-	rc = trace_parse_text(buf, len, snap->npages, path, &ent, &n);
-	free(buf);
+	rc = trace_read_text(path, snap->npages, &ent, &n);
 	if (rc)
 		return rc;
 	rc = trace_save(snap, name, ent, n, FMT_TRACE_SRC_IMPORT);

@@ -29,7 +29,7 @@ expect() {
 }
 
 # every command and group answers --help on stdout with exit 0
-for cmd in "" import list rm place show replay fc-handler version help \
+for cmd in "" import list rm gc place show replay fc-handler version help \
 	   trace "trace import" "trace export" "trace list" \
 	   pool "pool serve"; do
 	# shellcheck disable=SC2086
@@ -39,7 +39,7 @@ for cmd in "" import list rm place show replay fc-handler version help \
 done
 expect 0 help
 grep -q "^usage:" "$tmp/out" || bad "tierctl help: no usage"
-for cmd in import list rm trace place show replay fc-handler pool version; do
+for cmd in import list rm gc trace place show replay fc-handler pool version; do
 	grep -q "^   $cmd " "$tmp/out" || bad "tierctl help does not list $cmd"
 done
 expect 0 help replay

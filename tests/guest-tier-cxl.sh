@@ -29,9 +29,10 @@ opts=$(awk -v m="$mnt" '$2 == m { print $4 }' /proc/mounts)
 dev=$(awk -v m="$mnt" '$2 == m { print $1 }' /proc/mounts)
 echo "ok: fsdax ext4 on $region ($dev) at $mnt ($opts)"
 CXL=cxl=dir:$mnt/tier
-obj=$mnt/tier/vm/tiered.obj
 
 run 0 place --policy tiered --cxl "$CXL" vm || die "place tiered on CXL fs-dax"
+# the object carries the plan's generation in its name
+obj=$(ls "$mnt/tier"/vm/tiered.*.obj 2>/dev/null | head -n 1)
 cat "$tmp/out"
 [ -s "$obj" ] || die "no CXL object $obj"
 sync

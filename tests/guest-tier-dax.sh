@@ -30,9 +30,10 @@ opts=$(awk -v m="$mnt" '$2 == m { print $4 }' /proc/mounts)
 [[ ",$opts," == *,dax* ]] || die "$mnt is not mounted with dax ($opts)"
 echo "ok: fsdax ext4 at $mnt ($opts)"
 CXL=cxl=dir:$mnt/tier
-obj=$mnt/tier/vm/tiered.obj
 
 run 0 place --policy tiered --cxl "$CXL" vm || die "place tiered on fs-dax"
+# the object carries the plan's generation in its name
+obj=$(ls "$mnt/tier"/vm/tiered.*.obj 2>/dev/null | head -n 1)
 [ -s "$obj" ] || die "no CXL object $obj: $(find "$mnt/tier")"
 run 0 replay --json --policy tiered --trace-file "$tmp/vm.t2" vm
 check_replay "$np" "fs-dax tiered replay"

@@ -116,6 +116,15 @@ static void write_trace(struct tier_snap *snap, const char *name,
 	t_ok(tier_trace_import(snap, name, path));
 }
 
+/* The text file write_trace imported as trace @name. */
+static const char *cmd_trace_path(const char *name)
+{
+	static char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s.txt", topdir, name);
+	return path;
+}
+
 static void check_page(const char *what, uint64_t page, const char *got)
 {
 	if (memcmp(got, image + page * PG, PG)) {
@@ -151,6 +160,23 @@ static int count_temporaries(const char *dir)
 	return n;
 }
 
+/* Entries of @top/@sub whose names start with @prefix. */
+static int count_prefix(const char *top, const char *sub, const char *prefix)
+{
+	char path[1024];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "%s/%s", top, sub);
+	d = opendir(path);
+	t_assert(d);
+	while ((de = readdir(d)))
+		n += !strncmp(de->d_name, prefix, strlen(prefix));
+	closedir(d);
+	return n;
+}
+
 struct sizes {
 	uint64_t cxl, pool, local;
 };
@@ -174,7 +200,7 @@ static void check_plan_data(struct tier_snap *snap, enum tier_policy policy,
 
 	t_assert(buf);
 	memset(sz, 0, sizeof(*sz));
-	snap_object_name(snap, policy, obj, sizeof(obj));
+	snap_object_name(snap, policy, plan->hdr.generation, obj, sizeof(obj));
 	snprintf(what, sizeof(what), "%s", tier_policy_name(policy));
 
 	for (size_t i = 0; i < plan->n; i++) {
@@ -226,7 +252,8 @@ static void check_plan_data(struct tier_snap *snap, enum tier_policy policy,
 				if (lfd < 0) {
 					struct stat st;
 
-					snap_local_path(snap, policy, path, sizeof(path));
+					snap_local_path(snap, policy, plan->hdr.generation,
+							path, sizeof(path));
 					lfd = open(path, O_RDONLY);
 					t_assert(lfd >= 0);
 					t_assert(fstat(lfd, &st) == 0);
@@ -450,6 +477,7 @@ int main(void)
 	struct cxl_obj *co;
 	struct tier_uri uri;
 	struct plan plan;
+	struct sizes sz0;
 	char path[512], cmd[1200];
 	uint8_t *map;
 	int rc;
@@ -564,6 +592,9 @@ int main(void)
 	}
 	plan_free(&plan);
 	attr.pool = NULL;
+	/* and no intent of the failed one: its plan, lock and intent */
+	snprintf(path, sizeof(path), "%s/store", topdir);
+	t_eq(count_prefix(path, "snapshots/snap/plans", "tiered."), 3);
 
 	/* Unknown URIs: -EINVAL naming them, nothing written. */
 	attr.cxl = "cxl=bogus:/x";
@@ -581,6 +612,85 @@ int main(void)
 	attr.cxl = "pool=file:/tmp";
 	t_eq(tier_place(snap, TIER_POLICY_TIERED, &attr), -EINVAL);
 	attr.cxl = cxl_uri;
+
+	/* A URI longer than the plan keeps: refused before anything is
+	 * written, the plan and its data as they were. */
+	{
+		char longuri[400];
+		struct plan before;
+
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &before));
+		snprintf(longuri, sizeof(longuri), "cxl=dir:%s/long/%0100d/%0100d/%0100d",
+			 shmdir, 1, 2, 3);
+		attr.cxl = longuri;
+		t_fails(tier_place(snap, TIER_POLICY_TIERED, &attr), -ENAMETOOLONG);
+		check_one_line(tier_errmsg());
+		t_assert(strstr(tier_errmsg(), "more than the plan's 255"));
+		attr.cxl = cxl_uri;
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &plan));
+		t_eq(plan.hdr.generation, before.hdr.generation);
+		check_plan_data(snap, TIER_POLICY_TIERED, &plan, &sz0);
+		plan_free(&plan);
+		plan_free(&before);
+		snprintf(path, sizeof(path), "%s/long", shmdir);
+		t_assert(access(path, F_OK) < 0 && errno == ENOENT);
+	}
+	t_fails(tier_place(snap, TIER_POLICY_TIERED,
+			   &(struct tier_place_attr){ .cxl = cxl_uri,
+						      .cxl_capacity = 100 }),
+		-EINVAL);
+
+	/* A CXL tier without room for the new data (the old plan's stays
+	 * until the new one is in): refused before anything is written. */
+	snprintf(path, sizeof(path), "%s/small", shmdir);
+	t_assert(mkdir(path, 0755) == 0);
+	snprintf(cmd, sizeof(cmd), "mount -t tmpfs -o size=256k tier-test '%s' 2>/dev/null",
+		 path);
+	if (system(cmd) == 0) {
+		struct plan before;
+		char small[600];
+
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &before));
+		snprintf(small, sizeof(small), "cxl=dir:%s/cxl", path);
+		attr.cxl = small;
+		t_fails(tier_place(snap, TIER_POLICY_TIERED, &attr), -ENOSPC);
+		check_one_line(tier_errmsg());
+		t_assert(strstr(tier_errmsg(), "bytes to write"));
+		attr.cxl = cxl_uri;
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &plan));
+		t_eq(plan.hdr.generation, before.hdr.generation);
+		plan_free(&plan);
+		plan_free(&before);
+		snprintf(small, sizeof(small), "%s/cxl", path);
+		t_assert(access(small, F_OK) < 0);	/* not even made */
+		snprintf(cmd, sizeof(cmd), "umount '%s'", path);
+		t_eq(system(cmd), 0);
+	} else {
+		printf("no tmpfs mount (not root?): tier capacity not tested\n");
+	}
+	rmdir(path);
+
+	/* A relative cxl=dir: (and pool=file:) path is made absolute: a
+	 * restore from another directory finds the data. */
+	{
+		struct tier_place_attr rel = { .cxl = "cxl=dir:./rel-cxl",
+					       .pool = "pool=file:rel-pool" };
+		char cwd[512], want[700];
+
+		t_assert(getcwd(cwd, sizeof(cwd)));
+		t_assert(chdir(shmdir) == 0);
+		t_ok(tier_place(snap, TIER_POLICY_AQUIFER, &rel));
+		t_assert(chdir("/") == 0);
+		t_ok(plan_load(snap, TIER_POLICY_AQUIFER, &plan));
+		snprintf(want, sizeof(want), "cxl=dir:%s/rel-cxl", shmdir);
+		t_assert(!strcmp(plan.hdr.cxl, want));
+		snprintf(want, sizeof(want), "pool=file:%s/rel-pool", shmdir);
+		t_assert(!strcmp(plan.hdr.pool, want));
+		check_plan_data(snap, TIER_POLICY_AQUIFER, &plan, &sz0);
+		plan_free(&plan);
+		t_assert(chdir(cwd) == 0);
+		t_ok(tier_place(snap, TIER_POLICY_AQUIFER, &attr));
+	}
 
 	/* A trace that does not exist, by name. */
 	{
@@ -630,6 +740,51 @@ int main(void)
 	snprintf(path, sizeof(path), "%s/store", topdir);
 	t_eq(count_temporaries(path), 0);
 	t_eq(count_temporaries(shmdir), 0);
+	/* Each place replaced the previous generation's objects: only the
+	 * current plan's are left, under its generation. */
+	t_ok(plan_load(snap, TIER_POLICY_TIERED, &plan));
+	{
+		char name[128];
+		int cxl = 0, pool = 0;
+
+		for (size_t i = 0; i < plan.n; i++) {
+			cxl |= plan.ext[i].source == PLACER_SRC_CXL;
+			pool |= plan.ext[i].source == PLACER_SRC_POOL;
+		}
+		snap_object_name(snap, TIER_POLICY_TIERED, plan.hdr.generation,
+				 name, sizeof(name));
+		t_assert(plan.hdr.generation != 0);
+		t_assert(strchr(name, '.'));
+		snprintf(path, sizeof(path), "%s/cxl/%s.obj", shmdir, name);
+		t_eq(access(path, F_OK) == 0, cxl);
+		t_eq(count_prefix(shmdir, "cxl/snap", "tiered."), cxl);
+		snprintf(path, sizeof(path), "%s/store/pool/%s.seg", topdir,
+			 name);
+		t_eq(access(path, F_OK) == 0, pool);
+		snprintf(path, sizeof(path), "%s/store", topdir);
+		t_eq(count_prefix(path, "pool/snap", "tiered."), pool);
+	}
+	plan_free(&plan);
+	t_eq(count_prefix(path, "snapshots/snap/local", "reap."), 1);
+
+	/* A name the store takes is one every tier takes: "a..b" places
+	 * (its pool segment "a..b/tiered.GEN" included). */
+	{
+		struct tier_snap *ab;
+
+		snprintf(path, sizeof(path), "%s/mem.img", topdir);
+		t_ok(tier_import(store, "a..b", path, NULL));
+		t_ok(tier_snap_open(store, "a..b", &ab));
+		t_ok(tier_trace_import(ab, "t1", cmd_trace_path("t1")));
+		t_ok(tier_trace_import(ab, "t2", cmd_trace_path("t2")));
+		for (enum tier_policy p = 0; p < TIER_POLICY_MAX; p++) {
+			t_ok(tier_place(ab, p, &attr));
+			t_ok(plan_load(ab, p, &plan));
+			check_plan_data(ab, p, &plan, &sz0);
+			plan_free(&plan);
+		}
+		tier_snap_close(ab);
+	}
 
 	cxl_close(ct);
 	tier_snap_close(snap);

@@ -129,6 +129,10 @@ int main(void)
 	t_fails(pool_seg_open(b, "x", &s), -EINVAL);
 	t_fails(pool_seg_open(b, "x/.hidden", &s), -EINVAL);
 	t_fails(pool_create(a, "a/b c", 1, &w), -EINVAL);
+	t_fails(pool_create(a, "a/..", 1, &w), -EINVAL);
+	/* a snapshot the store accepts is a segment name too */
+	t_ok(pool_create(a, "a..b/tiered.0123456789abcdef", 1, &w));
+	pool_abort(w);
 
 	/* Uncommitted: no .seg file, invisible; abort leaves nothing. */
 	t_ok(pool_create(a, "snap1/tiered", size, &w));

@@ -446,7 +446,16 @@ int main(void)
 		serve_policy(snap, pol[i].p, pol[i].name);
 	keep_removed(snap);
 	bad_regions(snap);
-	snprintf(seg, sizeof(seg), "%s/store/pool/snap/tiered.seg", dir);
+	{
+		struct plan plan;
+		char name[128];
+
+		t_ok(plan_load(snap, TIER_POLICY_TIERED, &plan));
+		snap_object_name(snap, TIER_POLICY_TIERED, plan.hdr.generation,
+				 name, sizeof(name));
+		plan_free(&plan);
+		snprintf(seg, sizeof(seg), "%s/store/pool/%s.seg", dir, name);
+	}
 	if (access(seg, F_OK) == 0)
 		corrupt(snap, seg);
 	else

@@ -128,7 +128,7 @@ static void write_pool_bad(const char *uri, uint64_t bad)
 	char name[128];
 	size_t i;
 
-	snap_object_name(&snap, TIER_POLICY_TIERED, name, sizeof(name));
+	snap_object_name(&snap, TIER_POLICY_TIERED, 0, name, sizeof(name));
 	t_ok(uri_parse(uri, URI_WANT_POOL, &u));
 	t_ok(pool_open(&u, &pl));
 	t_ok(pool_create(pl, name, obj_pages(PLACER_SRC_POOL) * PG, &pw));
@@ -165,14 +165,14 @@ static void write_objects(void)
 	int fd;
 	size_t i;
 
-	snap_object_name(&snap, TIER_POLICY_TIERED, name, sizeof(name));
+	snap_object_name(&snap, TIER_POLICY_TIERED, 0, name, sizeof(name));
 	t_ok(uri_parse(cxl_uri, URI_WANT_CXL, &u));
 	t_ok(cxl_open(&u, &ct));
 	t_ok(cxl_create(ct, name, ncxl * PG, &cw));
-	snap_local_path(&snap, TIER_POLICY_TIERED, path, sizeof(path));
+	snap_local_path(&snap, TIER_POLICY_TIERED, 0, path, sizeof(path));
 	*strrchr(path, '/') = 0;
 	t_ok(mkdir_p(path, 0755));
-	snap_local_path(&snap, TIER_POLICY_TIERED, path, sizeof(path));
+	snap_local_path(&snap, TIER_POLICY_TIERED, 0, path, sizeof(path));
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
 	t_assert(fd >= 0);
 	t_assert(ftruncate(fd, nlocal * PG) == 0);
@@ -480,7 +480,7 @@ static void cow(void)
 	void *obj;
 	size_t objlen;
 
-	snap_object_name(&snap, TIER_POLICY_TIERED, name, sizeof(name));
+	snap_object_name(&snap, TIER_POLICY_TIERED, 0, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/cxl/%s.obj", dir, name);
 	t_ok(read_file(path, &obj, &objlen));
 	before = obj;
@@ -841,7 +841,7 @@ static void corrupt_local(void)
 	char path[4096 + 64];
 	int fd;
 
-	snap_local_path(&snap, TIER_POLICY_TIERED, path, sizeof(path));
+	snap_local_path(&snap, TIER_POLICY_TIERED, 0, path, sizeof(path));
 	fd = open(path, O_WRONLY);
 	t_assert(fd >= 0);
 	/* L's first page (src page 60), one byte */
@@ -1079,7 +1079,7 @@ static void write_overlay(void)
 
 	t_assert(mkdtemp(ovl_dir));
 	snprintf(ovl_uri, sizeof(ovl_uri), "cxl=dir:%s", ovl_dir);
-	snap_object_name(&snap, OPOLICY, name, sizeof(name));
+	snap_object_name(&snap, OPOLICY, 0, name, sizeof(name));
 	snprintf(ovl_obj, sizeof(ovl_obj), "%s/%s.obj", ovl_dir, name);
 	snprintf(ovl_seg, sizeof(ovl_seg), "%s/pool/%s.seg", dir, name);
 	ovl_ref = calloc(NP, PG);
@@ -1331,7 +1331,7 @@ static void overlay(void)
 	write_overlay();
 	t_ok(uri_parse(ovl_uri, URI_WANT_CXL, &u));
 	t_ok(cxl_open(&u, &ct));
-	snap_object_name(&snap, OPOLICY, name, sizeof(name));
+	snap_object_name(&snap, OPOLICY, 0, name, sizeof(name));
 	t_ok(cxl_obj_open(ct, name, &o));
 	t_eq(cxl_obj_overlay_ok(o), 1);
 	t_eq(cxl_obj_present(o, 0, 8 * PG), 1);
@@ -1410,7 +1410,7 @@ int main(void)
 	/* fail closed: a corrupt local page, then a dead pool segment */
 	tcp_pool();
 	fail_closed(ext[EXT_L].page, corrupt_local, -EBADMSG);
-	snap_object_name(&snap, TIER_POLICY_TIERED, name, sizeof(name));
+	snap_object_name(&snap, TIER_POLICY_TIERED, 0, name, sizeof(name));
 	snprintf(seg_path, sizeof(seg_path), "%s/pool/%s.seg", dir, name);
 	t_assert(access(seg_path, F_OK) == 0);
 	fail_closed(ext[EXT_F].page + 3, truncate_segment, -EIO);

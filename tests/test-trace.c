@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "t.h"
@@ -75,6 +77,40 @@ static const struct {
 	{ "0xffffffffffffffff\n", -ERANGE, "past the end", 0, { { 0 } } },
 };
 
+/* trace_read_text of @text in a file: the same result as the buffer's
+ * (@rc, and @n entries @e when 0), the same message but for the name. */
+static void check_file_parse(const char *text, int rc,
+			     const struct tier_trace_ent *e, size_t n)
+{
+	char path[] = "/tmp/tier-trace-text.XXXXXX", msg[512];
+	struct tier_trace_ent *f = NULL;
+	const char *at;
+	size_t m;
+	int fd, frc;
+
+	if (rc)
+		snprintf(msg, sizeof(msg), "%s", tier_errmsg());
+	fd = mkstemp(path);
+	t_assert(fd >= 0);
+	t_ok(write_full(fd, text, strlen(text), path));
+	close(fd);
+	frc = trace_read_text(path, NPAGES, &f, &m);
+	unlink(path);
+	t_eq(frc, rc);
+	if (rc) {
+		/* "t.txt:LINE: why" against "PATH:LINE: why" */
+		at = strchr(msg, ':');
+		t_assert(at && strstr(tier_errmsg(), at));
+		return;
+	}
+	t_eq(m, n);
+	for (size_t j = 0; j < n; j++) {
+		t_eq(f[j].page, e[j].page);
+		t_eq(f[j].kind, e[j].kind);
+	}
+	free(f);
+}
+
 static void test_parse_table(void)
 {
 	struct tier_trace_ent *e;
@@ -103,6 +139,7 @@ static void test_parse_table(void)
 					i, tier_errmsg(), cases[i].msg);
 				exit(T_FAIL);
 			}
+			check_file_parse(text, rc, e, n);
 			continue;
 		}
 		if (n != cases[i].n) {
@@ -119,6 +156,7 @@ static void test_parse_table(void)
 				exit(T_FAIL);
 			}
 		}
+		check_file_parse(text, rc, e, n);
 		free(e);
 	}
 }
@@ -257,10 +295,76 @@ static void test_store(void)
 	t_ok(store_rmtree(root));
 }
 
+/*
+ * A long trace for a small image, read from a file: lines across the
+ * reader's chunks, every page many times over (merged: first place, r
+ * then w is rw), and the memory bounded by the image, not the file (it
+ * held the file, an entry a line and a sort of them: 656 MB for 10
+ * million lines). A line longer than the reader's chunk is refused.
+ */
+static void test_long_file(void)
+{
+	char path[] = "/tmp/tier-trace-long.XXXXXX";
+	const uint64_t npages = 4096, lines = 4000000;
+	struct tier_trace_ent *e;
+	FILE *f;
+	size_t n;
+	int fd, status;
+	pid_t pid;
+
+	fd = mkstemp(path);
+	t_assert(fd >= 0);
+	f = fdopen(fd, "w");
+	t_assert(f);
+	for (uint64_t i = 0; i < lines; i++) {
+		uint64_t p = (npages - 1 - i) % npages;
+
+		fprintf(f, "0x%llx %s\n", (unsigned long long)p * 4096 + i % 4096,
+			i < npages ? "r" : i % 3 ? "r" : "w");
+	}
+	t_assert(fclose(f) == 0);
+
+	fflush(NULL);
+	pid = fork();
+	t_assert(pid >= 0);
+	if (pid == 0) {
+		struct rusage a, b;
+
+		getrusage(RUSAGE_SELF, &a);
+		t_ok(trace_read_text(path, npages, &e, &n));
+		getrusage(RUSAGE_SELF, &b);
+		t_eq(n, npages);
+		for (size_t i = 0; i < n; i++) {
+			t_eq(e[i].page, npages - 1 - i);
+			t_eq(e[i].kind, TIER_ACCESS_RW);
+		}
+		fprintf(stderr, "%llu lines, %llu pages: peak RSS +%ld KiB\n",
+			(unsigned long long)lines, (unsigned long long)npages,
+			b.ru_maxrss - a.ru_maxrss);
+		t_assert(b.ru_maxrss - a.ru_maxrss < 8 * 1024);
+		_exit(0);
+	}
+	t_assert(waitpid(pid, &status, 0) == pid);
+	t_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	/* a comment of 2 MiB: longer than a chunk */
+	f = fopen(path, "w");
+	t_assert(f);
+	fprintf(f, "0x1000 r\n#");
+	for (int i = 0; i < 2 << 20; i++)
+		fputc('x', f);
+	fprintf(f, "\n0x2000 w\n");
+	t_assert(fclose(f) == 0);
+	t_fails(trace_read_text(path, npages, &e, &n), -EINVAL);
+	t_assert(strstr(tier_errmsg(), ":2: line longer than"));
+	unlink(path);
+}
+
 int main(void)
 {
 	test_parse_table();
 	test_round_trip();
 	test_store();
+	test_long_file();
 	return T_PASS;
 }

@@ -352,16 +352,7 @@ static int first_trace(const char *name, void *arg)
 static int load_trace_file(struct tier_snap *snap, const char *path,
 			   struct tier_trace_ent **ent, size_t *n)
 {
-	void *buf;
-	size_t len;
-	int rc;
-
-	rc = read_file(path, &buf, &len);
-	if (rc)
-		return rc;
-	rc = trace_parse_text(buf, len, tier_snap_npages(snap), path, ent, n);
-	free(buf);
-	return rc;
+	return trace_read_text(path, tier_snap_npages(snap), ent, n);
 }
 
 /*

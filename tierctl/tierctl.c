@@ -27,6 +27,7 @@ static const struct cmd cmds[] = {
 	{ "import",  cmd_import,  NULL,       "import a memory image as a snapshot" },
 	{ "list",    cmd_list,    NULL,       "list the snapshots of the store" },
 	{ "rm",      cmd_rm,      NULL,       "remove a snapshot" },
+	{ "gc",      cmd_gc,      NULL,       "remove what killed writers left" },
 	{ "trace",   NULL,        trace_cmds, "import, export and list traces" },
 	{ "place",   cmd_place,   NULL,       "place a snapshot's pages in tiers by policy" },
 	{ "show",    cmd_show,    NULL,       "show a snapshot's plans, or draw a page map" },

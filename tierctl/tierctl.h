@@ -24,6 +24,7 @@ struct cmd {
 int cmd_import(int argc, char **argv);
 int cmd_list(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
+int cmd_gc(int argc, char **argv);
 int cmd_trace_import(int argc, char **argv);
 int cmd_trace_export(int argc, char **argv);
 int cmd_trace_list(int argc, char **argv);

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "util/err.h"
@@ -282,5 +283,27 @@ int mkdir_p(const char *path, unsigned mode)
 		if (i < len)
 			buf[i] = '/';
 	}
+	return 0;
+}
+
+int fs_free_bytes(const char *path, uint64_t *ret)
+{
+	char buf[4096], *slash;
+	struct statvfs sv;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return tier_err(-ENAMETOOLONG, "%s: path too long", path);
+	while (statvfs(buf, &sv) < 0) {
+		if (errno != ENOENT)
+			return tier_err(-errno, "%s: %m", buf);
+		slash = strrchr(buf, '/');
+		if (!slash)
+			return tier_err(-ENOENT, "%s: %m", path);
+		if (slash == buf)
+			slash[1] = 0;
+		else
+			*slash = 0;
+	}
+	*ret = (uint64_t)sv.f_bavail * sv.f_frsize;
 	return 0;
 }

@@ -33,5 +33,8 @@ int read_file(const char *path, void **ret, size_t *ret_len);
 int write_file_atomic(const char *path, const void *buf, size_t len);
 /* mkdir -p; errors name the component that failed. */
 int mkdir_p(const char *path, unsigned mode);
+/* Bytes an unprivileged writer may still use on the filesystem of @path,
+ * or of its nearest existing parent (a directory not made yet). */
+int fs_free_bytes(const char *path, uint64_t *ret);
 
 #endif
