@@ -123,6 +123,15 @@ struct pool_server;
 struct srv_conn;
 
 /*
+ * Serves the stream connection @fd (a TCP socket, or one end of a
+ * socketpair) in the calling thread, exactly as a connection the server
+ * accepted, until the peer hangs up or breaks the protocol; then shuts
+ * @fd down, which stays the caller's to close. For the fuzz target
+ * (tests/fuzz/fuzz-pool-server.c): no listener thread, no accept.
+ */
+int srv_serve_fd(struct pool_server *srv, int fd);
+
+/*
  * A connection's request handler, for a transport that receives whole
  * messages (RDMA SEND/RECV). @verbs is the transport's connection, passed
  * back to pool_verbs_reg; @max_data the largest WRITE payload a message can

@@ -911,27 +911,38 @@ static void peer_name(int fd, char *buf, size_t len)
 	snprintf(buf, len, "client %s:%s", host, serv);
 }
 
-static int conn_start(struct pool_server *srv, int fd)
+/* A stream connection on @fd, not yet served. */
+static struct srv_conn *conn_new(struct pool_server *srv, int fd)
 {
 	struct timeval tv = { .tv_sec = SRV_SEND_TIMEOUT_MS / 1000 };
 	struct srv_conn *c;
-	int one = 1, rc;
+	int one = 1;
 
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* Requests may be minutes apart (cold faults), replies must drain. */
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	c = calloc(1, sizeof(*c));
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	c->riov = calloc(1 + POOL_MAX_RANGES, sizeof(*c->riov));
 	if (!c->riov) {
 		free(c);
-		return -ENOMEM;
+		return NULL;
 	}
 	c->srv = srv;
 	c->fd = fd;
 	c->max_data = POOL_MAX_DATA;
 	peer_name(fd, c->peer, sizeof(c->peer));
+	return c;
+}
+
+static int conn_start(struct pool_server *srv, int fd)
+{
+	struct srv_conn *c = conn_new(srv, fd);
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
 	rc = pthread_create(&c->thread, NULL, conn_main, c);
 	if (rc) {
 		free(c->riov);
@@ -941,6 +952,18 @@ static int conn_start(struct pool_server *srv, int fd)
 	c->next = srv->conns;
 	srv->conns = c;
 	__atomic_fetch_add(&srv->connections, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int srv_serve_fd(struct pool_server *srv, int fd)
+{
+	struct srv_conn *c = conn_new(srv, fd);
+
+	if (!c)
+		return tier_err(-ENOMEM, "out of memory");
+	__atomic_fetch_add(&srv->connections, 1, __ATOMIC_RELAXED);
+	conn_main(c);
+	free(c);
 	return 0;
 }
 
