@@ -5,6 +5,7 @@
  * to the same header fields (created_ns too, unless it was 0) and the
  * same extents, and decode again to the same plan.
  */
+#include <endian.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,6 +47,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fuzz_assert(plan_encode(&p, (void **)&enc, &elen) == 0);
 	fuzz_assert(elen == size);
+	/* an older version is written as the current one: v1's reserved
+	 * word where v2 keeps the generation reads, and writes, as 0 */
+	{
+		uint32_t v;
+
+		memcpy(&v, buf + OFF(version), 4);
+		if (le32toh(v) < FMT_PLAN_VERSION) {
+			v = htole32(FMT_PLAN_VERSION);
+			memcpy(buf + OFF(version), &v, 4);
+			memset(buf + OFF(generation), 0, 8);
+		}
+	}
 	/* policy, npages, nextents; the URIs, gap, ntraces, confidence and
 	 * capacity; created_ns when it was set */
 	fuzz_assert(!memcmp(enc, buf, OFF(created_ns)));
@@ -62,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	fuzz_assert(plan_decode(enc, elen, "fuzz", &q) == 0);
 	fuzz_assert(p.n == q.n && p.hdr.npages == q.hdr.npages &&
+		    p.hdr.generation == q.hdr.generation &&
 		    p.hdr.policy == q.hdr.policy &&
 		    !strcmp(p.hdr.cxl, q.hdr.cxl) &&
 		    !strcmp(p.hdr.pool, q.hdr.pool));
