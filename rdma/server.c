@@ -835,9 +835,12 @@ static int auth_gate(struct srv_conn *c, unsigned op)
 	if (!c->srv->keys || op == POOL_OP_HELLO || op == POOL_OP_CHALLENGE ||
 	    op == POOL_OP_AUTH)
 		return 0;
-	if (c->auth.state != AUTH_DONE)
-		return violation(c, tier_err(-EACCES, "%s before authentication: this server requires a key",
-					     proto_op_name(op)));
+	if (c->auth.state != AUTH_DONE) {
+		rc = tier_err(-EACCES, "%s before authentication: this server requires a key",
+			      proto_op_name(op));
+		tier_log(TIER_LOG_ERR, "pool server: %s: %s", c->peer, tier_errmsg());
+		return violation(c, rc);
+	}
 	rc = auth_recheck(&c->auth, c->srv->keys);
 	if (rc)
 		return violation(c, rc);
@@ -923,6 +926,11 @@ static int send_reply(struct srv_conn *c, const struct pool_hdr *req, int rc,
 static void conn_cleanup(struct srv_conn *c)
 {
 	unsigned i;
+
+	/* a client without a key sees the HELLO flag and leaves: say so */
+	if (c->srv->keys && c->hello && c->auth.state == AUTH_NONE)
+		tier_log(TIER_LOG_ERR, "pool server: %s: left without authenticating (no key)",
+			 c->peer);
 
 	for (i = 0; i < c->nopen; i++)
 		if (c->open[i].g)

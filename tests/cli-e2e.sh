@@ -177,6 +177,24 @@ d = json.load(open(sys.argv[1]))
 assert d["pool_bytes"] > 0 and d["faults"]["cold"] > 0, d
 ' "$tmp/out" || bad "replay over TCP read nothing from the pool"
 
+	# no key, then a revoked one: one line on each side, nothing served
+	mv "$TIER_STORE/pool.key" "$tmp/pool.key.saved"
+	run 1 replay --trace-file "$tmp/cold.txt" vm
+	one_line "^tierctl replay: pool tcp://127\.0\.0\.1:$port: the server requires a key" "replay without a key"
+	mv "$tmp/pool.key.saved" "$TIER_STORE/pool.key"
+	run 0 pool key revoke e2e --keys "$tmp/pool.keys"
+	for _ in $(seq 50); do
+		grep -q "without authenticating" "$tmp/pool.err" && break
+		sleep 0.1
+	done
+	grep -q "^tierctl pool serve: pool server: client 127\.0\.0\.1:[0-9]*: left without authenticating (no key)$" "$tmp/pool.err" ||
+		bad "pool serve did not log the client without a key: $(cat "$tmp/pool.err")"
+	sleep 1.2	# the server re-reads its keys every second
+	run 1 replay --trace-file "$tmp/cold.txt" vm
+	one_line "^tierctl replay: pool tcp://127\.0\.0\.1:$port: key 'e2e' refused: revoked$" "replay with a revoked key"
+	grep -q "^tierctl pool serve: pool server: client 127\.0\.0\.1:[0-9]*: key 'e2e' refused: revoked$" "$tmp/pool.err" ||
+		bad "pool serve did not log the revoked key: $(cat "$tmp/pool.err")"
+
 	# the pool dies: fail closed, one line naming the pool, no mismatch
 	kill -KILL "$pool_pid"
 	wait "$pool_pid" 2>/dev/null
