@@ -301,4 +301,41 @@ run 0 list
 grep -q "^vm3 " "$tmp/out" && bad "rm: vm3 still listed"
 run 1 rm vm3
 
+# rm takes the plans' data with it: the CXL objects and pool segments; a
+# pool that does not answer keeps the snapshot (plans gone, its data
+# recorded), and the next rm, once the pool is back, finishes
+run 0 import vm6 "$tmp/img"
+run 0 trace import vm6 "$tmp/hot.trace"
+start_pool() {	# start_pool PORT: --no-auth on $tmp/pooldir6; sets port6
+	"$T" pool serve --no-auth --listen "tcp://127.0.0.1:$1" --dir "$tmp/pooldir6" >"$tmp/pool6.out" 2>&1 &
+	pool_pid=$!
+	port6=
+	for _ in $(seq 100); do
+		port6=$(sed -n 's|^listening on tcp://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$tmp/pool6.out")
+		[ -n "$port6" ] && break
+		sleep 0.1
+	done
+}
+start_pool 0
+[ -n "$port6" ] || bad "pool serve for vm6: $(cat "$tmp/pool6.out")"
+run 0 place --cxl "$CXL" --policy tiered --pool "pool=tcp://127.0.0.1:$port6" vm6
+run 0 place --cxl "$CXL" --policy vanilla vm6
+nobj=$(find "$tmp/cxl" -type f -path '*vm6*' | grep -c .)
+nseg=$(find "$tmp/pooldir6" -type f -path '*vm6*' | grep -c .)
+[ "$nobj" -ge 1 ] && [ "$nseg" = 1 ] || bad "vm6: $nobj CXL objects, $nseg pool segments"
+kill -KILL "$pool_pid"; wait "$pool_pid" 2>/dev/null; pool_pid=
+run 1 rm vm6
+one_line "^tierctl rm: snapshot vm6: its tier data is not all removed, so it stays.*127\.0\.0\.1:$port6" "rm with a dead pool"
+run 0 list
+grep -q "^vm6 " "$tmp/out" || bad "rm with a dead pool removed the snapshot"
+[ "$(find "$tmp/pooldir6" -type f -path '*vm6*' | grep -c .)" = 1 ] || bad "the pool segment of vm6 went while the pool was dead"
+start_pool "$port6"
+[ -n "$port6" ] || bad "pool serve restarted: $(cat "$tmp/pool6.out")"
+run 0 rm vm6
+[ "$(find "$tmp/cxl" -type f -path '*vm6*' | grep -c .)" = 0 ] || bad "rm left vm6's CXL objects"
+[ "$(find "$tmp/pooldir6" -type f -path '*vm6*' | grep -c .)" = 0 ] || bad "rm left vm6's pool segment"
+run 0 list
+grep -q "^vm6 " "$tmp/out" && bad "rm: vm6 still listed"
+kill "$pool_pid"; wait "$pool_pid" 2>/dev/null; pool_pid=
+
 exit $fail
