@@ -261,9 +261,13 @@ run 0 trace import vm4 "$tmp/hot.trace"
 flip "$TIER_STORE/snapshots/vm4/image" $((501 * 4096 + 100))	# page 501: hot, read only
 run 1 place --cxl "$CXL" --policy tiered vm4
 one_line "^tierctl place: .*501" "place of an image with a flipped byte"
+# and page 2, which the trace only writes: its unwritten bytes are checked
+# too, against the image's checksum, after the timed replay
+flip "$TIER_STORE/snapshots/vm4/image" $((2 * 4096 + 3000))
 run 1 replay --policy vanilla --trace hot --json vm4
-grep -q '"mismatches": *1,' "$tmp/out" || bad "vanilla replay of a flipped page: $(cat "$tmp/out")"
+grep -q '"mismatches": *2,' "$tmp/out" || bad "vanilla replay of two flipped pages: $(cat "$tmp/out")"
 grep -qi "mismatch.*501\|501.*mismatch\|page 501" "$tmp/err" || bad "vanilla replay did not name page 501: $(cat "$tmp/err")"
+grep -q "page 2\b" "$tmp/err" || bad "vanilla replay did not name the written page 2: $(cat "$tmp/err")"
 run 0 rm vm4
 
 run 0 import vm5 "$tmp/img"
