@@ -784,17 +784,28 @@ static int do_read(struct srv_conn *c, const struct pool_hdr *h,
 	return 0;
 }
 
-static int do_challenge(struct srv_conn *c, const struct pool_hdr *h,
-			const uint8_t *p, struct srv_reply *r)
+/* CHALLENGE's and AUTH's payload into @m, on a server with keys. */
+static int auth_msg(struct srv_conn *c, const struct pool_hdr *h,
+		    const uint8_t *p, void *m, size_t len)
 {
-	struct pool_challenge m;
-	int rc = want_len(c, h, sizeof(m));
+	int rc = want_len(c, h, len);
 
 	if (rc)
 		return rc;
 	if (!c->srv->keys)
 		return tier_err(-EOPNOTSUPP, "this server takes no keys (it runs --no-auth)");
-	memcpy(&m, p, sizeof(m));
+	memcpy(m, p, len);
+	return 0;
+}
+
+static int do_challenge(struct srv_conn *c, const struct pool_hdr *h,
+			const uint8_t *p, struct srv_reply *r)
+{
+	struct pool_challenge m;
+	int rc = auth_msg(c, h, p, &m, sizeof(m));
+
+	if (rc)
+		return rc;
 	rc = auth_challenge(&c->auth, c->srv->keys, &m, &r->u.challenge);
 	if (rc)
 		return violation(c, rc);
@@ -806,13 +817,10 @@ static int do_auth(struct srv_conn *c, const struct pool_hdr *h,
 		   const uint8_t *p, struct srv_reply *r)
 {
 	struct pool_auth m;
-	int rc = want_len(c, h, sizeof(m));
+	int rc = auth_msg(c, h, p, &m, sizeof(m));
 
 	if (rc)
 		return rc;
-	if (!c->srv->keys)
-		return tier_err(-EOPNOTSUPP, "this server takes no keys (it runs --no-auth)");
-	memcpy(&m, p, sizeof(m));
 	rc = auth_verify(&c->auth, c->srv->keys, &m, &r->u.auth);
 	if (rc) {
 		/* one guess per connection; the operator sees who tried */

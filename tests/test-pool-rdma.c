@@ -338,7 +338,28 @@ static void test_keys(void)
 	check_whole(s, 31);
 	pool_seg_close(s);
 	t_fails(pool_seg_open(p, "other/tiered", &s), -EACCES);
+
+	/* revoked under a connected reader that only issues RDMA READs: the
+	 * server disconnects it, its registrations and rkeys die */
+	t_ok(pool_seg_open(p, "k1/tiered", &s));
+	check_whole(s, 31);
+	t_ok(pool_keys_revoke(kf, "guest"));
+	{
+		uint8_t b[4096];
+		struct pool_iov iov = { .off = 0, .buf = b, .len = sizeof(b) };
+		int rc = 0;
+
+		for (int i = 0; i < 300 && !rc; i++) {	/* 30 s at most */
+			usleep(100 * 1000);
+			rc = pool_readv(s, &iov, 1);
+		}
+		printf("read after the key's revocation: %d (%s)\n", rc, tier_errmsg());
+		t_assert(rc == -ECONNRESET || rc == -EPIPE);
+	}
+	pool_seg_close(s);
 	pool_close(p);
+	t_fails(pool_connect(&u, &c, &p), -EACCES);
+	t_assert(strstr(tier_errmsg(), "revoked"));
 	srv_stop(&sv);
 	snprintf(cmd, sizeof(cmd), "rm -r %s", dir);
 	t_eq(system(cmd), 0);
