@@ -280,9 +280,16 @@ int pool_seg_open(struct pool *p, const char *name, struct pool_seg **ret)
 
 void pool_seg_close(struct pool_seg *s)
 {
+	char why[512];
+
 	if (!s)
 		return;
+	/* Best effort, and often on a failure's way out: a CLOSE that
+	 * finds the connection gone must not replace the reason of the
+	 * failure (a READ's) that the caller is about to report. */
+	snprintf(why, sizeof(why), "%s", tier_errmsg());
 	s->pool->ops->seg_close(s);
+	tier_err(0, "%s", why);
 	free(s);
 }
 
