@@ -374,3 +374,17 @@ uint64_t cxl_obj_held(const struct cxl_obj *o)
 		return 0;
 	return (uint64_t)st.st_blocks * 512;
 }
+
+int cxl_obj_now_size(const struct cxl_obj *o, uint64_t *ret)
+{
+	struct stat st;
+
+	if (o->t->uri.kind != URI_CXL_DIR && o->t->uri.kind != URI_CXL_NUMA) {
+		*ret = o->size;		/* devdax: its extent cannot shrink */
+		return 0;
+	}
+	if (fstat(o->fd, &st) < 0)
+		return -errno;
+	*ret = st.st_size;
+	return 0;
+}

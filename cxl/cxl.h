@@ -87,5 +87,9 @@ int cxl_free_bytes(const struct cxl_tier *t, uint64_t *ret);
 /* Bytes the object really holds (allocated: st_blocks for a file; the
  * size for devdax); 0 if unknown. */
 uint64_t cxl_obj_held(const struct cxl_obj *o);
+/* The object's size now (an fstat: safe in a signal handler), which
+ * someone else's truncate may have made smaller than when it was opened
+ * (cxl_obj_size): 0 or -errno, no message. */
+int cxl_obj_now_size(const struct cxl_obj *o, uint64_t *ret);
 
 #endif

@@ -325,6 +325,19 @@ void tier_restore_stats(const struct tier_restore *rs,
 int tier_restore_error(const struct tier_restore *rs);
 
 /*
+ * For the VMM's SIGBUS handler (SA_SIGINFO, si_addr): pages mapped
+ * zero-copy stay the file's, so a CXL object (or image) truncated by
+ * someone else under a running restore makes the guest's next touch of
+ * a page past its new end SIGBUS. If @addr is such a page, writes a
+ * one-line reason naming the snapshot, the page and the object into @buf
+ * and returns 0; else -ENOENT (not a page tier mapped from a file now
+ * too short). Searches, fstats and formats only: callable from the
+ * handler, which should then stop the guest (the page cannot be had).
+ */
+int tier_restore_sigbus_reason(const struct tier_restore *rs,
+			       const void *addr, char *buf, size_t len);
+
+/*
  * Record mode: stops recording and stores what was touched so far as
  * trace @name of the snapshot.
  */

@@ -436,6 +436,8 @@ bool map_needs_uffd(const struct tier_restore *rs);
 /* @dry: only the lists and counters (populate, readahead) */
 int map_plan(struct tier_restore *rs, bool dry);
 int map_register(struct tier_restore *rs, uint64_t *n);
+int map_explain(const struct tier_restore *rs, const void *addr, char *buf,
+		size_t len);
 
 /* restore-populate.c */
 bool pop_wanted(const struct plan *plan);

@@ -21,9 +21,11 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "tier.h"
 #include "cxl/cxl.h"
@@ -389,5 +391,74 @@ int map_register(struct tier_restore *rs, uint64_t *n)
 		(*n)++;
 		i = j;
 	}
+	return 0;
+}
+
+/*
+ * Why touching @addr raised SIGBUS, for the VMM's handler: a page the
+ * plan maps from a file (the CXL object, the image, a local file) whose
+ * file is now shorter than the mapping, cut behind the store's back (the
+ * store never truncates a published file: a new generation is a new
+ * file, an old one is unlinked, which a mapping survives). Only a search
+ * of the extents, an fstat and snprintf: no allocation, no lock.
+ */
+int map_explain(const struct tier_restore *rs, const void *addr, char *buf,
+		size_t len)
+{
+	const struct rs_map *m = &rs->map;
+	const struct rs_src *s = &rs->src;
+	uintptr_t a = (uintptr_t)addr, base = (uintptr_t)rs->base;
+	uint64_t p, off, now = 0, was;
+	const struct placer_ext *e;
+	size_t lo = 0, hi = m->n, mid;
+	const char *what;
+	struct stat st;
+	unsigned src;
+
+	if (a < base || a - base >= rs->len || !m->ext)
+		return -ENOENT;
+	p = (a - base) / PG;
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (m->ext[mid].page + m->ext[mid].npages <= p)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo == m->n || m->ext[lo].page > p)
+		return -ENOENT;
+	e = &m->ext[lo];
+	if (m->ovl && m->ovl[lo]) {
+		src = PLACER_SRC_CXL;
+		off = (rs->area.first + p) * PG;
+	} else if (e->method == PLACER_M_MAP) {
+		src = e->source;
+		off = e->src_off + (p - e->page) * PG;
+	} else {
+		return -ENOENT;		/* anonymous memory: not a file's */
+	}
+	if (src == PLACER_SRC_CXL) {
+		if (!s->cxl_obj || cxl_obj_now_size(s->cxl_obj, &now))
+			return -ENOENT;
+		what = "CXL object";
+		was = cxl_obj_size(s->cxl_obj);
+	} else {
+		int fd = src == PLACER_SRC_IMAGE ? s->image_fd : s->local_fd;
+
+		if (fd < 0 || fstat(fd, &st) < 0)
+			return -ENOENT;
+		now = st.st_size;
+		what = src == PLACER_SRC_IMAGE ? "image" : "local file";
+		was = src == PLACER_SRC_IMAGE ? s->image_size : s->local_size;
+	}
+	if (off + PG <= now)
+		return -ENOENT;
+	snprintf(buf, len, "snapshot %s: page %" PRIu64 ": mapped from the %s %s "
+		 "at %" PRIu64 ", which was cut to %" PRIu64 " bytes (%" PRIu64
+		 " when the restore opened it) under the running restore (SIGBUS)",
+		 rs->snap->name, rs->area.first + p, what,
+		 src == PLACER_SRC_CXL ? s->obj_name :
+		 src == PLACER_SRC_IMAGE ? s->snap->image : s->local_path,
+		 off, now, was);
 	return 0;
 }

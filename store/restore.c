@@ -651,6 +651,14 @@ int tier_restore_error(const struct tier_restore *rs)
 	return atomic_load(&((struct tier_restore *)rs)->fate.error);
 }
 
+int tier_restore_sigbus_reason(const struct tier_restore *rs,
+			       const void *addr, char *buf, size_t len)
+{
+	if (!rs || !buf || !len)
+		return -EINVAL;
+	return map_explain(rs, addr, buf, len);
+}
+
 int restore_trace(struct tier_restore *rs, struct tier_trace_ent **ret,
 		  size_t *ret_n)
 {

@@ -113,6 +113,44 @@ static void on_restore_error(struct tier_restore *rs, int err,
 	_exit(1);
 }
 
+/*
+ * A page mapped zero-copy from a file that someone cut short under the
+ * restore cannot be read: the kernel raises SIGBUS in whichever thread
+ * touches it. Like a page the pool cannot serve, that stops this
+ * instance, here with the restore's reason instead of a bare "Bus
+ * error". One restore per process (instances are processes).
+ */
+static struct tier_restore *volatile bus_rs;
+static char *volatile bus_base;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	char line[768], why[640];
+	int n;
+
+	if (bus_rs && !tier_restore_sigbus_reason(bus_rs, si->si_addr, why,
+						  sizeof(why)))
+		n = snprintf(line, sizeof(line), "%s: %s\n", cmd_name, why);
+	else
+		n = snprintf(line, sizeof(line), "%s: SIGBUS at %p (restored range at %p): a page that cannot be read\n",
+			     cmd_name, si->si_addr, (void *)bus_base);
+	if (n >= (int)sizeof(line))
+		n = sizeof(line) - 1;
+	if (write(STDERR_FILENO, line, n) < 0) {
+		/* nothing more we can do */
+	}
+	_exit(1);
+}
+
+static void catch_sigbus(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus,
+				.sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, NULL);
+}
+
 /* Anonymous kB of the VMAs inside [lo, hi), from /proc/self/smaps. */
 static uint64_t anon_rss(uintptr_t lo, uintptr_t hi)
 {
@@ -314,6 +352,8 @@ static void run_instance(const struct replay_cfg *cfg, unsigned idx,
 	}
 
 	barrier(cfg);
+	bus_base = addr;
+	catch_sigbus();
 	getrusage(RUSAGE_SELF, &ru0);
 	t0 = now_ms();
 	rc = tier_restore_start(cfg->snap, addr, size, &cfg->attr, &rs);
@@ -322,6 +362,7 @@ static void run_instance(const struct replay_cfg *cfg, unsigned idx,
 		fail_result(res, tier_errmsg());
 		goto out_unmap;
 	}
+	bus_rs = rs;
 
 	/* the workload alone: what a function does to its pages */
 	t0 = now_ms();
@@ -367,6 +408,7 @@ static void run_instance(const struct replay_cfg *cfg, unsigned idx,
 
 	/* unmap first: the restore leaves untouched pages unserved */
 	munmap(resv, size + 2 * TIER_PAGE_SIZE);
+	bus_rs = NULL;
 	tier_restore_stop(rs);
 	return;
 

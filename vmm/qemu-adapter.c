@@ -37,6 +37,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -264,6 +265,41 @@ static void on_error(struct tier_restore *rs, int err, const char *msg,
 	    env("TIER_QEMU_SNAP", "?"), msg);
 }
 
+/*
+ * A page mapped from a CXL object that someone cut short under the
+ * restore raises SIGBUS in whichever QEMU thread touches it: say which
+ * page and object, as for a page the pool could not serve. Any other
+ * SIGBUS is QEMU's (its handler, chained, or the default death).
+ */
+static struct sigaction old_bus;
+
+static void on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+	char why[640];
+
+	if (ad.rs && !tier_restore_sigbus_reason(ad.rs, si->si_addr, why,
+						 sizeof(why)))
+		die("%s; stopping QEMU", why);
+	if (old_bus.sa_flags & SA_SIGINFO) {
+		old_bus.sa_sigaction(sig, si, uc);
+	} else if (old_bus.sa_handler != SIG_DFL &&
+		   old_bus.sa_handler != SIG_IGN) {
+		old_bus.sa_handler(sig);
+	} else {
+		/* the access faults again on return, then to the default */
+		signal(SIGBUS, SIG_DFL);
+	}
+}
+
+static void catch_sigbus(void)
+{
+	struct sigaction sa = { .sa_sigaction = on_sigbus,
+				.sa_flags = SA_SIGINFO };
+
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &old_bus);
+}
+
 static void __attribute__((destructor)) adapter_fini(void)
 {
 	if (!ad.rs)
@@ -317,6 +353,7 @@ static void take_over(void *addr, size_t len)
 		die("restore %s: %s", snapname, tier_errmsg());
 	ad.addr = addr;
 	ad.len = len;
+	catch_sigbus();
 
 	ctl = getenv("TIER_QEMU_CTL");
 	if (ctl &&
