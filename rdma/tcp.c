@@ -7,6 +7,9 @@
  * Any I/O or framing error closes the connection (the stream can no longer
  * be trusted to be in step); later calls then fail at once rather than
  * hang. An error *status* from the server leaves the connection usable.
+ * A READ whose connection the server closed (killed, restarted) is tried
+ * once more on a new connection, the segment opened again by its name
+ * (tcp_reconnect says when that is safe).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +39,9 @@ struct tcp_pool {
 	char server[64];	/* from its HELLO, for debug lines */
 	struct pool_range *ranges;	/* READ scratch, max_ranges each */
 	struct iovec *riov;
+	struct iovec *riov0;	/* riov before a READ consumed it */
+	struct tier_uri uri;	/* to connect again */
+	unsigned nsegs;		/* segments open on this handle */
 };
 
 static struct tcp_pool *tp_of(struct pool *p)
@@ -308,6 +314,7 @@ static void tcp_close(struct pool *p)
 	tcp_drop(p);
 	free(tp->ranges);
 	free(tp->riov);
+	free(tp->riov0);
 	free(tp);
 }
 
@@ -345,6 +352,59 @@ static const struct pool_ctl tcp_ctl = {
 	.max_data = tcp_max_data,
 };
 
+static int tcp_seg_open(struct pool *p, struct pool_seg *s)
+{
+	int rc = ctl_seg_open(p, s);
+
+	if (!rc)
+		tp_of(p)->nsegs++;
+	return rc;
+}
+
+static void tcp_seg_close(struct pool_seg *s)
+{
+	tp_of(s->pool)->nsegs--;
+	ctl_seg_close(s);
+}
+
+/*
+ * The server closed the connection: connect again and open @s again by
+ * its name. Only for a handle with @s its one open segment: the new
+ * server numbers segments afresh, so another segment's old id could name
+ * a different one there. A plan's segment name carries its generation,
+ * so the same name is the same bytes (and the restorer checks every
+ * page); a size that changed is refused.
+ */
+static int tcp_reconnect(struct pool_seg *s, unsigned nr, size_t bytes)
+{
+	struct pool *p = s->pool;
+	struct tcp_pool *tp = tp_of(p);
+	uint64_t size = s->size;
+	int rc;
+
+	if (tp->nsegs != 1)
+		return tier_err(-ECONNRESET, "other segments open");
+	tcp_drop(p);
+	rc = tcp_connect(p, &tp->uri, &tp->fd);
+	if (!rc)
+		rc = tcp_hello(p);
+	if (!rc)
+		rc = ctl_seg_open(p, s);
+	if (rc)
+		return rc;
+	if (s->size != size) {
+		tcp_drop(p);
+		return tier_err(-ESTALE, "segment '%s' is %llu bytes there now, was %llu",
+				s->name, (unsigned long long)s->size,
+				(unsigned long long)size);
+	}
+	if (nr > tp->max_ranges || bytes > tp->max_data) {
+		tcp_drop(p);
+		return tier_err(-EPROTO, "the new server takes fewer ranges or bytes a READ");
+	}
+	return 0;
+}
+
 static int read_batch(struct pool_seg *s, unsigned nr, size_t bytes)
 {
 	struct tcp_pool *tp = tp_of(s->pool);
@@ -353,8 +413,35 @@ static int read_batch(struct pool_seg *s, unsigned nr, size_t bytes)
 		{ &req, sizeof(req) },
 		{ tp->ranges, nr * sizeof(*tp->ranges) },
 	};
+	struct pool_range id;
+	char why[512];
+	unsigned i;
+	int rc;
 
 	proto_read_req_swap(&req);
+	memcpy(tp->riov0, tp->riov, nr * sizeof(*tp->riov));
+	rc = tcp_call(s->pool, s->name, POOL_OP_READ, out, 2,
+		      tp->riov, nr, bytes);
+	if (rc != -ECONNRESET && rc != -EPIPE)
+		return rc;
+
+	snprintf(why, sizeof(why), "%s", tier_errmsg());
+	if (tcp_reconnect(s, nr, bytes)) {
+		char again[256];	/* tier_err writes where errmsg points */
+
+		snprintf(again, sizeof(again), "%s", tier_errmsg());
+		return tier_err(rc, "%s; reconnecting: %s", why, again);
+	}
+	tier_dbg("pool %s: segment '%s': connected again after: %s",
+		 s->pool->uri, s->name, why);
+	/* the ranges are in wire order: so is the new id */
+	id = (struct pool_range){ .id = s->id };
+	proto_range_swap(&id);
+	for (i = 0; i < nr; i++)
+		tp->ranges[i].id = id.id;
+	out[0] = (struct iovec){ &req, sizeof(req) };
+	out[1] = (struct iovec){ tp->ranges, nr * sizeof(*tp->ranges) };
+	memcpy(tp->riov, tp->riov0, nr * sizeof(*tp->riov));
 	return tcp_call(s->pool, s->name, POOL_OP_READ, out, 2,
 			tp->riov, nr, bytes);
 }
@@ -408,8 +495,8 @@ static const struct pool_ops tcp_ops = {
 	.write = ctl_write,
 	.commit = ctl_commit,
 	.abort = ctl_abort,
-	.seg_open = ctl_seg_open,
-	.seg_close = ctl_seg_close,
+	.seg_open = tcp_seg_open,
+	.seg_close = tcp_seg_close,
 	.readv = tcp_readv,
 	.remove = ctl_remove,
 };
@@ -424,15 +511,17 @@ int pool_tcp_open(struct pool *p, const struct tier_uri *uri)
 		return tier_err(-ENOMEM, "out of memory");
 	tp->ranges = calloc(POOL_MAX_RANGES, sizeof(*tp->ranges));
 	tp->riov = calloc(POOL_MAX_RANGES, sizeof(*tp->riov));
+	tp->riov0 = calloc(POOL_MAX_RANGES, sizeof(*tp->riov0));
 	tp->next_id = 1;
 	tp->fd = -1;
 	p->ops = &tcp_ops;
 	p->ctl = &tcp_ctl;
 	p->priv = tp;
-	if (!tp->ranges || !tp->riov) {
+	if (!tp->ranges || !tp->riov || !tp->riov0) {
 		rc = tier_err(-ENOMEM, "out of memory");
 		goto err;
 	}
+	tp->uri = *uri;
 	rc = tcp_connect(p, uri, &tp->fd);
 	if (rc)
 		goto err;

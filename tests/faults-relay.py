@@ -9,7 +9,12 @@
 # It changes no byte: what the server sends, or the end of its stream
 # when it dies, reaches the client as it was.
 #
-#   faults-relay.py UPSTREAM_PORT AT HOOK
+#   faults-relay.py UPSTREAM_PORT AT HOOK [hold]
+#
+# hold: the connections open when the hook ran pass nothing more from the
+# server, only its end: the client sees the server stop or die exactly at
+# byte AT, not some megabytes later (what the server had written into its
+# socket before the signal took effect is dropped).
 #
 # Prints "relay PORT" once listening; every client connection gets its
 # own connection to 127.0.0.1:UPSTREAM_PORT (a restarted server is
@@ -21,11 +26,14 @@ import sys
 import threading
 
 upstream, at, hook = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+hold = sys.argv[4:] == ["hold"]
 lock = threading.Lock()
 state = {"n": 0, "fired": False}
 
 
 def pipe(src, dst, count):
+    with lock:
+        before = not state["fired"]
     try:
         while True:
             want = 65536
@@ -45,6 +53,8 @@ def pipe(src, dst, count):
             if count:
                 with lock:
                     state["n"] += len(b)
+                    if hold and before and state["fired"]:
+                        continue
             dst.sendall(b)
     except OSError:
         pass
