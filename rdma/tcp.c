@@ -415,14 +415,17 @@ static int read_batch(struct pool_seg *s, unsigned nr, size_t bytes)
 	};
 	struct pool_range id;
 	char why[512];
+	bool lost;
 	unsigned i;
 	int rc;
 
 	proto_read_req_swap(&req);
 	memcpy(tp->riov0, tp->riov, nr * sizeof(*tp->riov));
+	lost = tp->fd < 0;
 	rc = tcp_call(s->pool, s->name, POOL_OP_READ, out, 2,
 		      tp->riov, nr, bytes);
-	if (rc != -ECONNRESET && rc != -EPIPE)
+	/* once a call: a connection lost earlier fails at once */
+	if ((rc != -ECONNRESET && rc != -EPIPE) || lost)
 		return rc;
 
 	snprintf(why, sizeof(why), "%s", tier_errmsg());

@@ -440,6 +440,8 @@ static void *fake_main(void *arg)
 	int fd = accept(f->lfd, NULL, NULL);
 
 	t_assert(fd >= 0);
+	/* one connection only: the client's reconnect is refused at once */
+	shutdown(f->lfd, SHUT_RD);
 	for (;;) {
 		if (proto_recv(fd, &h, sizeof(h)))
 			break;
