@@ -389,6 +389,8 @@ static int tcp_reconnect(struct pool_seg *s, unsigned nr, size_t bytes)
 	if (!rc)
 		rc = tcp_hello(p);
 	if (!rc)
+		rc = pool_auth(p);
+	if (!rc)
 		rc = ctl_seg_open(p, s);
 	if (rc)
 		return rc;

@@ -118,7 +118,7 @@ with open(sys.argv[1], "r+b") as f:
 # --dir $tmp/pooldir; $pool_pid, $port
 pool_start() {
 	: >"$tmp/pool.out"
-	"$T" pool serve --listen "tcp://127.0.0.1:${1:-0}" --dir "$tmp/pooldir" \
+	"$T" pool serve --keys $tmp/pool.keys --listen "tcp://127.0.0.1:${1:-0}" --dir "$tmp/pooldir" \
 		>"$tmp/pool.out" 2>"$tmp/pool.err" &
 	pool_pid=$!
 	for _ in $(seq 200); do
@@ -186,6 +186,8 @@ with open(d + "/mixed.txt", "w") as f:
 EOF
 run 0 import vm "$tmp/img" || exit 1
 run 0 trace import vm "$tmp/hot.trace" || exit 1
+# the pool as deployed: every client proves the store's key
+run 0 pool key new faults --keys "$tmp/pool.keys" --role write --snapshots '*' --store "$TIER_STORE" || exit 1
 pool_start
 POOL=pool=tcp://127.0.0.1:$port
 run 0 place --policy tiered --cxl "$CXL" --pool "$POOL" vm || exit 1
@@ -240,14 +242,14 @@ pool_kill; intact "stopped mid-fault"
 
 # 3. The pool server restarted (killed, started again on its port and
 # --dir) under two connected restores in their lazy faults, before they
-# see the old one's end: each connects again, opens its segment again by
-# its name (which carries the plan's generation) and goes on; every page
-# verified. (Killed and not restarted, as in 1, the reconnect is refused
+# see the old one's end: each connects again, proves its key again, opens
+# its segment again by its name (which carries the plan's generation) and
+# goes on; every page verified. (Killed and not restarted, as in 1, the reconnect is refused
 # and the restore fails as before.)
 rm -f "$tmp/pool.pid"
 restart="kill -KILL $pool_pid
 	for i in \$(seq 200); do
-		$T pool serve --listen tcp://127.0.0.1:$port --dir $tmp/pooldir >$tmp/pool2.out 2>&1 </dev/null &
+		$T pool serve --keys $tmp/pool.keys --listen tcp://127.0.0.1:$port --dir $tmp/pooldir >$tmp/pool2.out 2>&1 </dev/null &
 		echo \$! >$tmp/pool.pid
 		for j in \$(seq 100); do
 			grep -q listening $tmp/pool2.out && exit 0
@@ -403,7 +405,7 @@ no_tmp "$TIER_STORE" "place into a full CXL tier (the store)"
 
 # a pool server whose --dir is full: the CREATE fails, the old plan stays
 small "$tmp/pool-small" 4m
-"$T" pool serve --listen tcp://127.0.0.1:0 --dir "$tmp/pool-small" >"$tmp/pool.out" 2>"$tmp/pool.err" &
+"$T" pool serve --keys $tmp/pool.keys --listen tcp://127.0.0.1:0 --dir "$tmp/pool-small" >"$tmp/pool.out" 2>"$tmp/pool.err" &
 pool_pid=$!
 for _ in $(seq 200); do
 	port=$(sed -n 's|^listening on tcp://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$tmp/pool.out")

@@ -39,7 +39,7 @@ run 0 trace import vm "$tmp/vm.t1" || die "trace import"
 npages=$((8 * 256))
 seq 0 $((npages - 1)) | awk '{ printf "%#x r\n", $1 * 4096 }' >"$tmp/all.txt"
 
-"$T" pool serve --listen rdma://10.9.0.1:0 --dir "$tmp/pooldir" >"$tmp/pool.out" 2>"$tmp/pool.err" &
+"$T" pool serve --no-auth --listen rdma://10.9.0.1:0 --dir "$tmp/pooldir" >"$tmp/pool.out" 2>"$tmp/pool.err" &
 pool_pid=$!
 port=
 for _ in $(seq 600); do
