@@ -58,6 +58,10 @@ def pipe(src, dst, count):
             dst.sendall(b)
     except OSError:
         pass
+    # a server's end that comes while the hook runs (it killed it) is
+    # passed on once the hook is done (a restarted server is up)
+    with lock:
+        pass
     for s in (dst, src):
         try:
             s.shutdown(socket.SHUT_RDWR)
@@ -67,7 +71,8 @@ def pipe(src, dst, count):
 
 def serve(c):
     try:
-        u = socket.create_connection(("127.0.0.1", upstream))
+        with lock:	# not while the hook runs
+            u = socket.create_connection(("127.0.0.1", upstream))
     except OSError:
         c.close()
         return

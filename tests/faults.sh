@@ -262,8 +262,8 @@ run 0 replay --json --instances 2 --pool "pool=tcp://127.0.0.1:$rport" --trace-f
 	verified 2000 "2 restores across a server restart"
 fired "server restarted under 2 restores"
 grep -q listening "$tmp/pool2.out" || bad "the restarted server: $(cat "$tmp/pool2.out")"
-[ -s "$tmp/err" ] && bad "server restarted: $(cat "$tmp/err")"
-ok "server restarted under 2 restores: both reconnected, every page verified"
+[ -s "$tmp/err" ] && bad "server restarted: $(cat "$tmp/err")" ||
+	ok "server restarted under 2 restores: both reconnected, every page verified"
 run 0 replay --json --pool "pool=tcp://127.0.0.1:$rport" --trace-file "$tmp/mixed.txt" vm &&
 	verified 1100 "a restore after the restart, through the same address"
 relay_stop
