@@ -141,7 +141,10 @@ pool_kill() {
 
 # relay_start AT HOOK [hold]: the gate in front of the server; $rport
 relay_start() {
-	python3 "$RELAY" "$port" "$@" >"$tmp/relay.out" 2>"$tmp/relay.err" &
+	# emptied here, not by the child's redirection: else the loop below
+	# may read the previous relay's port before the child truncates it
+	: >"$tmp/relay.out"
+	python3 "$RELAY" "$port" "$@" >>"$tmp/relay.out" 2>"$tmp/relay.err" &
 	relay_pid=$!
 	for _ in $(seq 200); do
 		rport=$(sed -n 's|^relay \([0-9][0-9]*\)$|\1|p' "$tmp/relay.out")
