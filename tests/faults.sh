@@ -408,6 +408,7 @@ no_tmp "$TIER_STORE" "place into a full CXL tier (the store)"
 
 # a pool server whose --dir is full: the CREATE fails, the old plan stays
 small "$tmp/pool-small" 4m
+: >"$tmp/pool.out"
 "$T" pool serve --keys $tmp/pool.keys --listen tcp://127.0.0.1:0 --dir "$tmp/pool-small" >"$tmp/pool.out" 2>"$tmp/pool.err" &
 pool_pid=$!
 for _ in $(seq 200); do
