@@ -21,7 +21,7 @@ with open('$tmp/img', 'wb') as f:
     for p in range(64):
         f.write(bytes([p + 1]) * 4096)"
 "$T" import --quiet s "$tmp/img" || exit 1
-"$T" pool serve --listen tcp://127.0.0.1:0 --max-connections 1 >"$tmp/serve.out" &
+"$T" pool serve --listen tcp://127.0.0.1:0 --no-auth --max-connections 1 >"$tmp/serve.out" &
 pid=$!
 for _ in $(seq 100); do
 	grep -q "^listening on" "$tmp/serve.out" && break
