@@ -34,7 +34,7 @@ run 0 import vm "$tmp/vm.img" || die "import"
 run 0 trace import vm "$tmp/vm.t1" || die "trace import"
 np=$(pages "$tmp/vm.t2")
 
-"$T" pool serve --listen rdma://10.9.0.1:0 --dir "$tmp/pooldir" >"$tmp/pool.out" 2>"$tmp/pool.err" &
+"$T" pool serve --listen rdma://10.9.0.1:0 --no-auth --dir "$tmp/pooldir" >"$tmp/pool.out" 2>"$tmp/pool.err" &
 pool_pid=$!
 port=
 for _ in $(seq 600); do
