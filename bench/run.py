@@ -13,6 +13,7 @@ makes the exit status non-zero (timings never do: the machine is shared).
 import argparse
 import datetime
 import json
+import random
 import os
 import platform
 import re
@@ -220,6 +221,72 @@ class Bench:
                                      "trace": what, "policies": res}
         return res
 
+    def cold_trace(self, pct):
+        """The trained trace with pct % more touches, reads of non-zero
+        pages it never touched (cold: served by fault), spread over it."""
+        path = os.path.join(self.tmp, "cold%g.trace" % pct)
+        ents = []
+        for line in open(self.trace):
+            f = line.split()
+            if f and not f[0].startswith("#"):
+                ents.append((int(f[0], 0) // PAGE, f[1] if len(f) > 1 else "r"))
+        seen = set(p for p, _ in ents)
+        img = os.path.join(self.store, "snapshots", SNAP, "image")
+        data = []
+        fd = os.open(img, os.O_RDONLY)
+        try:
+            off, end = 0, os.fstat(fd).st_size
+            while off < end:
+                try:
+                    d = os.lseek(fd, off, os.SEEK_DATA)
+                except OSError:
+                    break
+                h = os.lseek(fd, d, os.SEEK_HOLE)
+                data.extend(range(d // PAGE, h // PAGE))
+                off = h
+        finally:
+            os.close(fd)
+        cand = [p for p in data if p not in seen]
+        rnd = random.Random(self.a.seed + 10)
+        extra = rnd.sample(cand, min(len(cand), int(len(ents) * pct / 100)))
+        out = list(ents)
+        for i, p in enumerate(extra):
+            out.insert(rnd.randrange(len(out) + 1), (p, "r"))
+        with open(path, "w") as f:
+            f.write("# trained trace + %g%% cold reads\n" % pct)
+            for p, k in out:
+                f.write("0x%x %s\n" % (p * PAGE, k))
+        return path, len(out), len(extra)
+
+    def faults(self):
+        """Served-fault latency against the floor's MISSING fault: tiered
+        with the second run's trace and with 10 % cold touches, the handler
+        spinning or not, interleaved."""
+        cold, n, ncold = self.cold_trace(10)
+        traces = [("second", self.trace2), ("cold10", cold)]
+        spins = [0, self.a.spin_us]
+        samples = {(t, sp): [] for t, _ in traces for sp in spins}
+        for _ in range(self.a.reps):
+            for t, path in traces:
+                for sp in spins:
+                    out, _ = self.tierctl("replay", "--json", "--latency",
+                                          "--spin-us", str(sp), "--policy",
+                                          "tiered", "--trace-file", path, SNAP)
+                    samples[(t, sp)].append(last_json(out, "tierctl replay"))
+        res = {}
+        for (t, sp), rs in samples.items():
+            lat = [r.get("fault_latency") or {} for r in rs]
+            med = lambda k: sorted(g(x, k) for x in lat)[(len(lat) - 1) // 2]
+            res["%s/spin%d" % (t, sp)] = {
+                "trace": t, "spin_us": sp,
+                "faults": med("n"), "p50_ns": med("p50_ns"),
+                "p99_ns": med("p99_ns"), "max_ns": med("max_ns"),
+                "mismatches": sum(g(r, "mismatches") for r in rs),
+                "p50_samples": [g(x, "p50_ns") for x in lat],
+            }
+        self.result["faults"] = {"cold10_pages": n, "cold10_cold": ncold,
+                                 "runs": res}
+
     def tcp(self):
         """The pool behind "tierctl pool serve" on loopback TCP."""
         d = os.path.join(self.tmp, "tcp-pool")
@@ -326,6 +393,25 @@ class Bench:
                 checks.append(("N=%d total anon <= 0.3x eager" % n,
                                "%.1f MiB / %.1f MiB = %.3fx" %
                                (t / MIB, e / MIB, t / e), t <= 0.3 * e))
+        fr = res.get("faults", {}).get("runs", {})
+        mf = fl.get("missing_fault_p50_ns")
+        if fr and mf:
+            an["fault_p50_over_floor"] = {}
+            for k, r in fr.items():
+                if r["p50_ns"]:
+                    an["fault_p50_over_floor"][k] = round(r["p50_ns"] / mf, 2)
+                if r["mismatches"]:
+                    checks.append(("faults %s pages verified" % k,
+                                   "%d mismatches" % r["mismatches"], False))
+            for t in ("second", "cold10"):
+                best = min((r for r in fr.values() if r["trace"] == t and r["p50_ns"]),
+                           key=lambda r: r["p50_ns"], default=None)
+                if best:
+                    checks.append(("served fault p50 <= 1.3x floor (%s)" % t,
+                                   "%.1f us / %.1f us = %.2fx (spin %d us)" %
+                                   (best["p50_ns"] / 1e3, mf / 1e3,
+                                    best["p50_ns"] / mf, best["spin_us"]),
+                                   best["p50_ns"] <= 1.3 * mf))
         for name, run_ in res["runs"].items():
             for p, r in run_["policies"].items():
                 if g(r, "mismatches") or r.get("error"):
@@ -447,6 +533,21 @@ class Bench:
             for p, v in an["vs_tiered"].items():
                 w("  %-8s %6.2fx %6.2fx %6.2fx\n" % (p, v["setup"], v["total"],
                                                    v["anon"]))
+        fr = res.get("faults", {}).get("runs", {})
+        if fr:
+            fl = res.get("floor", {})
+            w("\nserved faults, tiered (median of %d replays; floor MISSING "
+              "fault p50 %.1f us, p99 %.1f us):\n"
+              % (self.a.reps, g(fl, "missing_fault_p50_ns") / 1e3,
+                 g(fl, "missing_fault_p99_ns") / 1e3))
+            w("  %-8s %7s %8s %9s %9s %9s %9s\n" % ("trace", "spin us",
+              "faults", "p50 us", "p99 us", "max us", "p50/floor"))
+            for k, r in fr.items():
+                w("  %-8s %7d %8d %9.1f %9.1f %9.1f %9s\n" % (
+                    r["trace"], r["spin_us"], r["faults"], r["p50_ns"] / 1e3,
+                    r["p99_ns"] / 1e3, r["max_ns"] / 1e3,
+                    "%.2fx" % an["fault_p50_over_floor"][k]
+                    if k in an.get("fault_p50_over_floor", {}) else "-"))
         w("\ntargets:\n")
         for c in res.get("checks", []):
             w("  %-4s %-40s %s\n" % ("PASS" if c["pass"] else "MISS",
@@ -517,6 +618,10 @@ def main():
                     help="%% of read-only pages the second run writes")
     ap.add_argument("--no-second", action="store_true",
                     help="skip the replay of the second run's trace")
+    ap.add_argument("--no-faults", action="store_true",
+                    help="skip the served-fault latency runs")
+    ap.add_argument("--spin-us", type=int, default=50,
+                    help="the handler's spin compared with none (default 50)")
     ap.add_argument("--no-tcp", action="store_true",
                     help="skip the run with the pool over loopback TCP")
     ap.add_argument("--reps", type=int, default=3,
@@ -560,6 +665,8 @@ def main():
                       what="second run's trace (%d pages, ~%g%% different, "
                       "~%g%% of read-only pages now written)"
                       % (b.gen["trace2_pages"], args.diff, args.flip))
+        if not args.no_faults:
+            b.faults()
         if not args.no_tcp:
             b.tcp()
     except BenchError as e:

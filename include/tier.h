@@ -250,7 +250,16 @@ struct tier_restore_attr {
 	void (*on_error)(struct tier_restore *rs, int err, const char *msg,
 			 void *arg);
 	void *arg;
+	/*
+	 * After serving faults, the fault-handling thread polls for this
+	 * many microseconds before it sleeps, so a fault that follows soon is
+	 * read at once rather than after a wake-up; 0: the default,
+	 * TIER_RESTORE_SPIN_DEFAULT_US. TIER_RESTORE_NO_SPIN: never.
+	 */
+	unsigned spin_us;
 };
+
+#define TIER_RESTORE_SPIN_DEFAULT_US	0
 
 /* Record instead of restore: every page lazy from the image, first
  * accesses logged with read/write kind (uffd MISSING + write-protect). */
@@ -263,6 +272,8 @@ struct tier_restore_attr {
  * through userfaultfd (doc/placement.md): more mappings, no reliance on
  * the object's holes. */
 #define TIER_RESTORE_NO_OVERLAY	(1U << 2)
+/* The fault-handling thread sleeps as soon as no fault is pending. */
+#define TIER_RESTORE_NO_SPIN	(1U << 3)
 
 /*
  * Restores @len bytes of @snap (from attr->offset) into [@addr, @addr+@len).

@@ -18,6 +18,7 @@
 #include "tier.h"
 #include "rdma/keys.h"
 #include "util/err.h"
+#include "util/size.h"
 #include "util/file.h"
 
 #define KEYS_FILE_MAX	(4U << 20)	/* a key file's text */
@@ -109,23 +110,12 @@ bool pool_key_allows(const struct pool_key *k, enum pool_role need,
 	return false;
 }
 
-static int unhex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int parse_secret(const char *s, uint8_t *out)
 {
 	if (strlen(s) != 2 * POOL_SECRET_LEN)
 		return -EINVAL;
 	for (unsigned i = 0; i < POOL_SECRET_LEN; i++) {
-		int hi = unhex(s[2 * i]), lo = unhex(s[2 * i + 1]);
+		int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -EINVAL;

@@ -59,7 +59,15 @@ struct pool {
 	char uri[320];		/* "tcp://HOST:PORT", "file:PATH": for messages */
 	void *priv;		/* the transport's */
 	uint32_t server_flags;	/* message transports: POOL_HELLO_* of the server */
+	struct pool_cred *cred;	/* the key it connected with, for a reconnect */
 };
+
+/*
+ * After a message transport's HELLO: authenticates with p->cred if the
+ * server asks for a key (pool.c). A transport that reconnects calls it
+ * again after its new HELLO.
+ */
+int pool_auth(struct pool *p);
 
 /* The transport fills everything but pool and name. */
 struct pool_seg {

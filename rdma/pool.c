@@ -116,8 +116,9 @@ void pool_uri_name(const struct tier_uri *uri, char *buf, size_t len)
 		snprintf(buf, len, "%s://%s:%u", scheme, uri->host, uri->port);
 }
 
-static int pool_auth(struct pool *p, const struct pool_cred *cred)
+int pool_auth(struct pool *p)
 {
+	const struct pool_cred *cred = p->cred;
 	enum pool_role role;
 	int rc;
 
@@ -172,7 +173,15 @@ int pool_connect(const struct tier_uri *uri, const struct pool_cred *cred,
 		free(p);
 		return rc;
 	}
-	rc = pool_auth(p, cred);
+	if (cred && p->ctl) {
+		p->cred = malloc(sizeof(*p->cred));
+		if (!p->cred) {
+			pool_close(p);
+			return tier_err(-ENOMEM, "out of memory");
+		}
+		*p->cred = *cred;
+	}
+	rc = pool_auth(p);
 	if (rc) {
 		pool_close(p);
 		return rc;
@@ -186,6 +195,10 @@ void pool_close(struct pool *p)
 	if (!p)
 		return;
 	p->ops->close(p);
+	if (p->cred) {
+		explicit_bzero(p->cred, sizeof(*p->cred));
+		free(p->cred);
+	}
 	free(p);
 }
 

@@ -857,17 +857,28 @@ static int do_read(struct srv_conn *c, const struct pool_hdr *h,
 	return 0;
 }
 
-static int do_challenge(struct srv_conn *c, const struct pool_hdr *h,
-			const uint8_t *p, struct srv_reply *r)
+/* CHALLENGE's and AUTH's payload into @m, on a server with keys. */
+static int auth_msg(struct srv_conn *c, const struct pool_hdr *h,
+		    const uint8_t *p, void *m, size_t len)
 {
-	struct pool_challenge m;
-	int rc = want_len(c, h, sizeof(m));
+	int rc = want_len(c, h, len);
 
 	if (rc)
 		return rc;
 	if (!c->srv->keys)
 		return tier_err(-EOPNOTSUPP, "this server takes no keys (it runs --no-auth)");
-	memcpy(&m, p, sizeof(m));
+	memcpy(m, p, len);
+	return 0;
+}
+
+static int do_challenge(struct srv_conn *c, const struct pool_hdr *h,
+			const uint8_t *p, struct srv_reply *r)
+{
+	struct pool_challenge m;
+	int rc = auth_msg(c, h, p, &m, sizeof(m));
+
+	if (rc)
+		return rc;
 	rc = auth_challenge(&c->auth, c->srv->keys, &m, &r->u.challenge);
 	if (rc)
 		return violation(c, rc);
@@ -879,13 +890,10 @@ static int do_auth(struct srv_conn *c, const struct pool_hdr *h,
 		   const uint8_t *p, struct srv_reply *r)
 {
 	struct pool_auth m;
-	int rc = want_len(c, h, sizeof(m));
+	int rc = auth_msg(c, h, p, &m, sizeof(m));
 
 	if (rc)
 		return rc;
-	if (!c->srv->keys)
-		return tier_err(-EOPNOTSUPP, "this server takes no keys (it runs --no-auth)");
-	memcpy(&m, p, sizeof(m));
 	rc = auth_verify(&c->auth, c->srv->keys, &m, &r->u.auth);
 	if (rc) {
 		/* one guess per connection; the operator sees who tried */
@@ -908,9 +916,12 @@ static int auth_gate(struct srv_conn *c, unsigned op)
 	if (!c->srv->keys || op == POOL_OP_HELLO || op == POOL_OP_CHALLENGE ||
 	    op == POOL_OP_AUTH)
 		return 0;
-	if (c->auth.state != AUTH_DONE)
-		return violation(c, tier_err(-EACCES, "%s before authentication: this server requires a key",
-					     proto_op_name(op)));
+	if (c->auth.state != AUTH_DONE) {
+		rc = tier_err(-EACCES, "%s before authentication: this server requires a key",
+			      proto_op_name(op));
+		tier_log(TIER_LOG_ERR, "pool server: %s: %s", c->peer, tier_errmsg());
+		return violation(c, rc);
+	}
 	rc = auth_recheck(&c->auth, c->srv->keys);
 	if (rc)
 		return violation(c, rc);
@@ -996,6 +1007,11 @@ static int send_reply(struct srv_conn *c, const struct pool_hdr *req, int rc,
 static void conn_cleanup(struct srv_conn *c)
 {
 	unsigned i;
+
+	/* a client without a key sees the HELLO flag and leaves: say so */
+	if (c->srv->keys && c->hello && c->auth.state == AUTH_NONE)
+		tier_log(TIER_LOG_ERR, "pool server: %s: left without authenticating (no key)",
+			 c->peer);
 
 	for (i = 0; i < c->nopen; i++)
 		if (c->open[i].g)

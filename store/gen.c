@@ -311,3 +311,39 @@ int gen_recover(struct tier_snap *s, enum tier_policy policy,
 	free(gens);
 	return dropped;
 }
+
+int gen_drop_all(struct tier_snap *s, enum tier_policy policy)
+{
+	char path[4096 + 128];
+	struct plan plan;
+	int rc, r;
+
+	size_t len;
+	void *buf;
+
+	/* decoded, not loaded: only where its data is matters here, and a
+	 * snapshot being removed may have a damaged manifest */
+	snap_plan_path(s, policy, path, sizeof(path));
+	memset(&plan, 0, sizeof(plan));
+	rc = read_file(path, &buf, &len);
+	if (!rc) {
+		rc = plan_decode(buf, len, path, &plan);
+		free(buf);
+	}
+	if (rc == -ENOENT) {
+		rc = 0;
+	} else if (!rc) {
+		rc = gen_intent_write(s, policy, plan.hdr.generation,
+				      plan.hdr.cxl, plan.hdr.pool);
+		if (!rc && unlink(path) < 0)
+			rc = tier_err(-errno, "%s: %m", path);
+		if (!rc)
+			rc = gen_drop(s, policy, plan.hdr.generation,
+				      plan.hdr.cxl, plan.hdr.pool);
+		plan_free(&plan);
+	}
+	if (rc)
+		return rc;
+	r = gen_recover(s, policy, NULL, NULL);
+	return r < 0 ? r : 0;
+}

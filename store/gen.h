@@ -47,4 +47,12 @@ int gen_drop(struct tier_snap *s, enum tier_policy policy, uint64_t gen,
 int gen_recover(struct tier_snap *s, enum tier_policy policy,
 		void (*report)(const char *what, void *arg), void *arg);
 
+/*
+ * Under the lock: every generation of @policy's data goes, the current
+ * plan's too (its intent written and the plan removed first, so data a
+ * dead pool kept is still found by the next gc or rm). 0, or the first
+ * failure, with what stays recorded.
+ */
+int gen_drop_all(struct tier_snap *s, enum tier_policy policy);
+
 #endif

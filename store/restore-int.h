@@ -212,6 +212,7 @@ struct rs_serve {
 	bool exiting;			/* an install saw ESRCH: the served
 					 * process is exiting */
 	atomic_uint_least64_t removes;	/* REMOVE events applied */
+	uint64_t spin_ns;		/* polled after serving, before sleeping */
 };
 
 int serve_init(struct rs_serve *srv, unsigned window, struct rs_src *src,

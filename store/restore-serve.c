@@ -556,6 +556,25 @@ out:
 	return rc;
 }
 
+/*
+ * Polls without sleeping for up to srv->spin_ns: a fault that comes while
+ * the thread is still awake costs no wake-up of the handler. Bounded, and
+ * only after serving, so an idle restore sleeps.
+ */
+static bool serve_spin(struct rs_serve *srv, struct pollfd *pfd)
+{
+	uint64_t end = rs_now_ns() + srv->spin_ns;
+
+	do {
+		if (poll(pfd, 2, 0) > 0)
+			return true;
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#endif
+	} while (rs_now_ns() < end);
+	return false;
+}
+
 void *serve_thread(void *arg)
 {
 	struct rs_serve *srv = arg;
@@ -563,9 +582,11 @@ void *serve_thread(void *arg)
 		{ .fd = srv->uffd, .events = POLLIN },
 		{ .fd = srv->stop_fd, .events = POLLIN },
 	};
+	bool served = false;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		if (!(served && srv->spin_ns && serve_spin(srv, pfd)) &&
+		    poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			fate_fail(srv->fate, tier_err(-errno, "restore: poll: %m"));
@@ -578,8 +599,9 @@ void *serve_thread(void *arg)
 				  tier_err(-EIO, "restore: userfaultfd closed"));
 			break;
 		}
+		served = false;
 		if (pfd[0].revents & POLLIN)
-			serve_handle(srv);
+			served = serve_handle(srv) > 0;
 	}
 	return NULL;
 }

@@ -123,6 +123,9 @@ static struct tier_restore *rs_new(struct tier_snap *snap, void *addr,
 	}
 	rs->srv.area = &rs->area;
 	rs->srv.narea = 1;
+	if (!(attr->flags & TIER_RESTORE_NO_SPIN))
+		rs->srv.spin_ns = 1000ULL * (attr->spin_us ? attr->spin_us :
+					     TIER_RESTORE_SPIN_DEFAULT_US);
 	pf_init(&rs->pf, &rs->srv, &rs->area);
 	return rs;
 }
@@ -141,7 +144,7 @@ static int rs_check_range(const struct tier_snap *snap, void *addr,
 				"past the end of snapshot %s (%" PRIu64 " bytes)",
 				attr->offset, len, snap->name, snap->size);
 	if (attr->flags & ~(TIER_RESTORE_RECORD | TIER_RESTORE_NO_THREAD |
-			    TIER_RESTORE_NO_OVERLAY))
+			    TIER_RESTORE_NO_OVERLAY | TIER_RESTORE_NO_SPIN))
 		return tier_err(-EINVAL, "restore: unknown flags %#x",
 				attr->flags);
 	return 0;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "store/fmt.h"
+#include "store/gen.h"
 #include "store/internal.h"
 #include "store/snap.h"
 #include "util/checksum.h"
@@ -234,6 +235,38 @@ int tier_store_foreach(struct tier_store *store,
 	return foreach_name(snaps, "", 1, fn, arg);
 }
 
+/*
+ * What the snapshot's plans wrote to CXL tiers and pools goes first, plan
+ * by plan through its intent, so that a tier that does not answer leaves
+ * a record the next rm or gc finds, not orphans no one knows of. Only
+ * the manifest-free part of the snapshot is used: a snapshot whose
+ * manifest is damaged is still removed with its data.
+ */
+static int drop_tier_data(struct tier_store *store, const char *name,
+			  const char *dir)
+{
+	struct tier_snap s = { .store = store, .image_fd = -1 };
+	int rc = 0;
+
+	if (strlen(dir) >= sizeof(s.dir))
+		return tier_err(-ENAMETOOLONG, "%s: path too long", dir);
+	snprintf(s.name, sizeof(s.name), "%s", name);
+	memcpy(s.dir, dir, strlen(dir) + 1);
+	for (int p = 0; p < TIER_POLICY_MAX && !rc; p++) {
+		int fd;
+
+		rc = gen_lock(&s, p, false, &fd);
+		if (rc)
+			break;
+		rc = gen_drop_all(&s, p);
+		close(fd);
+	}
+	if (rc)
+		return tier_err_ctx(rc, "snapshot %s: its tier data is not all removed, so it stays (its plans gone; tierctl rm or gc again retries)",
+				    name);
+	return 0;
+}
+
 int tier_snap_remove(struct tier_store *store, const char *name)
 {
 	char dir[4096 + 96], gone[4096 + 128], snaps[4096 + 16];
@@ -253,6 +286,9 @@ int tier_snap_remove(struct tier_store *store, const char *name)
 					name, store->path);
 		return tier_err(-errno, "%s: %m", dir);
 	}
+	rc = drop_tier_data(store, name, dir);
+	if (rc)
+		return rc;
 	/* Out of sight in one step, then deleted at leisure: a reader sees
 	 * the whole snapshot or none of it. Removals of it killed before
 	 * are finished first. */

@@ -17,6 +17,7 @@
 #include "store/fmt.h"
 #include "store/snap.h"
 #include "util/err.h"
+#include "util/size.h"
 #include "util/file.h"
 
 #define HDR_SIZE	sizeof(struct fmt_trace_hdr)
@@ -57,17 +58,6 @@ static int is_space(char c)
 	return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Quote at most 32 bytes of a token in a message, without a NUL. */
 #define TOK_FMT		"\"%.*s%s\""
 #define TOK_ARG(p, n)	(int)((n) > 32 ? 32 : (n)), (p), ((n) > 32 ? "..." : "")
@@ -88,7 +78,7 @@ static int parse_offset(const char *p, size_t n, const char *what,
 	if (i == n)
 		goto bad;
 	for (; i < n; i++) {
-		d = base == 16 ? hexval(p[i]) :
+		d = base == 16 ? hex_digit(p[i]) :
 		    (p[i] >= '0' && p[i] <= '9' ? p[i] - '0' : -1);
 		if (d < 0)
 			goto bad;

@@ -177,6 +177,24 @@ d = json.load(open(sys.argv[1]))
 assert d["pool_bytes"] > 0 and d["faults"]["cold"] > 0, d
 ' "$tmp/out" || bad "replay over TCP read nothing from the pool"
 
+	# no key, then a revoked one: one line on each side, nothing served
+	mv "$TIER_STORE/pool.key" "$tmp/pool.key.saved"
+	run 1 replay --trace-file "$tmp/cold.txt" vm
+	one_line "^tierctl replay: pool tcp://127\.0\.0\.1:$port: the server requires a key" "replay without a key"
+	mv "$tmp/pool.key.saved" "$TIER_STORE/pool.key"
+	run 0 pool key revoke e2e --keys "$tmp/pool.keys"
+	for _ in $(seq 50); do
+		grep -q "without authenticating" "$tmp/pool.err" && break
+		sleep 0.1
+	done
+	grep -q "^tierctl pool serve: pool server: client 127\.0\.0\.1:[0-9]*: left without authenticating (no key)$" "$tmp/pool.err" ||
+		bad "pool serve did not log the client without a key: $(cat "$tmp/pool.err")"
+	sleep 1.2	# the server re-reads its keys every second
+	run 1 replay --trace-file "$tmp/cold.txt" vm
+	one_line "^tierctl replay: pool tcp://127\.0\.0\.1:$port: key 'e2e' refused: revoked$" "replay with a revoked key"
+	grep -q "^tierctl pool serve: pool server: client 127\.0\.0\.1:[0-9]*: key 'e2e' refused: revoked$" "$tmp/pool.err" ||
+		bad "pool serve did not log the revoked key: $(cat "$tmp/pool.err")"
+
 	# the pool dies: fail closed, one line naming the pool, no mismatch
 	kill -KILL "$pool_pid"
 	wait "$pool_pid" 2>/dev/null
@@ -243,9 +261,13 @@ run 0 trace import vm4 "$tmp/hot.trace"
 flip "$TIER_STORE/snapshots/vm4/image" $((501 * 4096 + 100))	# page 501: hot, read only
 run 1 place --cxl "$CXL" --policy tiered vm4
 one_line "^tierctl place: .*501" "place of an image with a flipped byte"
+# and page 2, which the trace only writes: its unwritten bytes are checked
+# too, against the image's checksum, after the timed replay
+flip "$TIER_STORE/snapshots/vm4/image" $((2 * 4096 + 3000))
 run 1 replay --policy vanilla --trace hot --json vm4
-grep -q '"mismatches": *1,' "$tmp/out" || bad "vanilla replay of a flipped page: $(cat "$tmp/out")"
+grep -q '"mismatches": *2,' "$tmp/out" || bad "vanilla replay of two flipped pages: $(cat "$tmp/out")"
 grep -qi "mismatch.*501\|501.*mismatch\|page 501" "$tmp/err" || bad "vanilla replay did not name page 501: $(cat "$tmp/err")"
+grep -q "page 2\b" "$tmp/err" || bad "vanilla replay did not name the written page 2: $(cat "$tmp/err")"
 run 0 rm vm4
 
 run 0 import vm5 "$tmp/img"
@@ -282,5 +304,42 @@ run 0 rm vm3
 run 0 list
 grep -q "^vm3 " "$tmp/out" && bad "rm: vm3 still listed"
 run 1 rm vm3
+
+# rm takes the plans' data with it: the CXL objects and pool segments; a
+# pool that does not answer keeps the snapshot (plans gone, its data
+# recorded), and the next rm, once the pool is back, finishes
+run 0 import vm6 "$tmp/img"
+run 0 trace import vm6 "$tmp/hot.trace"
+start_pool() {	# start_pool PORT: --no-auth on $tmp/pooldir6; sets port6
+	"$T" pool serve --no-auth --listen "tcp://127.0.0.1:$1" --dir "$tmp/pooldir6" >"$tmp/pool6.out" 2>&1 &
+	pool_pid=$!
+	port6=
+	for _ in $(seq 100); do
+		port6=$(sed -n 's|^listening on tcp://127\.0\.0\.1:\([0-9][0-9]*\)$|\1|p' "$tmp/pool6.out")
+		[ -n "$port6" ] && break
+		sleep 0.1
+	done
+}
+start_pool 0
+[ -n "$port6" ] || bad "pool serve for vm6: $(cat "$tmp/pool6.out")"
+run 0 place --cxl "$CXL" --policy tiered --pool "pool=tcp://127.0.0.1:$port6" vm6
+run 0 place --cxl "$CXL" --policy vanilla vm6
+nobj=$(find "$tmp/cxl" -type f -path '*vm6*' | grep -c .)
+nseg=$(find "$tmp/pooldir6" -type f -path '*vm6*' | grep -c .)
+[ "$nobj" -ge 1 ] && [ "$nseg" = 1 ] || bad "vm6: $nobj CXL objects, $nseg pool segments"
+kill -KILL "$pool_pid"; wait "$pool_pid" 2>/dev/null; pool_pid=
+run 1 rm vm6
+one_line "^tierctl rm: snapshot vm6: its tier data is not all removed, so it stays.*127\.0\.0\.1:$port6" "rm with a dead pool"
+run 0 list
+grep -q "^vm6 " "$tmp/out" || bad "rm with a dead pool removed the snapshot"
+[ "$(find "$tmp/pooldir6" -type f -path '*vm6*' | grep -c .)" = 1 ] || bad "the pool segment of vm6 went while the pool was dead"
+start_pool "$port6"
+[ -n "$port6" ] || bad "pool serve restarted: $(cat "$tmp/pool6.out")"
+run 0 rm vm6
+[ "$(find "$tmp/cxl" -type f -path '*vm6*' | grep -c .)" = 0 ] || bad "rm left vm6's CXL objects"
+[ "$(find "$tmp/pooldir6" -type f -path '*vm6*' | grep -c .)" = 0 ] || bad "rm left vm6's pool segment"
+run 0 list
+grep -q "^vm6 " "$tmp/out" && bad "rm: vm6 still listed"
+kill "$pool_pid"; wait "$pool_pid" 2>/dev/null; pool_pid=
 
 exit $fail

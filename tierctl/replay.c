@@ -10,12 +10,14 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tier.h"
@@ -30,9 +32,11 @@ static const char replay_usage[] =
 	"usage: tierctl replay [options] SNAP\n"
 	"\n"
 	"Restores SNAP into this process with a policy's plan and replays a\n"
-	"trace on it: r pages are read, w pages and rw pages read then written;\n"
-	"every page read is verified against the image. Reports setup and\n"
-	"replay time, faults per class, pool bytes, anonymous RSS.\n"
+	"trace on it: r pages are read, w pages written, rw pages read then\n"
+	"written. The replay time is the touching alone; then every touched\n"
+	"page is verified against the image (and what was written), timed\n"
+	"apart. Reports setup, replay and verify time, faults per class, pool\n"
+	"bytes, anonymous RSS.\n"
 	"\n"
 	STORE_USAGE
 	"  --trace NAME         the stored trace to replay (default: the first by name)\n"
@@ -44,6 +48,10 @@ static const char replay_usage[] =
 	"  --cxl URI            override the plan's CXL tier\n"
 	"  --pool URI           override the plan's pool\n"
 	"  --json               print one JSON object\n"
+	"  --latency            time each touch of a page not yet resident (the\n"
+	"                       faults the restore served): p50, p99, max\n"
+	"  --spin-us N          the fault handler polls N us after serving before\n"
+	"                       it sleeps (0: never; default: the library's)\n"
 	"  -h, --help           show this help\n";
 
 #define MAX_INSTANCES	1024
@@ -56,7 +64,14 @@ struct replay_cfg {
 	size_t n;
 	struct tier_restore_attr attr;
 	unsigned instances;
+	bool latency;			/* time each touch of a page not yet there */
 	int ready_fd, go_fd;		/* the start barrier; -1: none */
+};
+
+/* The touches of pages that were not resident: faults the restore served. */
+struct fault_lat {
+	uint64_t n;
+	uint64_t p50_ns, p99_ns, max_ns, mean_ns;
 };
 
 /* Sent by each child through a pipe: one write, below PIPE_BUF, atomic. */
@@ -65,6 +80,8 @@ struct replay_result {
 	int failed;			/* an error, not a mismatch */
 	uint64_t verified, mismatches;
 	double setup_ms, replay_ms;
+	double verify_ms;		/* after the replay, untimed by it */
+	struct fault_lat lat;		/* --latency */
 	uint64_t anon_rss;
 	uint64_t minflt, majflt;
 	struct tier_restore_stats st;
@@ -143,6 +160,125 @@ static void barrier(const struct replay_cfg *cfg)
 	close(cfg->go_fd);
 }
 
+/* What the trace's writes leave in a page's first words. */
+static uint64_t written_word(uint64_t page, unsigned w)
+{
+	return 0x7469657200000000ULL | (page << 3 | w);
+}
+
+#define WRITTEN_WORDS	8
+
+/* where the reads go, so that the compiler keeps them */
+static volatile uint64_t replay_sink;
+
+/*
+ * One trace entry, as the function did it: r reads the page (a word of
+ * every cache line, as code walking it would), w writes its first words,
+ * rw reads then writes. Nothing is checked here.
+ */
+static void touch(char *addr, const struct tier_trace_ent *e)
+{
+	volatile uint64_t *page = (uint64_t *)(addr + e->page * TIER_PAGE_SIZE);
+	uint64_t sum = 0;
+
+	if (e->kind & TIER_ACCESS_R) {
+		for (unsigned j = 0; j < TIER_PAGE_SIZE / 8; j += 8)
+			sum += page[j];
+		replay_sink = sum;
+	}
+	if (e->kind & TIER_ACCESS_W)
+		for (unsigned w = 0; w < WRITTEN_WORDS; w++)
+			page[w] = written_word(e->page, w);
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/*
+ * --latency: before each touch, mincore() says whether the page is there
+ * yet (untimed); the touches of pages that were not are the faults the
+ * restore served, each timed from the thread's side, as the floor's
+ * MISSING fault is. The probes lengthen the replay itself.
+ */
+static void touch_timed(const struct replay_cfg *cfg, char *addr,
+			struct fault_lat *lat)
+{
+	uint64_t *ns = malloc((cfg->n ? cfg->n : 1) * sizeof(*ns)), sum = 0;
+	size_t k = 0;
+
+	for (size_t i = 0; i < cfg->n; i++) {
+		const struct tier_trace_ent *e = &cfg->ent[i];
+		unsigned char in = 1;
+		uint64_t t;
+
+		if (ns && mincore(addr + e->page * TIER_PAGE_SIZE,
+				  TIER_PAGE_SIZE, &in) < 0)
+			in = 1;
+		if (!ns || (in & 1)) {
+			touch(addr, e);
+			continue;
+		}
+		t = mono_ns();
+		touch(addr, e);
+		ns[k++] = mono_ns() - t;
+	}
+	memset(lat, 0, sizeof(*lat));
+	if (ns && k) {
+		qsort(ns, k, sizeof(*ns), cmp_u64);
+		for (size_t i = 0; i < k; i++)
+			sum += ns[i];
+		lat->n = k;
+		lat->p50_ns = ns[k / 2];
+		lat->p99_ns = ns[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1];
+		lat->max_ns = ns[k - 1];
+		lat->mean_ns = sum / k;
+	}
+	free(ns);
+}
+
+/*
+ * After the timed loop: a page only read must be the image's (its
+ * checksum); a written one the image's bytes, themselves checked against
+ * the checksum, with the loop's words over them. -EBADMSG names the page.
+ */
+static int verify_touched(struct tier_snap *snap, const char *addr,
+			  const struct tier_trace_ent *e)
+{
+	const uint8_t *page = (const uint8_t *)addr + e->page * TIER_PAGE_SIZE;
+	uint64_t want[TIER_PAGE_SIZE / 8];
+	int rc, fd;
+
+	if (!(e->kind & TIER_ACCESS_W))
+		return tier_snap_verify_page(snap, e->page, page);
+	fd = snap_image_fd(snap);
+	if (fd < 0)
+		return fd;
+	rc = pread_full(fd, want, sizeof(want), e->page * TIER_PAGE_SIZE,
+			snap->image);
+	if (!rc)
+		rc = tier_snap_verify_page(snap, e->page, want);
+	if (rc)
+		return rc;
+	for (unsigned w = 0; w < WRITTEN_WORDS; w++)
+		want[w] = written_word(e->page, w);
+	if (memcmp(page, want, sizeof(want)))
+		return tier_err(-EBADMSG, "snapshot %s: page %llu: the restored bytes differ from the image's with the trace's writes",
+				tier_snap_name(snap), (unsigned long long)e->page);
+	return 0;
+}
+
 static void run_instance(const struct replay_cfg *cfg, unsigned idx,
 			 struct replay_result *res)
 {
@@ -187,14 +323,22 @@ static void run_instance(const struct replay_cfg *cfg, unsigned idx,
 		goto out_unmap;
 	}
 
+	/* the workload alone: what a function does to its pages */
+	t0 = now_ms();
+	if (cfg->latency)
+		touch_timed(cfg, addr, &res->lat);
+	else
+		for (i = 0; i < cfg->n; i++)
+			touch(addr, &cfg->ent[i]);
+	res->replay_ms = now_ms() - t0;
+	getrusage(RUSAGE_SELF, &ru1);
+	res->minflt = ru1.ru_minflt - ru0.ru_minflt;
+	res->majflt = ru1.ru_majflt - ru0.ru_majflt;
+
+	/* then every touched page checked, all of it resident now */
 	t0 = now_ms();
 	for (i = 0; i < cfg->n; i++) {
-		const struct tier_trace_ent *e = &cfg->ent[i];
-		volatile uint64_t *page = (uint64_t *)(addr + e->page * TIER_PAGE_SIZE);
-		unsigned w;
-
-		/* a w page is verified too: the first touch is then a read */
-		rc = tier_snap_verify_page(cfg->snap, e->page, (const void *)page);
+		rc = verify_touched(cfg->snap, addr, &cfg->ent[i]);
 		if (rc == -EBADMSG) {
 			if (++res->mismatches <= MAX_REPORTED) {
 				if (cfg->instances > 1)
@@ -210,14 +354,8 @@ static void run_instance(const struct replay_cfg *cfg, unsigned idx,
 		} else {
 			res->verified++;
 		}
-		if (e->kind & TIER_ACCESS_W)
-			for (w = 0; w < 8; w++)
-				page[w] = 0x7469657200000000ULL | (e->page << 3 | w);
 	}
-	res->replay_ms = now_ms() - t0;
-	getrusage(RUSAGE_SELF, &ru1);
-	res->minflt = ru1.ru_minflt - ru0.ru_minflt;
-	res->majflt = ru1.ru_majflt - ru0.ru_majflt;
+	res->verify_ms = now_ms() - t0;
 
 	tier_restore_stats(rs, &res->st);
 	rc = tier_restore_error(rs);
@@ -409,7 +547,10 @@ struct totals {
 	uint64_t verified, mismatches, faults[TIER_CLASS_MAX];
 	uint64_t pool, local, cxl, anon, prefetched, lazy, minflt, majflt;
 	uint64_t mappings;
-	double setup_mean, setup_max, replay_mean, replay_max;
+	double setup_mean, setup_max, replay_mean, replay_max, verify_mean;
+	/* --latency: over the instances, p50 and mean averaged, p99 and max
+	 * the largest */
+	struct fault_lat lat;
 	unsigned n;
 };
 
@@ -438,6 +579,14 @@ static void sum_results(const struct replay_result *res, unsigned count,
 			t->mappings = r->st.mappings;
 		t->setup_mean += r->setup_ms / count;
 		t->replay_mean += r->replay_ms / count;
+		t->verify_mean += r->verify_ms / count;
+		t->lat.n += r->lat.n;
+		t->lat.p50_ns += r->lat.p50_ns / count;
+		t->lat.mean_ns += r->lat.mean_ns / count;
+		if (r->lat.p99_ns > t->lat.p99_ns)
+			t->lat.p99_ns = r->lat.p99_ns;
+		if (r->lat.max_ns > t->lat.max_ns)
+			t->lat.max_ns = r->lat.max_ns;
 		if (r->setup_ms > t->setup_max)
 			t->setup_max = r->setup_ms;
 		if (r->replay_ms > t->replay_max)
@@ -462,8 +611,16 @@ static void print_json(const struct replay_cfg *cfg, const char *trace,
 	printf(",\"verified_pages\":%llu,\"mismatches\":%llu",
 	       (unsigned long long)t->verified, (unsigned long long)t->mismatches);
 	printf(",\"setup_ms\":%.3f,\"setup_ms_max\":%.3f,\"replay_ms\":%.3f,"
-	       "\"replay_ms_max\":%.3f", t->setup_mean, t->setup_max,
-	       t->replay_mean, t->replay_max);
+	       "\"replay_ms_max\":%.3f,\"verify_ms\":%.3f", t->setup_mean,
+	       t->setup_max, t->replay_mean, t->replay_max, t->verify_mean);
+	if (cfg->latency)
+		printf(",\"fault_latency\":{\"n\":%llu,\"p50_ns\":%llu,"
+		       "\"p99_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%llu}",
+		       (unsigned long long)t->lat.n,
+		       (unsigned long long)t->lat.p50_ns,
+		       (unsigned long long)t->lat.p99_ns,
+		       (unsigned long long)t->lat.max_ns,
+		       (unsigned long long)t->lat.mean_ns);
 	/* the range's pages per class: the same in every instance */
 	printf(",\"pages\":{\"zero\":%llu,\"ro\":%llu,\"rw\":%llu,\"cold\":%llu}",
 	       (unsigned long long)res[0].st.pages[TIER_CLASS_ZERO],
@@ -487,7 +644,8 @@ static void print_json(const struct replay_cfg *cfg, const char *trace,
 	for (i = 0; i < cfg->instances; i++) {
 		r = &res[i];
 		printf("%s{\"instance\":%u,\"verified_pages\":%llu,\"mismatches\":%llu,"
-		       "\"setup_ms\":%.3f,\"replay_ms\":%.3f,\"restore_setup_ms\":%.3f,"
+		       "\"setup_ms\":%.3f,\"replay_ms\":%.3f,\"verify_ms\":%.3f,"
+		       "\"restore_setup_ms\":%.3f,"
 		       "\"map_ms\":%.3f,\"prefetch_ms\":%.3f,\"register_ms\":%.3f,"
 		       "\"fault_ms\":%.3f,"
 		       "\"faults\":{\"zero\":%llu,\"ro\":%llu,\"rw\":%llu,\"cold\":%llu},"
@@ -498,7 +656,7 @@ static void print_json(const struct replay_cfg *cfg, const char *trace,
 		       i ? "," : "", r->instance,
 		       (unsigned long long)r->verified,
 		       (unsigned long long)r->mismatches, r->setup_ms, r->replay_ms,
-		       r->st.setup_ns / 1e6, r->st.map_ns / 1e6, r->st.prefetch_ns / 1e6,
+		       r->verify_ms, r->st.setup_ns / 1e6, r->st.map_ns / 1e6, r->st.prefetch_ns / 1e6,
 		       r->st.register_ns / 1e6, r->st.fault_ns / 1e6,
 		       (unsigned long long)r->st.faults[TIER_CLASS_ZERO],
 		       (unsigned long long)r->st.faults[TIER_CLASS_RO],
@@ -527,8 +685,13 @@ static void print_human(const struct replay_cfg *cfg, const char *trace,
 	printf("  %-12s %12s %12s\n", "", "mean", "max");
 	printf("  %-12s %9.3f ms %9.3f ms\n", "setup", t->setup_mean, t->setup_max);
 	printf("  %-12s %9.3f ms %9.3f ms\n", "replay", t->replay_mean, t->replay_max);
-	printf("  %-12s %llu pages, %llu mismatches\n", "verified",
-	       (unsigned long long)t->verified, (unsigned long long)t->mismatches);
+	printf("  %-12s %llu pages, %llu mismatches (%.3f ms, after the replay)\n",
+	       "verified", (unsigned long long)t->verified,
+	       (unsigned long long)t->mismatches, t->verify_mean);
+	if (cfg->latency)
+		printf("  %-12s %llu touches faulted: p50 %.1f us, p99 %.1f us, max %.1f us\n",
+		       "latency", (unsigned long long)t->lat.n, t->lat.p50_ns / 1e3,
+		       t->lat.p99_ns / 1e3, t->lat.max_ns / 1e3);
 	printf("  %-12s zero %llu, ro %llu, rw %llu, cold %llu\n", "uffd faults",
 	       (unsigned long long)t->faults[TIER_CLASS_ZERO],
 	       (unsigned long long)t->faults[TIER_CLASS_RO],
@@ -578,6 +741,8 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 		{ "cxl",        required_argument, NULL, 'c' },
 		{ "pool",       required_argument, NULL, 'o' },
 		{ "json",       no_argument,       NULL, 'j' },
+		{ "latency",    no_argument,       NULL, 'L' },
+		{ "spin-us",    required_argument, NULL, 'S' },
 		{ "help",       no_argument,       NULL, 'h' },
 		{ 0 }
 	};
@@ -620,6 +785,19 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 			break;
 		case 'j':
 			a->json = 1;
+			break;
+		case 'L':
+			cfg->latency = true;
+			break;
+		case 'S':
+			if (parse_uint(optarg, 1000000, &v))
+				return cli_bad(argv[0], replay_usage,
+					       "bad spin '%s': want 0..1000000 microseconds",
+					       optarg);
+			if (v)
+				cfg->attr.spin_us = v;
+			else
+				cfg->attr.flags |= TIER_RESTORE_NO_SPIN;
 			break;
 		case 'h':
 			return cli_usage(replay_usage, 0);

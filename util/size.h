@@ -14,5 +14,7 @@
 int parse_size(const char *s, uint64_t *ret);
 /* A plain unsigned decimal or 0x number, at most @max. */
 int parse_uint(const char *s, uint64_t max, uint64_t *ret);
+/* The value of a hex digit (either case), or -1. */
+int hex_digit(char c);
 
 #endif

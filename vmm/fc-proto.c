@@ -23,6 +23,7 @@
 
 #include "vmm/fc.h"
 #include "util/err.h"
+#include "util/size.h"
 
 #define MIB		(1024ULL * 1024)
 #define FC_DEPTH_MAX	32
@@ -122,17 +123,6 @@ static int jp_expect(struct jp *j, char c, const char *what)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int jp_u4(struct jp *j, unsigned *ret)
 {
 	unsigned v = 0;
@@ -141,7 +131,7 @@ static int jp_u4(struct jp *j, unsigned *ret)
 	if (j->end - j->p < 4)
 		return jp_err(j, -EPROTO, "string ends inside a \\u escape");
 	for (i = 0; i < 4; i++) {
-		h = hexval(j->p[i]);
+		h = hex_digit(j->p[i]);
 		if (h < 0)
 			return jp_err(j, -EPROTO, "bad \\u escape");
 		v = v << 4 | h;
