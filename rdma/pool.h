@@ -95,12 +95,25 @@ struct pool_server_attr {
 	const char *keys;
 	unsigned flags;
 	/*
-	 * 0: no limit. Else a CREATE that would take the bytes of the
-	 * segments held (in memory, or mapped from @dir) and being written
-	 * past this fails with -ENOSPC; a replaced segment counts until its
-	 * last reader closes it.
+	 * A CREATE that would take the bytes of the segments held (in
+	 * memory, or mapped from @dir) and being written past this fails
+	 * with -ENOSPC; a replaced segment counts until its last reader
+	 * closes it. 0: the segments being written, this one included, may
+	 * reserve half of what @dir (or, without it, memory) had free.
 	 */
 	uint64_t max_bytes;
+	/*
+	 * 0: 256. Connections served at once; the next ones are answered
+	 * -EBUSY with the reason at their HELLO, then closed.
+	 */
+	unsigned max_conns;
+	/*
+	 * 0: 30000. A request begun (and HELLO, with keys the handshake,
+	 * after the connect) must arrive whole within this, else its
+	 * connection is closed; between requests a connection may idle for
+	 * good (TCP keepalive reaps dead peers).
+	 */
+	unsigned request_timeout_ms;
 };
 
 /* Listens on @uri (tcp:// or rdma://); serves until pool_server_stop. */
@@ -116,5 +129,7 @@ void pool_server_free(struct pool_server *srv);
 uint16_t pool_server_port(const struct pool_server *srv);
 /* Connections accepted since the start. */
 unsigned pool_server_connections(const struct pool_server *srv);
+/* Connections closed because a request did not arrive whole in time. */
+unsigned pool_server_timeouts(const struct pool_server *srv);
 
 #endif

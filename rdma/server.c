@@ -36,12 +36,24 @@
 #include "rdma/keys.h"
 #include "rdma/pool-int.h"
 #include "rdma/proto.h"
+#include "rdma/server-limits.h"
 #include "util/err.h"
 #include "util/log.h"
 
 #define SRV_MAX_OPEN	65536U	/* segments open on one connection */
 #define SRV_MAX_WRITE	256U	/* segments being written on one connection */
 #define SRV_SEND_TIMEOUT_MS	60000	/* a client that stops reading its replies */
+#define SRV_MAX_CONNS	256U	/* default --max-connections */
+#define SRV_REFUSING	16U	/* threads answering connections over the limit */
+#define SRV_REQ_TIMEOUT_MS	30000U	/* default --request-timeout */
+#define SRV_STACK	(512U << 10)	/* a connection thread's stack */
+/*
+ * The largest payload received into a connection's buffer: a READ of
+ * POOL_MAX_RANGES. A WRITE's data goes straight into its segment, any
+ * other payload this long is refused unread (read and dropped).
+ */
+#define SRV_REQ_MAX	(sizeof(struct pool_read_req) + \
+			 POOL_MAX_RANGES * sizeof(struct pool_range))
 #define SRV_KEYS_POLL_MS	1000	/* how soon an edited key file counts */
 
 struct srv_seg {
@@ -66,6 +78,7 @@ struct srv_wseg {
 	uint64_t size;
 	void *mem;
 	int fd;
+	bool reserved;		/* its blocks are allocated (srv->reserved) */
 	char tmp[4096 + 64];	/* with a dir: the temporary, else "" */
 };
 
@@ -76,6 +89,7 @@ struct srv_conn {
 	pthread_t thread;
 	int done;		/* atomic: the thread has finished */
 	bool hello;
+	bool refuse;		/* over --max-connections: HELLO is refused */
 	bool fatal;		/* the peer broke the protocol: answer, then close */
 	void *verbs;		/* rdma: the verbs connection; NULL over TCP */
 	uint32_t max_data;	/* WRITE payload one message can carry */
@@ -106,6 +120,16 @@ struct pool_server {
 	unsigned keys_gen;	/* run loop: the generation last acted on */
 	unsigned tmp_seq;
 	unsigned connections;	/* accepted since start (atomic) */
+	unsigned active;	/* connections being served (atomic) */
+	unsigned timeouts;	/* connections closed mid-request (atomic) */
+	unsigned max_conns, req_timeout_ms;
+	int dir_fd;		/* holds the dir's lock; -1 without a dir */
+	/*
+	 * Without max_bytes: bytes of the segments being written, and of
+	 * those among them whose blocks are allocated already (no longer in
+	 * the free space srv_room sees), under lock.
+	 */
+	uint64_t writing, reserved;
 	/*
 	 * Bytes of the segments in the table and of those being written,
 	 * under lock; CREATE may not take it past max_bytes (0: no limit).
@@ -241,6 +265,9 @@ static void wseg_free(struct srv_wseg *w, bool discard)
 		return;
 	pthread_mutex_lock(&w->srv->lock);
 	w->srv->held -= w->size;
+	w->srv->writing -= w->size;
+	if (w->reserved)
+		w->srv->reserved -= w->size;
 	pthread_mutex_unlock(&w->srv->lock);
 	if (w->mem)
 		munmap(w->mem, w->size);
@@ -255,9 +282,14 @@ static int wseg_new(struct pool_server *srv, const char *name, uint64_t size,
 		    struct srv_wseg **ret)
 {
 	struct srv_wseg *w;
-	uint64_t held;
+	uint64_t held, room = 0;
 	int rc;
 
+	if (!srv->max_bytes) {
+		rc = srv_room(srv->dir, &room);
+		if (rc)
+			return rc;
+	}
 	pthread_mutex_lock(&srv->lock);
 	held = srv->held;
 	if (srv->max_bytes &&
@@ -268,7 +300,25 @@ static int wseg_new(struct pool_server *srv, const char *name, uint64_t size,
 				(unsigned long long)held,
 				(unsigned long long)srv->max_bytes);
 	}
+	if (!srv->max_bytes) {
+		/*
+		 * Every CREATE in flight, this one included, within half of
+		 * what was free before they reserved: no single client (nor
+		 * all together) fills the disk or the memory the host needs.
+		 */
+		uint64_t budget = (room + srv->reserved) / 2;
+
+		if (size > budget || srv->writing > budget - size) {
+			pthread_mutex_unlock(&srv->lock);
+			return tier_err(-ENOSPC, "segment '%s': %llu bytes do not fit: segments being written reserve %llu of the %llu allowed (half of the free %s; --max-bytes sets a limit)",
+					name, (unsigned long long)size,
+					(unsigned long long)srv->writing,
+					(unsigned long long)budget,
+					srv->dir[0] ? "space of --dir" : "memory");
+		}
+	}
 	srv->held += size;	/* given back by wseg_free, or kept by commit */
+	srv->writing += size;
 	pthread_mutex_unlock(&srv->lock);
 	w = calloc(1, sizeof(*w));
 	if (!w) {
@@ -321,6 +371,10 @@ static int wseg_new(struct pool_server *srv, const char *name, uint64_t size,
 			      name, (unsigned long long)size, strerror(rc));
 		goto err;
 	}
+	pthread_mutex_lock(&srv->lock);
+	srv->reserved += size;
+	w->reserved = true;
+	pthread_mutex_unlock(&srv->lock);
 	if (size) {
 		w->mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			      w->fd, 0);
@@ -381,6 +435,9 @@ static int wseg_commit(struct pool_server *srv, struct srv_wseg *w)
 	}
 	g->next = srv->segs;
 	srv->segs = g;
+	srv->writing -= w->size;	/* held stays: the table has it now */
+	if (w->reserved)
+		srv->reserved -= w->size;
 	pthread_mutex_unlock(&srv->lock);
 
 	if (old)
@@ -511,6 +568,9 @@ static int do_hello(struct srv_conn *c, const struct pool_hdr *h,
 					     m.version));
 	m.name[sizeof(m.name) - 1] = '\0';
 	tier_dbg("pool server: %s is '%s'", c->peer, m.name);
+	if (c->refuse)
+		return violation(c, tier_err(-EBUSY, "pool server: serving its limit of %u connections (--max-connections); try again later",
+					     c->srv->max_conns));
 	c->hello = true;
 
 	r->u.hello = (struct pool_hello){
@@ -656,27 +716,40 @@ static struct srv_wseg *write_seg(struct srv_conn *c, uint32_t id)
 	return c->w[id - 1];
 }
 
+/* Where the @len data bytes of the WRITE @m go in its segment. */
+static int write_dst(struct srv_conn *c, const struct pool_write_req *m,
+		     size_t len, void **ret)
+{
+	struct srv_wseg *w = write_seg(c, m->id);
+
+	if (!w)
+		return tier_err(-EBADF, "no segment being written with id %u", m->id);
+	if (m->off > w->size || len > w->size - m->off)
+		return tier_err(-ERANGE, "segment '%s': write of %zu bytes at offset %llu beyond its size %llu",
+				w->name, len, (unsigned long long)m->off,
+				(unsigned long long)w->size);
+	*ret = w->mem ? (char *)w->mem + m->off : NULL;
+	return 0;
+}
+
 static int do_write(struct srv_conn *c, const struct pool_hdr *h,
 		    const uint8_t *p, struct srv_reply *r)
 {
 	struct pool_write_req m;
-	struct srv_wseg *w;
+	void *dst;
 	size_t len;
+	int rc;
 
 	if (h->len < sizeof(m))
 		return want_len(c, h, sizeof(m));
 	memcpy(&m, p, sizeof(m));
 	proto_write_req_swap(&m);
 	len = h->len - sizeof(m);
-	w = write_seg(c, m.id);
-	if (!w)
-		return tier_err(-EBADF, "no segment being written with id %u", m.id);
-	if (m.off > w->size || len > w->size - m.off)
-		return tier_err(-ERANGE, "segment '%s': write of %zu bytes at offset %llu beyond its size %llu",
-				w->name, len, (unsigned long long)m.off,
-				(unsigned long long)w->size);
+	rc = write_dst(c, &m, len, &dst);
+	if (rc)
+		return rc;
 	if (len)
-		memcpy((char *)w->mem + m.off, p + sizeof(m), len);
+		memcpy(dst, p + sizeof(m), len);
 	return 0;
 }
 
@@ -958,47 +1031,112 @@ static void conn_cleanup(struct srv_conn *c)
 	auth_conn_wipe(&c->auth);
 }
 
+/*
+ * Receives the payload of @h by @by and handles the request, its result
+ * in *@ret: into c->buf, grown as needed up to SRV_REQ_MAX, or a WRITE's
+ * data straight into its segment, so a connection never buffers more
+ * than one READ's ranges. Returns an I/O error that ends the connection
+ * unanswered (the stream is out of step), else 0.
+ */
+static int serve_request(struct srv_conn *c, const struct pool_hdr *h,
+			 const struct timespec *by, struct srv_reply *r,
+			 int *ret)
+{
+	struct pool_write_req m;
+	void *dst = NULL;
+	int rc;
+
+	if (h->op == POOL_OP_WRITE && !h->status && c->hello &&
+	    h->len >= sizeof(m)) {
+		rc = srv_recv_by(c->fd, &m, sizeof(m), by);
+		if (rc)
+			return rc;
+		proto_write_req_swap(&m);
+		/* As handle() would: the key is checked before a byte lands. */
+		*ret = auth_gate(c, h->op);
+		if (!*ret)
+			*ret = write_dst(c, &m, h->len - sizeof(m), &dst);
+		/* Refused: read and dropped, the stream stays in step. */
+		return srv_recv_by(c->fd, *ret ? NULL : dst, h->len - sizeof(m), by);
+	}
+	if (h->len > SRV_REQ_MAX) {
+		rc = srv_recv_by(c->fd, NULL, h->len, by);
+		if (rc)
+			return rc;
+		if (c->hello && !h->status && h->op >= POOL_OP_MAX &&
+		    !(h->op & POOL_OP_REPLY))
+			*ret = tier_err(-EOPNOTSUPP, "unknown op %u", h->op);
+		else
+			*ret = violation(c, tier_err(-EPROTO, "%s payload of %u bytes, the limit is %zu",
+						     proto_op_name(h->op), h->len,
+						     SRV_REQ_MAX));
+		return 0;
+	}
+	if (h->len > c->buf_cap) {
+		uint8_t *b = realloc(c->buf, h->len);
+
+		if (!b) {
+			*ret = violation(c, tier_err(-ENOMEM, "out of memory for %u bytes",
+						     h->len));
+			return 0;
+		}
+		c->buf = b;
+		c->buf_cap = h->len;
+	}
+	rc = srv_recv_by(c->fd, c->buf, h->len, by);
+	if (rc)
+		return rc;
+	*ret = handle(c, h, c->buf, r);
+	return 0;
+}
+
 static void *conn_main(void *arg)
 {
 	struct srv_conn *c = arg;
+	struct timespec by;
 	struct pool_hdr h;
 	int rc;
 
 	tier_dbg("pool server: %s connected", c->peer);
+	/*
+	 * HELLO (and with keys the handshake) follows the connect at once:
+	 * no idling before the peer is known.
+	 */
+	srv_deadline(&by, c->srv->req_timeout_ms);
 	for (;;) {
 		struct srv_reply r = { 0 };
+		int res = 0;
 
-		rc = proto_recv(c->fd, &h, sizeof(h));
-		if (rc)
-			break;
-		rc = proto_hdr_decode(&h, c->peer);
-		if (rc) {
-			send_reply(c, &h, rc, NULL);
-			break;
+		if (c->hello && (!c->srv->keys || c->auth.state == AUTH_DONE)) {
+			if (srv_wait_readable(c->fd))
+				break;
+			srv_deadline(&by, c->srv->req_timeout_ms);
 		}
-		if (h.len > c->buf_cap) {
-			uint8_t *b = realloc(c->buf, h.len);
-
-			if (!b) {
-				rc = tier_err(-ENOMEM, "out of memory for %u bytes", h.len);
+		rc = srv_recv_by(c->fd, &h, sizeof(h), &by);
+		if (!rc) {
+			rc = proto_hdr_decode(&h, c->peer);
+			if (rc) {
 				send_reply(c, &h, rc, NULL);
 				break;
 			}
-			c->buf = b;
-			c->buf_cap = h.len;
+			rc = serve_request(c, &h, &by, &r, &res);
 		}
-		rc = proto_recv(c->fd, c->buf, h.len);
+		if (rc == -ETIMEDOUT) {
+			tier_dbg("pool server: %s: a request not complete within %u ms: closed",
+				 c->peer, c->srv->req_timeout_ms);
+			__atomic_fetch_add(&c->srv->timeouts, 1, __ATOMIC_RELAXED);
+		}
 		if (rc)
 			break;
-		rc = handle(c, &h, c->buf, &r);
-		if (rc)
+		if (res)
 			tier_dbg("pool server: %s: %s: %s", c->peer,
 				 proto_op_name(h.op), tier_errmsg());
-		if (send_reply(c, &h, rc, &r) || c->fatal)
+		if (send_reply(c, &h, res, &r) || c->fatal)
 			break;
 	}
 	tier_dbg("pool server: %s disconnected", c->peer);
 	conn_cleanup(c);
+	__atomic_fetch_sub(&c->srv->active, 1, __ATOMIC_RELEASE);
 	/* The fd stays open until the run loop joins us: no reuse races. */
 	shutdown(c->fd, SHUT_RDWR);
 	__atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
@@ -1041,13 +1179,10 @@ static void peer_name(int fd, char *buf, size_t len)
 /* A stream connection on @fd, not yet served. */
 static struct srv_conn *conn_new(struct pool_server *srv, int fd)
 {
-	struct timeval tv = { .tv_sec = SRV_SEND_TIMEOUT_MS / 1000 };
 	struct srv_conn *c;
-	int one = 1;
 
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	/* Requests may be minutes apart (cold faults), replies must drain. */
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	/* Requests may be hours apart (cold faults), replies must drain. */
+	srv_sock_setup(fd, SRV_SEND_TIMEOUT_MS);
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
@@ -1063,15 +1198,34 @@ static struct srv_conn *conn_new(struct pool_server *srv, int fd)
 	return c;
 }
 
+/*
+ * Past max_conns a connection still gets a thread, to read its HELLO and
+ * answer -EBUSY with the reason; past SRV_REFUSING more it is closed
+ * unanswered (a flood of them must not cost a thread each).
+ */
 static int conn_start(struct pool_server *srv, int fd)
 {
-	struct srv_conn *c = conn_new(srv, fd);
+	unsigned active = __atomic_load_n(&srv->active, __ATOMIC_ACQUIRE);
+	struct srv_conn *c;
+	pthread_attr_t ta;
 	int rc;
 
+	if (active >= srv->max_conns + SRV_REFUSING)
+		return -EBUSY;
+	c = conn_new(srv, fd);
 	if (!c)
 		return -ENOMEM;
-	rc = pthread_create(&c->thread, NULL, conn_main, c);
+	/* Only this thread adds, so the count read above still holds. */
+	c->refuse = active >= srv->max_conns;
+	__atomic_fetch_add(&srv->active, 1, __ATOMIC_RELAXED);
+	rc = pthread_attr_init(&ta);
+	if (!rc) {
+		pthread_attr_setstacksize(&ta, SRV_STACK);
+		rc = pthread_create(&c->thread, &ta, conn_main, c);
+		pthread_attr_destroy(&ta);
+	}
 	if (rc) {
+		__atomic_fetch_sub(&srv->active, 1, __ATOMIC_RELAXED);
 		free(c->riov);
 		free(c);
 		return -rc;
@@ -1089,6 +1243,7 @@ int srv_serve_fd(struct pool_server *srv, int fd)
 	if (!c)
 		return tier_err(-ENOMEM, "out of memory");
 	__atomic_fetch_add(&srv->connections, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&srv->active, 1, __ATOMIC_RELAXED);
 	conn_main(c);
 	free(c);
 	return 0;
@@ -1110,6 +1265,8 @@ struct srv_conn *srv_conn_new(struct pool_server *srv, const char *peer,
 	snprintf(c->peer, sizeof(c->peer), "%s", peer);
 	tier_dbg("pool server: %s connected", c->peer);
 	__atomic_fetch_add(&srv->connections, 1, __ATOMIC_RELAXED);
+	c->refuse = __atomic_fetch_add(&srv->active, 1, __ATOMIC_RELAXED) >=
+		    srv->max_conns;
 	return c;
 }
 
@@ -1119,6 +1276,7 @@ void srv_conn_free(struct srv_conn *c)
 		return;
 	tier_dbg("pool server: %s disconnected", c->peer);
 	conn_cleanup(c);
+	__atomic_fetch_sub(&c->srv->active, 1, __ATOMIC_RELEASE);
 	free(c);
 }
 
@@ -1235,7 +1393,11 @@ int pool_server_start(const struct tier_uri *uri,
 	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pool_uri_name(uri, srv->uri, sizeof(srv->uri));
+	srv->dir_fd = -1;
 	srv->max_bytes = attr ? attr->max_bytes : 0;
+	srv->max_conns = attr && attr->max_conns ? attr->max_conns : SRV_MAX_CONNS;
+	srv->req_timeout_ms = attr && attr->request_timeout_ms ?
+			      attr->request_timeout_ms : SRV_REQ_TIMEOUT_MS;
 	if (attr && attr->keys) {
 		rc = auth_init();
 		if (!rc)
@@ -1261,6 +1423,16 @@ int pool_server_start(const struct tier_uri *uri,
 				      srv->dir);
 			goto err;
 		}
+		/* One server a dir: then every temporary in it is dead. */
+		rc = srv_dir_lock(srv->dir, &srv->dir_fd);
+		if (rc)
+			goto err;
+		rc = srv_dir_clean(srv->dir);
+		if (rc < 0)
+			goto err;
+		if (rc)
+			tier_dbg("pool server: %s: removed %d temporaries a killed server left",
+				 srv->dir, rc);
 	}
 	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		rc = tier_err(-errno, "pipe: %m");
@@ -1373,7 +1545,8 @@ int pool_server_run(struct pool_server *srv)
 			continue;
 		}
 		if (conn_start(srv, fd)) {
-			tier_dbg("pool server: no thread for a connection");
+			tier_dbg("pool server: no thread for a connection (%u served)",
+				 __atomic_load_n(&srv->active, __ATOMIC_RELAXED));
 			close(fd);
 		}
 	}
@@ -1417,6 +1590,8 @@ void pool_server_free(struct pool_server *srv)
 		close(srv->stop_pipe[0]);
 	if (srv->stop_pipe[1] >= 0)
 		close(srv->stop_pipe[1]);
+	if (srv->dir_fd >= 0)
+		close(srv->dir_fd);
 	pool_keys_free(srv->keys);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
@@ -1430,4 +1605,9 @@ uint16_t pool_server_port(const struct pool_server *srv)
 unsigned pool_server_connections(const struct pool_server *srv)
 {
 	return __atomic_load_n(&srv->connections, __ATOMIC_RELAXED);
+}
+
+unsigned pool_server_timeouts(const struct pool_server *srv)
+{
+	return __atomic_load_n(&srv->timeouts, __ATOMIC_RELAXED);
 }

@@ -186,8 +186,16 @@ static int vcq_wait(struct vcq *q, struct ibv_wc *wc, int n, int timeout_ms,
 			return -errno;
 		if (r == 0)
 			return -ETIMEDOUT;
-		if (stop_fd >= 0 && pfd[1].revents)
+		if (stop_fd >= 0 && pfd[1].revents) {
+			/*
+			 * A completion that came before the stop goes first: a
+			 * peer's last answer (a refusal) precedes its disconnect.
+			 */
+			r = ibv_poll_cq(q->cq, n, wc);
+			if (r)
+				return r < 0 ? -EIO : r;
 			return -ECANCELED;
+		}
 		/* Re-arm, then poll again: a completion may have slipped in. */
 		if (ibv_get_cq_event(q->cc, &cq, &ctx) == 0)
 			ibv_ack_cq_events(cq, 1);

@@ -88,6 +88,39 @@ static void srv_stop(struct srv *sv)
 	pool_server_free(sv->s);
 }
 
+/*
+ * --max-connections over RDMA: the connection past the limit is refused
+ * at its HELLO with the reason; once one leaves, a new one gets in.
+ */
+static void test_conn_limit(void)
+{
+	struct pool_server_attr attr = { .max_conns = 2 };
+	struct tier_uri u = rdma_uri(0);
+	struct pool *p[3];
+	struct srv sv;
+	int rc = 0, tries;
+
+	t_ok(pool_server_start(&u, &attr, &sv.s));
+	sv.port = pool_server_port(sv.s);
+	t_assert(pthread_create(&sv.thread, NULL, srv_main, &sv) == 0);
+	u = rdma_uri(sv.port);
+	t_ok(pool_open(&u, &p[0]));
+	t_ok(pool_open(&u, &p[1]));
+	t_fails(pool_open(&u, &p[2]), -EBUSY);
+	t_assert(strstr(tier_errmsg(), "serving its limit of 2 connections (--max-connections)"));
+	pool_close(p[1]);
+	for (tries = 0; tries < 600; tries++) {	/* its teardown is asynchronous */
+		rc = pool_open(&u, &p[1]);
+		if (rc != -EBUSY)
+			break;
+		usleep(50 * 1000);
+	}
+	t_ok(rc);
+	pool_close(p[0]);
+	pool_close(p[1]);
+	srv_stop(&sv);
+}
+
 static struct pool *connect_pool(uint16_t port)
 {
 	struct tier_uri u = rdma_uri(port);
@@ -426,6 +459,7 @@ int main(int argc, char **argv)
 	pool_close(b);
 	srv_stop(&sv);
 
+	test_conn_limit();
 	test_server_killed();
 	test_keys();
 

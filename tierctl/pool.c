@@ -31,7 +31,12 @@ static const char serve_usage[] =
 	"  --dir DIR            keep segments in DIR (default: in memory only)\n"
 	"  --max-bytes SIZE     refuse a segment that would take the segments\n"
 	"                       held and being written past SIZE, K/M/G/T\n"
-	"                       suffixes (default: no limit)\n"
+	"                       suffixes (default: the segments being written\n"
+	"                       reserve at most half the free space)\n"
+	"  --max-connections N  serve N clients at once, refuse the next\n"
+	"                       (default 256)\n"
+	"  --request-timeout S  close a connection whose request (or HELLO)\n"
+	"                       is not whole within S seconds (default 30)\n"
 	"  -h, --help           show this help\n";
 
 static struct pool_server *volatile the_server;
@@ -58,6 +63,8 @@ int cmd_pool_serve(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "dir",    required_argument, NULL, 'd' },
 		{ "max-bytes", required_argument, NULL, 'm' },
+		{ "max-connections", required_argument, NULL, 'c' },
+		{ "request-timeout", required_argument, NULL, 't' },
 		{ "keys",   required_argument, NULL, 'k' },
 		{ "no-auth", no_argument,      NULL, 'N' },
 		{ "help",   no_argument,       NULL, 'h' },
@@ -69,6 +76,7 @@ int cmd_pool_serve(int argc, char **argv)
 	bool no_auth = false;
 	struct pool_server *srv;
 	struct tier_uri uri;
+	uint64_t v;
 	int c, rc;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -91,6 +99,20 @@ int cmd_pool_serve(int argc, char **argv)
 				return cli_bad(argv[0], serve_usage,
 					       "--max-bytes \"%s\": not a size above 0 (K/M/G/T suffixes)",
 					       optarg);
+			break;
+		case 'c':
+			if (parse_uint(optarg, 65536, &v) || !v)
+				return cli_bad(argv[0], serve_usage,
+					       "--max-connections \"%s\": not a number from 1 to 65536",
+					       optarg);
+			attr.max_conns = v;
+			break;
+		case 't':
+			if (parse_uint(optarg, 86400, &v) || !v)
+				return cli_bad(argv[0], serve_usage,
+					       "--request-timeout \"%s\": not a number of seconds from 1 to 86400",
+					       optarg);
+			attr.request_timeout_ms = v * 1000;
 			break;
 		case 'h':
 			return cli_usage(serve_usage, 0);
