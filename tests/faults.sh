@@ -417,7 +417,7 @@ for _ in $(seq 200); do
 	sleep 0.05
 done
 run 1 place --policy tiered --cxl "$CXL" --pool "pool=tcp://127.0.0.1:$port" vm
-one_line "^tierctl place: .*segment 'vm/tiered\.[0-9a-f]*'.*No space left on device" "place into a full pool server"
+one_line "^tierctl place: .*segment 'vm/tiered\.[0-9a-f]*'.*\(No space left on device\|do not fit\)" "place into a full pool server"
 run 0 replay --json --trace-file "$tmp/mixed.txt" vm && verified 1100 "the plan before the full pool"
 run 0 gc
 no_tmp "$tmp/pool-small" "place into a full pool server"
