@@ -75,7 +75,7 @@ def pairs(b, ta, tb, policy, n, pool=None):
 def serve_tcp(b, tb):
     d = os.path.join(b.tmp, "tcp-pool")
     os.makedirs(d, exist_ok=True)
-    srv = subprocess.Popen([tb["tierctl"], "pool", "serve", "--listen",
+    srv = subprocess.Popen([tb["tierctl"], "pool", "serve", "--no-auth", "--listen",
                             "tcp://127.0.0.1:0", "--dir", d],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                            text=True)

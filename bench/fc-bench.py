@@ -195,7 +195,7 @@ class FcBench:
         b = self.b
         d = os.path.join(self.tmp, "tcp-pool")
         os.makedirs(d, exist_ok=True)
-        cmd = [self.t["tierctl"], "pool", "serve", "--listen",
+        cmd = [self.t["tierctl"], "pool", "serve", "--no-auth", "--listen",
                "tcp://127.0.0.1:0", "--dir", d]
         rb.log("+ " + " ".join(cmd) + " &")
         self.pool_err = os.path.join(self.tmp, "pool-serve.err")

@@ -224,7 +224,7 @@ class Bench:
         """The pool behind "tierctl pool serve" on loopback TCP."""
         d = os.path.join(self.tmp, "tcp-pool")
         os.makedirs(d, exist_ok=True)
-        cmd = [self.t["tierctl"], "pool", "serve", "--listen",
+        cmd = [self.t["tierctl"], "pool", "serve", "--no-auth", "--listen",
                "tcp://127.0.0.1:0", "--dir", d]
         log("+ " + " ".join(cmd) + " &")
         errpath = os.path.join(self.tmp, "pool-serve.err")

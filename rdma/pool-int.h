@@ -58,6 +58,7 @@ struct pool {
 	const struct pool_ctl *ctl;	/* message transports */
 	char uri[320];		/* "tcp://HOST:PORT", "file:PATH": for messages */
 	void *priv;		/* the transport's */
+	uint32_t server_flags;	/* message transports: POOL_HELLO_* of the server */
 };
 
 /* The transport fills everything but pool and name. */
@@ -150,12 +151,17 @@ void srv_conn_free(struct srv_conn *c);
 size_t srv_conn_msg(struct srv_conn *c, void *msg, size_t len, void *out,
 		    size_t cap, bool *close);
 
+/* Whether the key @c authenticated with is revoked or gone now. */
+bool srv_conn_revoked(struct srv_conn *c);
+
 /* rdma:// listener (verbs.c; the stub fails with -EOPNOTSUPP). */
 int pool_verbs_listen(struct pool_server *srv, const struct tier_uri *uri,
 		      const char *name, void **ret, int *ret_fd,
 		      uint16_t *ret_port);
 /* The listener's fd is readable: handle its connection events. */
 void pool_verbs_event(void *l);
+/* Disconnects the clients whose key srv_conn_revoked says is revoked. */
+void pool_verbs_revoke(void *l);
 /* Disconnects every client and waits for their threads. */
 void pool_verbs_disconnect_all(void *l);
 void pool_verbs_free(void *l);

@@ -13,8 +13,11 @@
 #include <unistd.h>
 
 #include "tier.h"
+#include "rdma/auth.h"
+#include "rdma/keys.h"
 #include "rdma/pool-int.h"
 #include "util/err.h"
+#include "util/log.h"
 
 static bool name_char_ok(char c)
 {
@@ -113,7 +116,36 @@ void pool_uri_name(const struct tier_uri *uri, char *buf, size_t len)
 		snprintf(buf, len, "%s://%s:%u", scheme, uri->host, uri->port);
 }
 
+static int pool_auth(struct pool *p, const struct pool_cred *cred)
+{
+	enum pool_role role;
+	int rc;
+
+	if (!p->ctl)
+		return 0;	/* a file pool: the file modes decide */
+	if (!(p->server_flags & POOL_HELLO_AUTH)) {
+		if (cred)
+			tier_dbg("pool %s: the server asks for no key; '%s' unused",
+				 p->uri, cred->id);
+		return 0;
+	}
+	if (!cred)
+		return tier_err(-EACCES, "pool %s: the server requires a key, and none is set up (tierctl pool key)",
+				p->uri);
+	rc = auth_client(p, cred, &role);
+	if (!rc)
+		tier_dbg("pool %s: key '%s' accepted, role %s", p->uri,
+			 cred->id, pool_role_name(role));
+	return rc;
+}
+
 int pool_open(const struct tier_uri *uri, struct pool **ret)
+{
+	return pool_connect(uri, NULL, ret);
+}
+
+int pool_connect(const struct tier_uri *uri, const struct pool_cred *cred,
+		 struct pool **ret)
 {
 	struct pool *p;
 	int rc;
@@ -138,6 +170,11 @@ int pool_open(const struct tier_uri *uri, struct pool **ret)
 	}
 	if (rc) {
 		free(p);
+		return rc;
+	}
+	rc = pool_auth(p, cred);
+	if (rc) {
+		pool_close(p);
 		return rc;
 	}
 	*ret = p;

@@ -26,6 +26,16 @@ struct pool_wseg;	/* being written; invisible until committed */
 /* Default when no pool= URI is given: a file pool inside the store. */
 #define POOL_DEFAULT_SUBDIR	"pool"
 
+struct pool_cred;
+
+/*
+ * Connects with @cred (rdma/keys.h; NULL: none). A server that requires a
+ * key refuses a client without one (-EACCES), and a key it does not accept
+ * (unknown, revoked, a wrong secret) with the reason.
+ */
+int pool_connect(const struct tier_uri *uri, const struct pool_cred *cred,
+		 struct pool **ret);
+/* pool_connect without a key: file pools and servers run --no-auth. */
 int pool_open(const struct tier_uri *uri, struct pool **ret);
 void pool_close(struct pool *p);
 
@@ -77,6 +87,12 @@ struct pool_server;
 
 struct pool_server_attr {
 	const char *dir;	/* where segments persist; NULL: memory only */
+	/*
+	 * A key file or directory (rdma/keys.h): every client authenticates
+	 * and is held to its key's role and snapshots. NULL: anyone who
+	 * reaches the port may do anything (a private network only).
+	 */
+	const char *keys;
 	unsigned flags;
 	/*
 	 * 0: no limit. Else a CREATE that would take the bytes of the

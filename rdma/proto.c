@@ -29,6 +29,8 @@ static const char *const op_names[POOL_OP_MAX] = {
 	[POOL_OP_REMOVE] = "REMOVE",
 	[POOL_OP_READ] = "READ",
 	[POOL_OP_STAT] = "STAT",
+	[POOL_OP_CHALLENGE] = "CHALLENGE",
+	[POOL_OP_AUTH] = "AUTH",
 };
 
 const char *proto_op_name(unsigned op)
@@ -127,6 +129,12 @@ void proto_range_swap(struct pool_range *m)
 void proto_stat_rep_swap(struct pool_stat_rep *m)
 {
 	m->size = le64toh(m->size);
+}
+
+void proto_auth_rep_swap(struct pool_auth_rep *m)
+{
+	m->role = le32toh(m->role);
+	m->reserved = le32toh(m->reserved);
 }
 
 /* Drops @done bytes from the front of the vector; returns the new start. */

@@ -38,12 +38,19 @@ enum pool_op {
 	POOL_OP_REMOVE	= 8,	/* name -> empty */
 	POOL_OP_READ	= 9,	/* pool_read_req + ranges -> the bytes */
 	POOL_OP_STAT	= 10,	/* name -> pool_stat_rep */
+	POOL_OP_CHALLENGE = 11,	/* pool_challenge -> pool_challenge_rep */
+	POOL_OP_AUTH	= 12,	/* pool_auth -> pool_auth_rep */
 	POOL_OP_MAX,
 };
 #define POOL_OP_REPLY		0x8000U
 
 /* Capabilities in pool_hello.flags */
 #define POOL_HELLO_RDMA_READ	(1U << 0)	/* OPEN answers addr + rkey */
+#define POOL_HELLO_AUTH		(1U << 1)	/* CHALLENGE + AUTH come first */
+
+#define POOL_KEY_ID_MAX		63	/* a key's name, without the NUL */
+#define POOL_NONCE_LEN		32
+#define POOL_MAC_LEN		32	/* HMAC-SHA-256 */
 
 struct pool_hdr {
 	uint32_t magic;		/* POOL_MAGIC */
@@ -109,6 +116,34 @@ struct pool_stat_rep {
 };
 _Static_assert(sizeof(struct pool_stat_rep) == 8, "wire layout");
 
+/*
+ * Authentication (doc/pool-protocol.md): the client names its key and
+ * sends a fresh nonce, the server answers with its own; each side then
+ * proves it holds the key by a MAC over both nonces.
+ */
+struct pool_challenge {
+	char key_id[64];	/* NUL-padded */
+	uint8_t nonce[POOL_NONCE_LEN];	/* the client's */
+};
+_Static_assert(sizeof(struct pool_challenge) == 96, "wire layout");
+
+struct pool_challenge_rep {
+	uint8_t nonce[POOL_NONCE_LEN];	/* the server's */
+};
+_Static_assert(sizeof(struct pool_challenge_rep) == 32, "wire layout");
+
+struct pool_auth {
+	uint8_t mac[POOL_MAC_LEN];	/* the client's proof */
+};
+_Static_assert(sizeof(struct pool_auth) == 32, "wire layout");
+
+struct pool_auth_rep {
+	uint32_t role;		/* enum pool_role the key grants */
+	uint32_t reserved;
+	uint8_t mac[POOL_MAC_LEN];	/* the server's proof */
+};
+_Static_assert(sizeof(struct pool_auth_rep) == 40, "wire layout");
+
 /* "HELLO", "READ", ...; "?" for an unknown op. */
 const char *proto_op_name(unsigned op);
 
@@ -134,6 +169,7 @@ void proto_write_req_swap(struct pool_write_req *m);
 void proto_read_req_swap(struct pool_read_req *m);
 void proto_range_swap(struct pool_range *m);
 void proto_stat_rep_swap(struct pool_stat_rep *m);
+void proto_auth_rep_swap(struct pool_auth_rep *m);
 
 /*
  * Stream I/O for the TCP transport and the server: all of @iov or an

@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include "tier.h"
+#include "rdma/auth.h"
+#include "rdma/keys.h"
 #include "rdma/pool-int.h"
 #include "rdma/proto.h"
 #include "util/err.h"
@@ -40,6 +42,7 @@
 #define SRV_MAX_OPEN	65536U	/* segments open on one connection */
 #define SRV_MAX_WRITE	256U	/* segments being written on one connection */
 #define SRV_SEND_TIMEOUT_MS	60000	/* a client that stops reading its replies */
+#define SRV_KEYS_POLL_MS	1000	/* how soon an edited key file counts */
 
 struct srv_seg {
 	struct srv_seg *next;	/* in srv->segs while published */
@@ -48,7 +51,12 @@ struct srv_seg {
 	void *mem;		/* size bytes, NULL when size is 0 */
 	int fd;
 	unsigned refs;		/* under srv->lock */
-	void *mr;		/* rdma: registered on first OPEN, under srv->lock */
+};
+
+/* A segment open on a connection; over RDMA registered for it alone. */
+struct srv_open {
+	struct srv_seg *g;
+	void *mr;
 	uint32_t rkey;
 };
 
@@ -72,7 +80,11 @@ struct srv_conn {
 	void *verbs;		/* rdma: the verbs connection; NULL over TCP */
 	uint32_t max_data;	/* WRITE payload one message can carry */
 	char peer[80];
-	struct srv_seg **open;	/* id - 1 -> segment */
+	struct auth_conn auth;	/* with keys: who the peer proved to be */
+	/* set once by AUTH, then read by the run loop when keys change */
+	char who[POOL_KEY_ID_MAX + 1];
+	int authed;		/* atomic */
+	struct srv_open *open;	/* id - 1 -> segment */
 	unsigned nopen;
 	struct srv_wseg *w[SRV_MAX_WRITE];
 	uint8_t *buf;		/* request payload */
@@ -90,6 +102,8 @@ struct pool_server {
 	struct srv_seg *segs;
 	struct srv_conn *conns;	/* touched by the run loop only */
 	void *verbs;		/* rdma: the listener; lfd is its event fd */
+	struct pool_keys *keys;	/* NULL: every client may do anything */
+	unsigned keys_gen;	/* run loop: the generation last acted on */
 	unsigned tmp_seq;
 	unsigned connections;	/* accepted since start (atomic) */
 	/*
@@ -103,8 +117,6 @@ struct pool_server {
 
 static void seg_free(struct srv_seg *g)
 {
-	if (g->mr)
-		pool_verbs_unreg(g->mr);
 	if (g->mem)
 		munmap(g->mem, g->size);
 	if (g->fd >= 0)
@@ -419,6 +431,8 @@ struct srv_reply {
 		struct pool_open_rep open;
 		struct pool_id id;
 		struct pool_stat_rep stat;
+		struct pool_challenge_rep challenge;
+		struct pool_auth_rep auth;
 	} u;
 	size_t len;		/* of u */
 	unsigned ndata;		/* READ: data iovecs in conn->riov[1..] */
@@ -461,7 +475,25 @@ static struct srv_seg *open_seg(struct srv_conn *c, uint32_t id)
 {
 	if (id == 0 || id > c->nopen)
 		return NULL;
-	return c->open[id - 1];
+	return c->open[id - 1].g;
+}
+
+static void open_drop(struct srv_conn *c, struct srv_open *o)
+{
+	pool_verbs_unreg(o->mr);
+	seg_put(c->srv, o->g);
+	*o = (struct srv_open){ 0 };
+}
+
+/* -EACCES unless the peer's key lets it do @need to @name. */
+static int allowed(struct srv_conn *c, enum pool_role need, const char *name)
+{
+	if (!c->srv->keys || pool_key_allows(&c->auth.key, need, name))
+		return 0;
+	return tier_err(-EACCES, "segment '%s': key '%s' (%s, snapshots %s) may not %s it",
+			name, c->auth.key.id, pool_role_name(c->auth.key.role),
+			c->auth.key.snaps,
+			need == POOL_ROLE_READ ? "read" : "write or remove");
 }
 
 static int do_hello(struct srv_conn *c, const struct pool_hdr *h,
@@ -483,7 +515,8 @@ static int do_hello(struct srv_conn *c, const struct pool_hdr *h,
 
 	r->u.hello = (struct pool_hello){
 		.version = POOL_VERSION,
-		.flags = c->verbs ? POOL_HELLO_RDMA_READ : 0,
+		.flags = (c->verbs ? POOL_HELLO_RDMA_READ : 0) |
+			 (c->srv->keys ? POOL_HELLO_AUTH : 0),
 		.max_ranges = POOL_MAX_RANGES,
 		.max_data = c->max_data,
 	};
@@ -503,13 +536,15 @@ static int do_open(struct srv_conn *c, const struct pool_hdr *h,
 	int rc;
 
 	rc = get_name(c, p, h->len, name);
+	if (!rc)
+		rc = allowed(c, POOL_ROLE_READ, name);
 	if (rc)
 		return rc;
-	for (i = 0; i < c->nopen && c->open[i]; i++)
+	for (i = 0; i < c->nopen && c->open[i].g; i++)
 		;
 	if (i == c->nopen) {
 		unsigned n = c->nopen ? c->nopen * 2 : 16;
-		struct srv_seg **o;
+		struct srv_open *o;
 
 		if (c->nopen >= SRV_MAX_OPEN)
 			return tier_err(-EMFILE, "segment '%s': %u segments open on this connection",
@@ -524,24 +559,25 @@ static int do_open(struct srv_conn *c, const struct pool_hdr *h,
 	rc = seg_get(c->srv, name, &g);
 	if (rc)
 		return rc;
+	c->open[i].g = g;
 	if (c->verbs && g->size) {
-		/* One registration per segment, shared by every connection. */
-		pthread_mutex_lock(&c->srv->lock);
-		if (!g->mr)
-			rc = pool_verbs_reg(c->verbs, g->mem, g->size, &g->mr,
-					    &g->rkey);
-		pthread_mutex_unlock(&c->srv->lock);
+		/*
+		 * Registered in this connection's protection domain: the rkey
+		 * reads nothing from another client's queue pair, and dies
+		 * with the CLOSE or the connection.
+		 */
+		rc = pool_verbs_reg(c->verbs, g->mem, g->size, &c->open[i].mr,
+				    &c->open[i].rkey);
 		if (rc) {
-			seg_put(c->srv, g);
+			open_drop(c, &c->open[i]);
 			return tier_err_ctx(rc, "segment '%s'", name);
 		}
 	}
-	c->open[i] = g;
 	r->u.open = (struct pool_open_rep){
 		.id = i + 1,
 		.size = g->size,
 		.addr = c->verbs ? (uintptr_t)g->mem : 0,
-		.rkey = c->verbs ? g->rkey : 0,
+		.rkey = c->open[i].rkey,
 	};
 	proto_open_rep_swap(&r->u.open);
 	r->len = sizeof(r->u.open);
@@ -575,8 +611,7 @@ static int do_close(struct srv_conn *c, const struct pool_hdr *h,
 	g = open_seg(c, id);
 	if (!g)
 		return tier_err(-EBADF, "no segment open with id %u", id);
-	c->open[id - 1] = NULL;
-	seg_put(c->srv, g);
+	open_drop(c, &c->open[id - 1]);
 	return 0;
 }
 
@@ -593,6 +628,8 @@ static int do_create(struct srv_conn *c, const struct pool_hdr *h,
 	memcpy(&m, p, sizeof(m));
 	proto_create_req_swap(&m);
 	rc = get_name(c, p + sizeof(m), h->len - sizeof(m), name);
+	if (!rc)
+		rc = allowed(c, POOL_ROLE_WRITE, name);
 	if (rc)
 		return rc;
 	if (m.size > POOL_MAX_SIZE)
@@ -671,6 +708,8 @@ static int do_remove(struct srv_conn *c, const struct pool_hdr *h,
 	int rc;
 
 	rc = get_name(c, p, h->len, name);
+	if (!rc)
+		rc = allowed(c, POOL_ROLE_WRITE, name);
 	if (rc)
 		return rc;
 	return seg_remove(c->srv, name);
@@ -684,6 +723,8 @@ static int do_stat(struct srv_conn *c, const struct pool_hdr *h,
 	int rc;
 
 	rc = get_name(c, p, h->len, name);
+	if (!rc)
+		rc = allowed(c, POOL_ROLE_READ, name);
 	if (rc)
 		return rc;
 	rc = seg_get(c->srv, name, &g);
@@ -743,17 +784,86 @@ static int do_read(struct srv_conn *c, const struct pool_hdr *h,
 	return 0;
 }
 
+static int do_challenge(struct srv_conn *c, const struct pool_hdr *h,
+			const uint8_t *p, struct srv_reply *r)
+{
+	struct pool_challenge m;
+	int rc = want_len(c, h, sizeof(m));
+
+	if (rc)
+		return rc;
+	if (!c->srv->keys)
+		return tier_err(-EOPNOTSUPP, "this server takes no keys (it runs --no-auth)");
+	memcpy(&m, p, sizeof(m));
+	rc = auth_challenge(&c->auth, c->srv->keys, &m, &r->u.challenge);
+	if (rc)
+		return violation(c, rc);
+	r->len = sizeof(r->u.challenge);
+	return 0;
+}
+
+static int do_auth(struct srv_conn *c, const struct pool_hdr *h,
+		   const uint8_t *p, struct srv_reply *r)
+{
+	struct pool_auth m;
+	int rc = want_len(c, h, sizeof(m));
+
+	if (rc)
+		return rc;
+	if (!c->srv->keys)
+		return tier_err(-EOPNOTSUPP, "this server takes no keys (it runs --no-auth)");
+	memcpy(&m, p, sizeof(m));
+	rc = auth_verify(&c->auth, c->srv->keys, &m, &r->u.auth);
+	if (rc) {
+		/* one guess per connection; the operator sees who tried */
+		tier_log(TIER_LOG_ERR, "pool server: %s: %s", c->peer, tier_errmsg());
+		return violation(c, rc);
+	}
+	snprintf(c->who, sizeof(c->who), "%s", c->auth.key.id);
+	__atomic_store_n(&c->authed, 1, __ATOMIC_RELEASE);
+	tier_log(TIER_LOG_INFO, "pool server: %s: key '%s' (%s)", c->peer,
+		 c->who, pool_role_name(c->auth.key.role));
+	r->len = sizeof(r->u.auth);
+	return 0;
+}
+
+/* With keys, nothing but the handshake before the peer proved a key. */
+static int auth_gate(struct srv_conn *c, unsigned op)
+{
+	int rc;
+
+	if (!c->srv->keys || op == POOL_OP_HELLO || op == POOL_OP_CHALLENGE ||
+	    op == POOL_OP_AUTH)
+		return 0;
+	if (c->auth.state != AUTH_DONE)
+		return violation(c, tier_err(-EACCES, "%s before authentication: this server requires a key",
+					     proto_op_name(op)));
+	rc = auth_recheck(&c->auth, c->srv->keys);
+	if (rc)
+		return violation(c, rc);
+	return 0;
+}
+
 static int handle(struct srv_conn *c, const struct pool_hdr *h,
 		  const uint8_t *p, struct srv_reply *r)
 {
+	int rc;
+
 	if (h->op & POOL_OP_REPLY || h->status)
 		return violation(c, tier_err(-EPROTO, "a reply or a status in a request"));
 	if (!c->hello && h->op != POOL_OP_HELLO)
 		return violation(c, tier_err(-EPROTO, "%s before HELLO",
 					     proto_op_name(h->op)));
+	rc = auth_gate(c, h->op);
+	if (rc)
+		return rc;
 	switch (h->op) {
 	case POOL_OP_HELLO:
 		return do_hello(c, h, p, r);
+	case POOL_OP_CHALLENGE:
+		return do_challenge(c, h, p, r);
+	case POOL_OP_AUTH:
+		return do_auth(c, h, p, r);
 	case POOL_OP_OPEN:
 		return do_open(c, h, p, r);
 	case POOL_OP_CLOSE:
@@ -815,8 +925,8 @@ static void conn_cleanup(struct srv_conn *c)
 	unsigned i;
 
 	for (i = 0; i < c->nopen; i++)
-		if (c->open[i])
-			seg_put(c->srv, c->open[i]);
+		if (c->open[i].g)
+			open_drop(c, &c->open[i]);
 	free(c->open);
 	c->open = NULL;
 	c->nopen = 0;
@@ -829,6 +939,7 @@ static void conn_cleanup(struct srv_conn *c)
 	c->buf = NULL;
 	free(c->riov);
 	c->riov = NULL;
+	auth_conn_wipe(&c->auth);
 }
 
 static void *conn_main(void *arg)
@@ -1109,6 +1220,15 @@ int pool_server_start(const struct tier_uri *uri,
 	pthread_mutex_init(&srv->lock, NULL);
 	pool_uri_name(uri, srv->uri, sizeof(srv->uri));
 	srv->max_bytes = attr ? attr->max_bytes : 0;
+	if (attr && attr->keys) {
+		rc = auth_init();
+		if (!rc)
+			rc = pool_keys_load(attr->keys, &srv->keys);
+		if (rc) {
+			rc = tier_err_ctx(rc, "pool server");
+			goto err;
+		}
+	}
 
 	if (attr && attr->dir) {
 		if (snprintf(srv->dir, sizeof(srv->dir), "%s", attr->dir) >=
@@ -1159,6 +1279,43 @@ err:
 	return rc;
 }
 
+bool srv_conn_revoked(struct srv_conn *c)
+{
+	struct pool_key k;
+	bool gone;
+
+	if (!c->srv->keys || !__atomic_load_n(&c->authed, __ATOMIC_ACQUIRE))
+		return false;
+	gone = pool_keys_find(c->srv->keys, c->who, &k) || k.revoked;
+	explicit_bzero(&k, sizeof(k));
+	return gone;
+}
+
+/*
+ * Re-reads changed keys, and cuts the connections of keys revoked or
+ * removed: over RDMA a client that only reads sends no request the
+ * per-request check could refuse, and its rkeys must die now.
+ */
+static void keys_tick(struct pool_server *srv)
+{
+	unsigned gen;
+
+	if (pool_keys_refresh(srv->keys, &gen))
+		tier_log(TIER_LOG_ERR, "pool server: keys not re-read, the old ones stay: %s",
+			 tier_errmsg());
+	if (gen == srv->keys_gen)
+		return;
+	srv->keys_gen = gen;
+	for (struct srv_conn *c = srv->conns; c; c = c->next)
+		if (srv_conn_revoked(c)) {
+			tier_log(TIER_LOG_INFO, "pool server: %s: key '%s' revoked: disconnected",
+				 c->peer, c->who);
+			shutdown(c->fd, SHUT_RDWR);
+		}
+	if (srv->verbs)
+		pool_verbs_revoke(srv->verbs);
+}
+
 int pool_server_run(struct pool_server *srv)
 {
 	struct pollfd pfd[2] = {
@@ -1171,7 +1328,9 @@ int pool_server_run(struct pool_server *srv)
 	for (;;) {
 		int fd;
 
-		if (poll(pfd, 2, -1) < 0) {
+		if (srv->keys)
+			keys_tick(srv);
+		if (poll(pfd, 2, srv->keys ? SRV_KEYS_POLL_MS : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			rc = tier_err(-errno, "pool server: poll: %m");
@@ -1229,7 +1388,7 @@ void pool_server_free(struct pool_server *srv)
 	conn_reap(srv, true);
 	if (srv->verbs)
 		pool_verbs_disconnect_all(srv->verbs);
-	/* Segments go first: their registrations live in the listener's PD. */
+	/* Connections first: each holds its segments' registrations. */
 	while ((g = srv->segs)) {
 		srv->segs = g->next;
 		seg_put(srv, g);
@@ -1242,6 +1401,7 @@ void pool_server_free(struct pool_server *srv)
 		close(srv->stop_pipe[0]);
 	if (srv->stop_pipe[1] >= 0)
 		close(srv->stop_pipe[1]);
+	pool_keys_free(srv->keys);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

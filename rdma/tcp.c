@@ -195,6 +195,7 @@ static int tcp_hello(struct pool *p)
 	if (rep.version < 1)
 		return tier_err(-EPROTO, "pool %s: server speaks version %u",
 				p->uri, rep.version);
+	p->server_flags = rep.flags;
 	memcpy(tp->server, rep.name, sizeof(tp->server));
 	tp->server[sizeof(tp->server) - 1] = '\0';
 	tp->max_ranges = POOL_MAX_RANGES;

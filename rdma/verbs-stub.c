@@ -27,6 +27,10 @@ void pool_verbs_event(void *l)
 {
 }
 
+void pool_verbs_revoke(void *l)
+{
+}
+
 void pool_verbs_disconnect_all(void *l)
 {
 }

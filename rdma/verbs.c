@@ -687,6 +687,7 @@ static int v_hello(struct pool *p)
 	if (rep.version < 1 || !(rep.flags & POOL_HELLO_RDMA_READ))
 		return tier_err(-EPROTO, "pool %s: server (version %u) does not serve RDMA READ",
 				p->uri, rep.version);
+	p->server_flags = rep.flags;
 	v->max_data = V_MAX_WRITE;
 	if (rep.max_data && rep.max_data < v->max_data)
 		v->max_data = rep.max_data;
@@ -889,6 +890,12 @@ struct vconn {
 	struct vconn *next;
 	struct vlisten *l;
 	struct rdma_cm_id *id;
+	/*
+	 * The connection's own protection domain: the segments it opens are
+	 * registered in it, so their rkeys work on its queue pair and on no
+	 * other client's, and die with the connection.
+	 */
+	struct ibv_pd *pd;
 	struct vcq q;
 	bool qp;
 	uint8_t *rbuf;			/* V_RECV_SLOTS x V_CTL_SIZE */
@@ -908,7 +915,6 @@ struct vlisten {
 	char name[320];
 	struct rdma_event_channel *ch;
 	struct rdma_cm_id *lid;
-	struct ibv_pd *pd;		/* one device: that of the first client */
 	struct vconn *conns;		/* touched by the run loop only */
 };
 
@@ -926,6 +932,9 @@ static void vconn_release(struct vconn *c)
 	free(c->rbuf);
 	free(c->sbuf);
 	vcq_destroy(&c->q);
+	if (c->pd)
+		ibv_dealloc_pd(c->pd);
+	c->pd = NULL;
 	if (c->stop_fd >= 0)
 		close(c->stop_fd);
 }
@@ -1004,7 +1013,7 @@ static void peer_of(struct rdma_cm_id *id, char *buf, size_t len)
 }
 
 /*
- * A new connection's resources on the listener's PD: its completion
+ * A new connection's resources on its own PD: its completion
  * queue and queue pair, the request and reply slots registered, a
  * receive posted in every request slot, the stop eventfd and the
  * server's state of the connection. On failure vconn_release undoes it.
@@ -1012,11 +1021,14 @@ static void peer_of(struct rdma_cm_id *id, char *buf, size_t len)
 static int vconn_setup(struct vconn *c)
 {
 	struct rdma_cm_id *id = c->id;
-	struct ibv_pd *pd = c->l->pd;
 	struct ibv_qp_init_attr qa = { 0 };
+	struct ibv_pd *pd;
 	unsigned i;
 	int rc;
 
+	pd = c->pd = ibv_alloc_pd(id->verbs);
+	if (!pd)
+		return -errno;
 	rc = vcq_create(id->verbs, 2 * V_RECV_SLOTS + 4, &c->q);
 	if (rc)
 		return rc;
@@ -1063,16 +1075,6 @@ static int vconn_accept(struct vlisten *l, struct rdma_cm_id *id,
 	struct vconn *c;
 	int rc;
 
-	if (!l->pd) {
-		l->pd = ibv_alloc_pd(id->verbs);
-		if (!l->pd)
-			return -errno;
-	} else if (l->pd->context != id->verbs) {
-		/* Segment registrations are per PD; one device keeps one each. */
-		tier_dbg("pool server %s: refusing a client on a second RDMA device",
-			 l->name);
-		return -EXDEV;
-	}
 	if (ibv_query_device(id->verbs, &dev))
 		return -errno;
 	c = calloc(1, sizeof(*c));
@@ -1177,6 +1179,19 @@ void pool_verbs_event(void *arg)
 	vconn_reap(l, false);
 }
 
+void pool_verbs_revoke(void *arg)
+{
+	struct vlisten *l = arg;
+
+	for (struct vconn *c = l->conns; c; c = c->next)
+		if (c->sc && !__atomic_load_n(&c->done, __ATOMIC_ACQUIRE) &&
+		    srv_conn_revoked(c->sc)) {
+			tier_log(TIER_LOG_INFO, "pool server %s: %s: key revoked: disconnected",
+				 l->name, c->peer);
+			rdma_disconnect(c->id);
+		}
+}
+
 void pool_verbs_disconnect_all(void *arg)
 {
 	struct vlisten *l = arg;
@@ -1193,8 +1208,6 @@ void pool_verbs_free(void *arg)
 	vconn_reap(l, true);
 	if (l->lid)
 		rdma_destroy_id(l->lid);
-	if (l->pd)
-		ibv_dealloc_pd(l->pd);
 	if (l->ch)
 		rdma_destroy_event_channel(l->ch);
 	free(l);
@@ -1260,7 +1273,7 @@ int pool_verbs_reg(void *verbs, void *mem, uint64_t len, void **ret,
 	struct ibv_mr *mr;
 
 	/* Remote read only: a client can never change a segment. */
-	mr = ibv_reg_mr(c->l->pd, mem, len, IBV_ACCESS_REMOTE_READ);
+	mr = ibv_reg_mr(c->pd, mem, len, IBV_ACCESS_REMOTE_READ);
 	if (!mr)
 		return tier_err(-errno, "ibv_reg_mr of %llu bytes: %m",
 				(unsigned long long)len);

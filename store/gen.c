@@ -148,7 +148,7 @@ int gen_drop(struct tier_snap *s, enum tier_policy policy, uint64_t gen,
 	if (pool[0]) {
 		r = uri_parse(pool, URI_WANT_POOL, &u);
 		if (!r)
-			r = pool_open(&u, &pp);
+			r = store_pool_open(s->store, &u, &pp);
 		if (!r)
 			r = pool_remove(pp, obj);
 		if (r && r != -ENOENT) {

@@ -458,7 +458,7 @@ static int open_objects(struct placing *pl)
 		pl->created |= DONE_CXL;
 	}
 	if (pl->pp.pool_size) {
-		rc = pool_open(&pl->pool_uri, &pl->pool);
+		rc = store_pool_open(pl->snap->store, &pl->pool_uri, &pl->pool);
 		if (rc)
 			return rc;
 		rc = pool_create(pl->pool, pl->obj, pl->pp.pool_size, &pl->pw);

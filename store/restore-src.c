@@ -157,7 +157,7 @@ int src_pool_connect(struct rs_src *s, struct pool **rp,
 {
 	int rc;
 
-	rc = pool_open(&s->pool_uri, rp);
+	rc = store_pool_open(s->snap->store, &s->pool_uri, rp);
 	if (rc)
 		return rc;
 	rc = pool_seg_open(*rp, s->obj_name, rseg);

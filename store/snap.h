@@ -17,6 +17,15 @@ struct tier_store {
 	char path[4096];
 };
 
+/* The store's key for pool servers (store/cred.c), relative to its root. */
+#define STORE_POOL_KEY	"pool.key"
+
+struct tier_uri;
+struct pool;
+/* pool_connect with the store's key, if it has one. */
+int store_pool_open(const struct tier_store *st, const struct tier_uri *uri,
+		    struct pool **ret);
+
 struct tier_snap {
 	struct tier_store *store;
 	char name[64];

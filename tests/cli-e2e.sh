@@ -156,8 +156,9 @@ check_replay $((3 * ncold)) "replay --instances 3"
 run 0 replay vm
 grep -q "verified *$nhot pages, 0 mismatches" "$tmp/out" || bad "replay table: $(cat "$tmp/out")"
 
-# a TCP pool
-"$T" pool serve --listen tcp://127.0.0.1:0 --dir "$tmp/pooldir" >"$tmp/pool.out" 2>"$tmp/pool.err" &
+# a TCP pool, with a key as the README sets it up
+run 0 pool key new e2e --keys "$tmp/pool.keys" --role write --snapshots 'vm*' --store "$TIER_STORE"
+"$T" pool serve --listen tcp://127.0.0.1:0 --keys "$tmp/pool.keys" --dir "$tmp/pooldir" >"$tmp/pool.out" 2>"$tmp/pool.err" &
 pool_pid=$!
 for _ in $(seq 100); do
 	[ -s "$tmp/pool.out" ] && break

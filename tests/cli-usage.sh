@@ -31,7 +31,8 @@ expect() {
 # every command and group answers --help on stdout with exit 0
 for cmd in "" import list rm gc place show replay fc-handler version help \
 	   trace "trace import" "trace export" "trace list" \
-	   pool "pool serve"; do
+	   pool "pool serve" "pool key" "pool key new" "pool key list" \
+	   "pool key revoke"; do
 	# shellcheck disable=SC2086
 	expect 0 $cmd --help
 	grep -q "^usage:" "$tmp/out" || bad "tierctl $cmd --help: no usage on stdout"
@@ -92,9 +93,26 @@ for uri in "cxl=bogus:/x" "cxl=devdax:" "pool=tcp://nohost"; do
 done
 expect 1 place --cxl pool=file:/x snap
 grep -q "^tierctl place: " "$tmp/err" || bad "a pool URI given as --cxl: $(cat "$tmp/err")"
-expect 1 pool serve --listen file:/x
+expect 1 pool serve --no-auth --listen file:/x
 grep -q "^tierctl pool serve: .*file:/x" "$tmp/err" || bad "pool serve on a file URI: $(cat "$tmp/err")"
-expect 2 pool serve --listen tcp://127.0.0.1:0 --max-bytes 12Q
+expect 2 pool serve --listen tcp://127.0.0.1:0
+grep -q "^tierctl pool serve: give --keys PATH" "$tmp/err" || bad "pool serve without --keys or --no-auth: $(cat "$tmp/err")"
+expect 2 pool serve --listen tcp://127.0.0.1:0 --keys /x --no-auth
+grep -q "exclude each other" "$tmp/err" || bad "pool serve --keys --no-auth: $(cat "$tmp/err")"
+expect 2 pool key
+expect 2 pool key new k1 --keys "$tmp/keys"
+expect 2 pool key new k1 --keys "$tmp/keys" --role read
+grep -q "one of --store DIR and --out FILE" "$tmp/err" || bad "pool key new without --store/--out: $(cat "$tmp/err")"
+expect 2 pool key new k1 --keys "$tmp/keys" --role boss --out "$tmp/c"
+grep -q "role 'boss'" "$tmp/err" || bad "pool key new --role boss: $(cat "$tmp/err")"
+expect 2 pool key new k1 --keys "$tmp/keys" --role read --snapshots 'a/b' --out "$tmp/c"
+expect 1 pool key new .k --keys "$tmp/keys" --role read --out "$tmp/c"
+grep -q "^tierctl pool key new: key ID '.k'" "$tmp/err" || bad "pool key new .k: $(cat "$tmp/err")"
+[ -e "$tmp/keys" ] && bad "a refused pool key new wrote the key file"
+expect 1 pool key list --keys "$tmp/no-such-keys"
+grep -q "^tierctl pool key list: .*no-such-keys" "$tmp/err" || bad "pool key list of a missing file: $(cat "$tmp/err")"
+expect 2 pool key revoke --keys "$tmp/keys"
+expect 2 pool serve --no-auth --listen tcp://127.0.0.1:0 --max-bytes 12Q
 grep -q "^tierctl pool serve: --max-bytes \"12Q\": not a size above 0" "$tmp/err" ||
 	bad "pool serve --max-bytes 12Q: $(cat "$tmp/err")"
 

@@ -628,7 +628,7 @@ pool_killed() {
 		"$T" trace import --name trained vmt "$tmp/hot.trace" >/dev/null ||
 		{ bad "import vmt"; return; }
 	mkdir -p "$tmp/tpool"
-	"$T" pool serve --listen tcp://127.0.0.1:0 --dir "$tmp/tpool" >"$tmp/pool.out" 2>"$tmp/pool.err" &
+	"$T" pool serve --no-auth --listen tcp://127.0.0.1:0 --dir "$tmp/tpool" >"$tmp/pool.out" 2>"$tmp/pool.err" &
 	pp=$!
 	kids+=("$pp")
 	wait_for "$tmp/pool.out" "listening on tcp://" || { bad "pool serve: $(cat "$tmp/pool.err")"; return; }

@@ -2,9 +2,11 @@
 /* "tierctl pool serve": runs the pool server of rdma/server.c in the
  * foreground until SIGINT or SIGTERM. Dispatched from tierctl/tierctl.c. */
 #include <errno.h>
+#include <stdbool.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tier.h"
@@ -15,12 +17,17 @@
 #include "util/uri.h"
 
 static const char serve_usage[] =
-	"usage: tierctl pool serve --listen URI [options]\n"
+	"usage: tierctl pool serve --listen URI (--keys PATH | --no-auth) [options]\n"
 	"\n"
 	"Serves a memory pool until SIGINT or SIGTERM. Prints\n"
 	"\"listening on URI\" with the port actually bound once it is ready.\n"
 	"\n"
 	"  --listen URI         tcp://HOST:PORT or rdma://HOST:PORT (port 0: any)\n"
+	"  --keys PATH          a key file or directory (tierctl pool key): every\n"
+	"                       client proves a key and gets what its role and\n"
+	"                       snapshots allow; re-read when it changes\n"
+	"  --no-auth            serve anyone who reaches the port (a private,\n"
+	"                       trusted network only)\n"
 	"  --dir DIR            keep segments in DIR (default: in memory only)\n"
 	"  --max-bytes SIZE     refuse a segment that would take the segments\n"
 	"                       held and being written past SIZE, K/M/G/T\n"
@@ -28,6 +35,14 @@ static const char serve_usage[] =
 	"  -h, --help           show this help\n";
 
 static struct pool_server *volatile the_server;
+
+static int serve_level = TIER_LOG_INFO;
+
+static void serve_log(int level, const char *msg, void *arg)
+{
+	if (level <= serve_level)
+		fprintf(stderr, "tierctl pool serve: %s\n", msg);
+}
 
 static void on_signal(int sig)
 {
@@ -43,12 +58,15 @@ int cmd_pool_serve(int argc, char **argv)
 		{ "listen", required_argument, NULL, 'l' },
 		{ "dir",    required_argument, NULL, 'd' },
 		{ "max-bytes", required_argument, NULL, 'm' },
+		{ "keys",   required_argument, NULL, 'k' },
+		{ "no-auth", no_argument,      NULL, 'N' },
 		{ "help",   no_argument,       NULL, 'h' },
 		{ 0 }
 	};
 	struct pool_server_attr attr = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	const char *listen = NULL;
+	bool no_auth = false;
 	struct pool_server *srv;
 	struct tier_uri uri;
 	int c, rc;
@@ -60,6 +78,12 @@ int cmd_pool_serve(int argc, char **argv)
 			break;
 		case 'd':
 			attr.dir = optarg;
+			break;
+		case 'k':
+			attr.keys = optarg;
+			break;
+		case 'N':
+			no_auth = true;
 			break;
 		case 'm':
 			if (parse_size(optarg, &attr.max_bytes) ||
@@ -76,6 +100,10 @@ int cmd_pool_serve(int argc, char **argv)
 	}
 	if (optind != argc || !listen)
 		return cli_usage(serve_usage, 2);
+	if (!attr.keys == !no_auth)
+		return cli_bad(argv[0], serve_usage, attr.keys ?
+			       "--keys and --no-auth exclude each other" :
+			       "give --keys PATH (tierctl pool key new), or --no-auth to serve anyone who reaches the port");
 	if (uri_parse(listen, URI_WANT_POOL, &uri))
 		return cli_fail(argv[0]);
 	if (uri.kind != URI_POOL_TCP && uri.kind != URI_POOL_RDMA) {
@@ -83,6 +111,10 @@ int cmd_pool_serve(int argc, char **argv)
 		return cli_fail(argv[0]);
 	}
 
+	/* refusals and revocations are the operator's to see */
+	if (getenv("TIER_LOG") && !strcmp(getenv("TIER_LOG"), "debug"))
+		serve_level = TIER_LOG_DEBUG;
+	tier_set_log_fn(serve_log, NULL);
 	if (pool_server_start(&uri, &attr, &srv))
 		return cli_fail(argv[0]);
 	the_server = srv;

@@ -18,8 +18,16 @@ static const struct cmd trace_cmds[] = {
 	{ 0 }
 };
 
+static const struct cmd key_cmds[] = {
+	{ "new",    cmd_pool_key_new,    NULL, "make a key for the server and a client" },
+	{ "list",   cmd_pool_key_list,   NULL, "list a server's keys (no secrets)" },
+	{ "revoke", cmd_pool_key_revoke, NULL, "revoke a key" },
+	{ 0 }
+};
+
 static const struct cmd pool_cmds[] = {
 	{ "serve",  cmd_pool_serve,   NULL, "serve a memory pool over TCP or RDMA" },
+	{ "key",    NULL,             key_cmds, "make, list and revoke the pool's keys" },
 	{ 0 }
 };
 

@@ -34,6 +34,9 @@ int cmd_replay(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 int cmd_pool_serve(int argc, char **argv);
+int cmd_pool_key_new(int argc, char **argv);
+int cmd_pool_key_list(int argc, char **argv);
+int cmd_pool_key_revoke(int argc, char **argv);
 int cmd_fc_handler(int argc, char **argv);
 
 /* The option every store-using command takes (ndctl's BASE_OPTIONS). */

@@ -27,7 +27,7 @@ export TIER_STORE=$tmp/store
 
 # serve VAR: starts a pool server; VAR gets its port
 serve() {
-	"$T" pool serve --listen tcp://127.0.0.1:0 >"$tmp/$1.out" 2>&1 &
+	"$T" pool serve --no-auth --listen tcp://127.0.0.1:0 >"$tmp/$1.out" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 50); do
 		grep -q listening "$tmp/$1.out" && break
