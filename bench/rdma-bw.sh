@@ -1,15 +1,23 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # RDMA READ throughput in the emulated guest, in one boot on one soft-RoCE
-# pair (rxe0 10.9.0.1 serves, rxe1 10.9.0.2 reads): perftest's ib_read_bw,
-# then tier's pool client (build/bench/pool-bw against "tierctl pool serve
-# --listen rdma://10.9.0.1:0") reading the same bytes in the prefetcher's
-# batch shapes. Prints every repetition, the medians and tier / ib_read_bw.
+# pair (rxe0 10.9.0.1 serves, rxe1 10.9.0.2 reads), repetitions interleaved:
+#   - perftest's ib_read_bw, 256 KiB x 64 and its default 64 KiB x 128,
+#     busy polling (its default) and sleeping on completion events (-e);
+#   - tier's pool client, build/bench/pool-bw against "tierctl pool serve
+#     --listen rdma://10.9.0.1:0", the same bytes in the prefetcher's batch
+#     shapes (2 MiB pool_readv calls of 1 x 2 MiB, 32 x 64 KiB, 256 x 8 KiB);
+#   - a restore's own prefetch: tierctl replay of an image whose every page
+#     the tiered plan prefetches from that pool (pool_bytes / prefetch_ms).
+# Prints every repetition, the medians and the ratios to ib_read_bw.
 #
 # usage: bench/rdma-bw.sh [BUILD]        (default: build)
 # knobs: RDMA_BW_SIZE (bytes per run, default 32M), RDMA_BW_REPS (default 5),
 #        RDMA_BW_RANGES (pool-bw --range list, default 2M,64K,8K),
-#        RDMA_BW_CLIENTS (NAME=BIN pool-bw binaries, default tier=BUILD/bench/pool-bw)
+#        RDMA_BW_CLIENTS (NAME=BIN pool-bw binaries; default tier=BUILD/bench/pool-bw),
+#        RDMA_BW_TIERCTLS (NAME=BIN tierctl binaries to replay with; default
+#        tier=BUILD/tierctl/tierctl): a binary kept from before a change runs
+#        in the same boot as the change
 set -uo pipefail
 self=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 src=$(dirname "$(dirname "$self")")
@@ -25,6 +33,7 @@ if [ "${1:-}" != inside ]; then
 	command -v ib_read_bw >/dev/null || { echo "rdma-bw: ib_read_bw missing (apt-get install perftest)" >&2; exit 2; }
 	export RDMA_BW_BUILD=$b RDMA_BW_SIZE=$size RDMA_BW_REPS=$reps RDMA_BW_RANGES=$ranges
 	export RDMA_BW_CLIENTS=${RDMA_BW_CLIENTS:-tier=$b/bench/pool-bw}
+	export RDMA_BW_TIERCTLS=${RDMA_BW_TIERCTLS:-tier=$b/tierctl/tierctl}
 	exec "$src/emu/run-in-guest.sh" --rxe --timeout "${RDMA_BW_TIMEOUT:-1500}" -- "$self" inside
 fi
 
@@ -46,28 +55,42 @@ wait_port() {
 	return 1
 }
 
-# ib_read_bw MSG DEPTH [EXTRA...]: the average MiB/s of one run moving
-# $bytes, server on rxe0, client on rxe1 (GID index 1: the IPv4 one).
-ib_rep() {
-	local msg=$1 depth=$2 n row
+# ib_once MSG DEPTH [EXTRA...]: the average MiB/s of one ib_read_bw run
+# moving $bytes, server on rxe0, client on rxe1 (GID index 1: the IPv4 one).
+ib_once() {
+	local msg=$1 depth=$2 n row spid
 	shift 2
 	n=$((bytes / msg))
 	timeout 300 ib_read_bw -d rxe0 -x 1 -F -s "$msg" -t "$depth" -n "$n" "$@" >"$tmp/ib-s.log" 2>&1 &
-	local spid=$!
-	wait_port 18515 || { cat "$tmp/ib-s.log" >&2; die "ib_read_bw server did not listen"; }
-	timeout 300 ib_read_bw -d rxe1 -x 1 -F -s "$msg" -t "$depth" -n "$n" "$@" 10.9.0.1 >"$tmp/ib-c.log" 2>&1 ||
-		{ cat "$tmp/ib-c.log" "$tmp/ib-s.log" >&2; die "ib_read_bw client failed"; }
-	wait "$spid" || { cat "$tmp/ib-s.log" >&2; die "ib_read_bw server failed"; }
+	spid=$!
+	wait_port 18515 || { kill "$spid" 2>/dev/null; wait "$spid"; return 1; }
+	timeout 300 ib_read_bw -d rxe1 -x 1 -F -s "$msg" -t "$depth" -n "$n" "$@" 10.9.0.1 >"$tmp/ib-c.log" 2>&1
+	wait "$spid" || return 1
 	# bytes iterations BW-peak BW-average MsgRate
 	row=$(awk -v m="$msg" -v n="$n" '$1 == m && $2 == n { print $4 }' "$tmp/ib-c.log")
-	[ -n "$row" ] || { cat "$tmp/ib-c.log" >&2; die "no ib_read_bw result row"; }
+	[ -n "$row" ] || return 1
 	echo "$row"
+}
+
+# ib_rep: ib_once, again after a failed run (soft-RoCE under a loaded
+# host now and then ends one with an error completion); failures counted.
+ib_rep() {
+	local try
+	for try in 1 2 3; do
+		ib_once "$@" && return 0
+		echo "$*" >>"$tmp/ib.failed"
+		echo "rdma-bw: ib_read_bw $* failed (try $try):" >&2
+		grep -E 'Failed|error|Couldn' "$tmp/ib-c.log" "$tmp/ib-s.log" | head -n 4 >&2
+		sleep 1
+	done
+	die "ib_read_bw $* failed 3 times"
 }
 
 echo "kernel $(uname -r), $(nproc) vCPUs (TCG), $bytes bytes per run, $reps repetitions"
 ibv_devinfo -v -d rxe1 | grep -E 'max_qp_(init_)?rd_atom|active_mtu' | sed 's/^[[:space:]]*/rxe1 /'
 
-"$b/tierctl/tierctl" pool serve --listen rdma://10.9.0.1:0 >"$tmp/pool.out" 2>"$tmp/pool.err" &
+T=$b/tierctl/tierctl
+"$T" pool serve --listen rdma://10.9.0.1:0 --no-auth >"$tmp/pool.out" 2>"$tmp/pool.err" &
 pool_pid=$!
 port=
 for _ in $(seq 600); do
@@ -94,8 +117,32 @@ pool_rep() {
 	done <"$tmp/pb.json"
 }
 
-# Clients: NAME=BIN words (a binary kept from before a change runs in the
-# same boot as the change); the first writes the segment, each checks it.
+# replay_rep NAME TIERCTL: one restore, every page verified; its prefetch
+# MiB/s appended to $tmp/replay.NAME.
+replay_rep() {
+	local v m pb ms
+	"$2" replay --json --policy tiered --trace-file "$tmp/vm.t1" vm >"$tmp/rp.json" 2>"$tmp/rp.err" ||
+		die "$1: replay: $(cat "$tmp/rp.err")"
+	v=$(grep -o '"verified_pages":[0-9]*' "$tmp/rp.json" | head -n1 | cut -d: -f2)
+	m=$(grep -o '"mismatches":[0-9]*' "$tmp/rp.json" | head -n1 | cut -d: -f2)
+	pb=$(grep -o '"pool_bytes":[0-9]*' "$tmp/rp.json" | head -n1 | cut -d: -f2)
+	ms=$(grep -o '"prefetch_ms":[0-9.]*' "$tmp/rp.json" | head -n1 | cut -d: -f2)
+	[ "$v" = $((bytes / 4096)) ] && [ "$m" = 0 ] && [ "$pb" = "$bytes" ] ||
+		die "$1: replay verified ${v:-?} pages, ${m:-?} mismatches, pool_bytes ${pb:-?}"
+	awk -v b="$pb" -v t="$ms" 'BEGIN { printf "%.1f\n", b / 1048576 / (t / 1000) }' >>"$tmp/replay.$1"
+}
+
+# Every page read-write hot: the tiered plan puts them all in the pool and
+# the restore prefetches them, 2 MiB batches of contiguous pages.
+export TIER_STORE=$tmp/store
+"$b/bench/tier-gen" --size "$size" --zero 0 --ro 0 --rw 100 --rw-read 100 --seed 1 \
+	--image "$tmp/vm.img" --trace "$tmp/vm.t1" >/dev/null || die "tier-gen"
+"$T" import vm "$tmp/vm.img" >/dev/null && "$T" trace import vm "$tmp/vm.t1" >/dev/null &&
+	"$T" place --policy tiered --cxl "cxl=dir:$tmp/cxl" --pool "$uri" vm >"$tmp/place.out" ||
+	die "import and place failed"
+cat "$tmp/place.out"
+tierctls=${RDMA_BW_TIERCTLS:-tier=$T}
+
 clients=${RDMA_BW_CLIENTS:-tier=$b/bench/pool-bw}
 first=1
 for c in $clients; do
@@ -112,14 +159,18 @@ ib_cases=("262144 64" "262144 64 -e" "65536 128" "65536 128 -e")
 for ((r = 0; r < reps; r++)); do
 	for i in "${!ib_cases[@]}"; do
 		# shellcheck disable=SC2086 # the case is words
-		ib_rep ${ib_cases[$i]} >>"$tmp/ib.$i"
+		v=$(ib_rep ${ib_cases[$i]}) || exit 1
+		echo "$v" >>"$tmp/ib.$i"
 	done
 	for c in $clients; do
 		pool_rep "${c%%=*}" "${c#*=}" --reuse --no-check
 	done
+	for c in $tierctls; do
+		replay_rep "${c%%=*}" "${c#*=}"
+	done
 done
 
-echo "MiB/s per repetition, then the median (ib_read_bw: -s MSG -t DEPTH, busy polling unless -e)"
+echo "MiB/s per repetition, then the median (ib_read_bw: -s MSG -t DEPTH, busy polling unless -e; $(cat "$tmp/ib.failed" 2>/dev/null | wc -l) failed runs repeated)"
 for i in "${!ib_cases[@]}"; do
 	read -r m d e <<<"${ib_cases[$i]}"
 	med=$(median <"$tmp/ib.$i")
@@ -139,4 +190,12 @@ for c in $clients; do
 			"$(awk -v a="$med" -v b="$poll" 'BEGIN { printf "%.2f", a / b }')" \
 			"$(awk -v a="$med" -v b="$best" 'BEGIN { printf "%.2f", a / b }')"
 	done
+done
+for c in $tierctls; do
+	n=${c%%=*}
+	med=$(median <"$tmp/replay.$n")
+	printf '%s replay prefetch (tiered, %d pages all from the pool): %s, median %s; ratio %s to ib_read_bw -s 262144 -t 64, %s to the best ib_read_bw\n' \
+		"$n" $((bytes / 4096)) "$(paste -sd' ' "$tmp/replay.$n")" "$med" \
+		"$(awk -v a="$med" -v b="$poll" 'BEGIN { printf "%.2f", a / b }')" \
+		"$(awk -v a="$med" -v b="$best" 'BEGIN { printf "%.2f", a / b }')"
 done
