@@ -21,7 +21,7 @@ trap cleanup EXIT
 export TIER_POOL_RDMA_SRC=10.9.0.2
 pkts() { cat /sys/class/net/$1/statistics/tx_packets; }
 
-# 1. The transport's own test.
+# 1. The transport's own test (stolen rkeys and the key exchange included).
 TIER_TEST_RDMA_ADDR=10.9.0.1 "$B/tests/test-pool-rdma" >"$tmp/t.log" 2>&1
 rc=$?
 cat "$tmp/t.log"
@@ -34,7 +34,11 @@ run 0 import vm "$tmp/vm.img" || die "import"
 run 0 trace import vm "$tmp/vm.t1" || die "trace import"
 np=$(pages "$tmp/vm.t2")
 
-"$T" pool serve --listen rdma://10.9.0.1:0 --dir "$tmp/pooldir" >"$tmp/pool.out" 2>"$tmp/pool.err" &
+# The secure setup the README gives: a key for the placing and restoring
+# host (the same store here), the server holding it.
+run 0 pool key new guest --keys "$tmp/pool.keys" --role write --snapshots 'vm*' --store "$TIER_STORE" ||
+	die "pool key new"
+"$T" pool serve --listen rdma://10.9.0.1:0 --keys "$tmp/pool.keys" --dir "$tmp/pooldir" >"$tmp/pool.out" 2>"$tmp/pool.err" &
 pool_pid=$!
 port=
 for _ in $(seq 600); do

@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "t.h"
+#include "rdma/keys.h"
+#include "rdma/pool-int.h"
 #include "rdma/pool.h"
 
 #define MiB (1024 * 1024)
@@ -60,10 +62,10 @@ static void *srv_main(void *arg)
 	return NULL;
 }
 
-static void srv_start(struct srv *sv, const char *dir)
+static void srv_start_keys(struct srv *sv, const char *dir, const char *keys)
 {
 	struct tier_uri u = rdma_uri(0);
-	struct pool_server_attr attr = { .dir = dir };
+	struct pool_server_attr attr = { .dir = dir, .keys = keys };
 	int rc = pool_server_start(&u, &attr, &sv->s);
 
 	if (rc == -ENODEV || rc == -EOPNOTSUPP)
@@ -72,6 +74,11 @@ static void srv_start(struct srv *sv, const char *dir)
 	sv->port = pool_server_port(sv->s);
 	t_assert(sv->port != 0);
 	t_assert(pthread_create(&sv->thread, NULL, srv_main, sv) == 0);
+}
+
+static void srv_start(struct srv *sv, const char *dir)
+{
+	srv_start_keys(sv, dir, NULL);
 }
 
 static void srv_stop(struct srv *sv)
@@ -250,6 +257,93 @@ static void test_server_killed(void)
 	free(buf);
 }
 
+/*
+ * A client that learned another's rkey (and address) reads nothing with
+ * it: registrations live in the protection domain of the connection that
+ * opened the segment, so the HCA refuses the READ on any other queue pair.
+ */
+static void test_stolen_rkey(uint16_t port)
+{
+	struct pool *a = connect_pool(port), *b = connect_pool(port);
+	struct pool_seg *sa, *sb;
+	size_t len = 64 * 1024;
+	uint8_t *buf = malloc(len);
+	struct pool_iov iov = { .off = 0, .buf = buf, .len = len };
+	uint32_t stolen;
+	size_t same = 0;
+	int rc;
+
+	t_assert(buf);
+	put_seg(a, "victim/tiered", 1 * MiB, 21);
+	put_seg(a, "thief/tiered", 1 * MiB, 22);
+	t_ok(pool_seg_open(a, "victim/tiered", &sa));
+	check_whole(sa, 21);
+	t_ok(pool_seg_open(b, "thief/tiered", &sb));
+	t_assert(sa->rkey != sb->rkey);
+	/* b's own segment, aimed at a's memory with a's rkey */
+	stolen = sa->rkey;
+	sb->raddr = sa->raddr;
+	sb->rkey = stolen;
+	sb->size = sa->size;
+	memset(buf, 0xee, len);
+	rc = pool_readv(sb, &iov, 1);
+	printf("stolen rkey 0x%x on another connection: %d (%s)\n", stolen, rc,
+	       rc ? tier_errmsg() : "read");
+	t_assert(rc == -ECONNRESET || rc == -EIO || rc == -EACCES);
+	for (size_t i = 0; i < len; i++)
+		same += buf[i] == pat(i, 21);
+	/* garbage or our fill, never the victim's bytes (chance: ~1/256 each) */
+	t_assert(same < len / 64);
+	pool_seg_close(sb);
+	pool_close(b);
+
+	/* the owner still reads, and its rkey dies with its CLOSE */
+	check_whole(sa, 21);
+	pool_seg_close(sa);
+	free(buf);
+	pool_close(a);
+}
+
+/* The key exchange over RDMA SEND/RECV: the same as over TCP. */
+static void test_keys(void)
+{
+	char dir[] = "/tmp/tier-pool-rdma-keys.XXXXXX", kf[64], cmd[128];
+	struct pool_key k = { .role = POOL_ROLE_WRITE };
+	struct pool_cred c;
+	struct tier_uri u;
+	struct pool_seg *s;
+	struct pool *p;
+	struct srv sv;
+
+	t_assert(mkdtemp(dir));
+	snprintf(kf, sizeof(kf), "%s/keys", dir);
+	strcpy(k.id, "guest");
+	strcpy(k.snaps, "k*");
+	for (unsigned i = 0; i < POOL_SECRET_LEN; i++)
+		k.secret[i] = (uint8_t)(i * 13 + 5);
+	t_ok(pool_keys_add(kf, &k));
+	srv_start_keys(&sv, NULL, kf);
+	u = rdma_uri(sv.port);
+	t_fails(pool_open(&u, &p), -EACCES);
+	t_assert(strstr(tier_errmsg(), "requires a key"));
+	memcpy(c.id, k.id, sizeof(c.id));
+	memcpy(c.secret, k.secret, sizeof(c.secret));
+	c.secret[0] ^= 1;
+	t_fails(pool_connect(&u, &c, &p), -EACCES);
+	t_assert(strstr(tier_errmsg(), "wrong secret"));
+	c.secret[0] ^= 1;
+	t_ok(pool_connect(&u, &c, &p));
+	put_seg(p, "k1/tiered", 300000, 31);
+	t_ok(pool_seg_open(p, "k1/tiered", &s));
+	check_whole(s, 31);
+	pool_seg_close(s);
+	t_fails(pool_seg_open(p, "other/tiered", &s), -EACCES);
+	pool_close(p);
+	srv_stop(&sv);
+	snprintf(cmd, sizeof(cmd), "rm -r %s", dir);
+	t_eq(system(cmd), 0);
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/tier-pool-rdma.XXXXXX", cmd[256];
@@ -304,6 +398,7 @@ int main(int argc, char **argv)
 	t_fails(pool_seg_open(b, "snap2/tiered", &old), -ENOENT);
 
 	test_concurrent(sv.port);
+	test_stolen_rkey(sv.port);
 
 	pool_seg_close(s);
 	pool_close(a);
@@ -311,6 +406,7 @@ int main(int argc, char **argv)
 	srv_stop(&sv);
 
 	test_server_killed();
+	test_keys();
 
 	/* Persisted, then served from the read-only mapping of its file. */
 	t_assert(mkdtemp(dir));

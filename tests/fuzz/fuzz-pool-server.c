@@ -19,6 +19,10 @@
  * request cut short by the end of the input gets no reply. A success
  * carries the payload its op defines (a READ exactly the bytes its
  * ranges ask for), a failure a reason of at most POOL_MAX_REASON bytes.
+ *
+ * "pool-server-auth" (-DFUZZ_AUTH) serves with a key file: the input cannot
+ * know the key, so nothing but HELLO and CHALLENGE may ever succeed, and a
+ * refusal before authentication (-EACCES) ends the connection too.
  */
 #include <errno.h>
 #include <poll.h>
@@ -32,6 +36,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "rdma/keys.h"
 #include "rdma/pool-int.h"
 #include "rdma/proto.h"
 #include "util/uri.h"
@@ -149,6 +154,10 @@ static uint64_t want_len(const struct pool_hdr *h, const uint8_t *p)
 		return sizeof(struct pool_id);
 	case POOL_OP_STAT:
 		return sizeof(struct pool_stat_rep);
+	case POOL_OP_CHALLENGE:
+		return sizeof(struct pool_challenge_rep);
+	case POOL_OP_AUTH:
+		return sizeof(struct pool_auth_rep);
 	case POOL_OP_READ:
 		memcpy(&m, p, sizeof(m));	/* the server checked the length */
 		proto_read_req_swap(&m);
@@ -191,13 +200,26 @@ static void check(const uint8_t *data, size_t size, const struct reader *r)
 			fuzz_assert(a->len <= POOL_MAX_REASON);
 		else
 			fuzz_assert(a->len == want_len(&h, data + off + sizeof(h)));
+#ifdef FUZZ_AUTH
+		/* no key, nothing served */
+		fuzz_assert(a->status || h.op == POOL_OP_HELLO ||
+			    h.op == POOL_OP_CHALLENGE);
+#endif
 		off += sizeof(h) + h.len;
 		k++;
 		if (a->status == -EPROTO)
 			break;		/* a violation: answered, then closed */
+#ifdef FUZZ_AUTH
+		if (a->status == -EACCES)
+			break;		/* refused before authentication: closed */
+#endif
 	}
 	fuzz_assert(k == r->n);
 }
+
+#ifdef FUZZ_AUTH
+static char keys_path[64];
+#endif
 
 /* The helper: one exchange per input, handed over by two semaphores. */
 static struct {
@@ -223,6 +245,20 @@ static void peer_start(void)
 {
 	pthread_t t;
 
+#ifdef FUZZ_AUTH
+	{
+		static char dir[] = "/tmp/tier-fuzz-keys-XXXXXX";
+		struct pool_key k = { .id = "k", .role = POOL_ROLE_ADMIN,
+				      .snaps = "*" };
+
+		memset(k.secret, 0x42, sizeof(k.secret));
+		if (!mkdtemp(dir))
+			abort();
+		snprintf(keys_path, sizeof(keys_path), "%s/keys", dir);
+		if (pool_keys_add(keys_path, &k))
+			abort();
+	}
+#endif
 	if (sem_init(&peer.go, 0, 0) || sem_init(&peer.done, 0, 0) ||
 	    pthread_create(&t, NULL, peer_main, NULL))
 		abort();
@@ -237,6 +273,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int sv[2];
 
 	pthread_once(&once, peer_start);
+#ifdef FUZZ_AUTH
+	attr.keys = keys_path;
+#endif
 	strcpy(uri.host, "127.0.0.1");
 	if (pool_server_start(&uri, &attr, &srv) ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
