@@ -67,7 +67,8 @@ ib_once() {
 	timeout 300 ib_read_bw -d rxe1 -x 1 -F -s "$msg" -t "$depth" -n "$n" "$@" 10.9.0.1 >"$tmp/ib-c.log" 2>&1
 	wait "$spid" || return 1
 	# bytes iterations BW-peak BW-average MsgRate
-	row=$(awk -v m="$msg" -v n="$n" '$1 == m && $2 == n { print $4 }' "$tmp/ib-c.log")
+	# (now and then it reports 0.00 for a run that moved the bytes: no rate)
+	row=$(awk -v m="$msg" -v n="$n" '$1 == m && $2 == n && $4 > 0 { print $4 }' "$tmp/ib-c.log")
 	[ -n "$row" ] || return 1
 	echo "$row"
 }
