@@ -44,8 +44,10 @@
 #define V_CTL_SIZE	(64U * 1024)	/* one control message, either way */
 #define V_MAX_WRITE	(V_CTL_SIZE - sizeof(struct pool_hdr) - sizeof(struct pool_write_req))
 #define V_BOUNCE_SIZE	(4U << 20)	/* client: RDMA READ landing area */
-#define V_CHAIN		64		/* RDMA READs posted per round trip */
-#define V_READ_MAX	(256U << 10)	/* bytes per RDMA READ: progress to wait on */
+#define V_CHAIN		64		/* RDMA READs in flight at most */
+#define V_READ_MAX	(256U << 10)	/* bytes per RDMA READ */
+#define V_SIGNAL_BYTES	(1U << 20)	/* READ bytes per signaled completion, */
+#define V_SIGNAL_WRS	(V_CHAIN / 4)	/* or READs, whichever comes first */
 #define V_SEND_WR	(V_CHAIN + 4)
 #define V_RECV_SLOTS	4		/* server: receive buffers per connection */
 #define V_REPLY_SIZE	512		/* server: a reply, never READ data */
@@ -322,38 +324,54 @@ static bool v_cm_gone(struct vpool *v)
 }
 
 /*
- * Waits until the completions of every tag in @want (a mask of 1 << WR_*)
- * have arrived, and @reads WR_READ completions; any error completion is
- * fatal. *@recv_len gets the byte count of a WR_RECV. The timeout is for
- * a lack of progress: it starts again with every completion.
+ * Waits for 1..@n completions into @wc; any error completion is fatal,
+ * as is a disconnect. The timeout is for a lack of progress.
  */
-static int v_complete(struct pool *p, const char *seg, unsigned op,
-		      unsigned want, unsigned reads, uint32_t *recv_len)
+static int v_poll(struct pool *p, const char *seg, unsigned op,
+		  struct ibv_wc *wc, int n)
 {
 	struct vpool *v = vp_of(p);
-	struct ibv_wc wc[16];
 
-	while (want || reads) {
+	for (;;) {
 		/* The CM fd too: a dead server's DREQ beats the retry timeout. */
-		int i, n = vcq_wait(&v->q, wc, 16, v->timeout_ms, v->ch->fd);
+		int i, got = vcq_wait(&v->q, wc, n, v->timeout_ms, v->ch->fd);
 
-		if (n == -ECANCELED) {
+		if (got == -ECANCELED) {
 			if (v_cm_gone(v))
 				return v_fail(p, seg, op, -ECONNRESET,
 					      "the server disconnected");
 			continue;
 		}
-		if (n < 0)
-			return v_fail(p, seg, op, n, NULL);
-		for (i = 0; i < n; i++) {
+		if (got < 0)
+			return v_fail(p, seg, op, got, NULL);
+		for (i = 0; i < got; i++)
 			if (wc[i].status != IBV_WC_SUCCESS)
 				return v_fail(p, seg, op, -ECONNRESET,
 					      ibv_wc_status_str(wc[i].status));
-			if (wc[i].wr_id == WR_RECV && recv_len)
+		return got;
+	}
+}
+
+/*
+ * Waits until the completions of every tag in @want (a mask of 1 << WR_*)
+ * have arrived. *@recv_len gets the byte count of a WR_RECV.
+ */
+static int v_complete(struct pool *p, const char *seg, unsigned op,
+		      unsigned want, uint32_t *recv_len)
+{
+	struct ibv_wc wc[16];
+
+	while (want) {
+		int i, n = v_poll(p, seg, op, wc, 16);
+
+		if (n < 0)
+			return n;
+		for (i = 0; i < n; i++) {
+			unsigned tag = wc[i].wr_id & 0xff;
+
+			if (tag == WR_RECV && recv_len)
 				*recv_len = wc[i].byte_len;
-			if (wc[i].wr_id == WR_READ && reads)
-				reads--;
-			want &= ~(1U << wc[i].wr_id);
+			want &= ~(1U << tag);
 		}
 	}
 	return 0;
@@ -369,7 +387,7 @@ static int vcall(struct pool *p, const char *seg, unsigned op,
 	uint64_t id = v->next_id++;
 	struct pool_hdr h;
 	size_t len = 0;
-	uint32_t got;
+	uint32_t got = 0;
 	unsigned i;
 	int rc;
 
@@ -390,7 +408,7 @@ static int vcall(struct pool *p, const char *seg, unsigned op,
 	rc = post_send(v->id->qp, WR_SEND, out, sizeof(h) + len, v->ctl_mr);
 	if (rc)
 		return v_fail(p, seg, op, rc, NULL);
-	rc = v_complete(p, seg, op, 1U << WR_SEND | 1U << WR_RECV, 0, &got);
+	rc = v_complete(p, seg, op, 1U << WR_SEND | 1U << WR_RECV, &got);
 	if (rc)
 		return rc;
 
@@ -501,84 +519,146 @@ static const struct pool_ctl verbs_ctl = {
 };
 
 /*
- * Chains of up to V_CHAIN RDMA READs of at most V_READ_MAX bytes land in
- * the bounce buffer. Every one is signaled, so a slow but live link (soft-RoCE
- * under load) shows progress and only a stall runs into the timeout.
+ * The read pipeline of one v_readv: the bounce buffer is a ring of RDMA
+ * READ landing slots, retired in posting order (an RC send queue completes
+ * in order, so a signaled READ's completion says every earlier one is
+ * done). Every read is a slot: where its bytes land in the ring and where
+ * they go.
+ */
+struct vread {
+	char *dst;
+	uint32_t len;
+	uint32_t boff;
+};
+
+struct vring {
+	struct vread r[V_CHAIN];
+	uint64_t head, tail;		/* reads posted, retired */
+	size_t bhead, bused;		/* bounce: next free byte, bytes held */
+	size_t unsig;			/* bytes posted since the last signal */
+	unsigned unsig_wr;		/* and READs */
+	unsigned i;			/* next iov, and bytes of it posted */
+	size_t done;
+};
+
+/*
+ * Posts as many READs as the ring has slots and bounce bytes for, as one
+ * chain. One per V_SIGNAL_BYTES or V_SIGNAL_WRS is signaled, and the
+ * chain's last always: so the outstanding reads end with a signaled one
+ * (what the wait needs), a slow but live link still shows progress well
+ * within the timeout, a 2 MiB batch costs two completion events instead
+ * of eight, and a quarter of the ring retires (and is refilled) while the
+ * rest is still in flight.
+ */
+static int v_post_reads(struct pool_seg *s, struct vring *g,
+			const struct pool_iov *iov, unsigned n)
+{
+	struct vpool *v = vp_of(s->pool);
+	struct ibv_send_wr wr[V_CHAIN], *bad;
+	struct ibv_sge sge[V_CHAIN];
+	unsigned nwr = 0;
+
+	while (g->i < n && g->head - g->tail < V_CHAIN &&
+	       g->bused < V_BOUNCE_SIZE) {
+		size_t left = iov[g->i].len - g->done;
+		/* Up to the ring's end, and short of the oldest held byte. */
+		size_t room = V_BOUNCE_SIZE - g->bhead;
+		size_t take = left < room ? left : room;
+		struct vread *r = &g->r[g->head % V_CHAIN];
+
+		if (!left) {
+			g->i++;
+			g->done = 0;
+			continue;
+		}
+		if (take > V_BOUNCE_SIZE - g->bused)
+			take = V_BOUNCE_SIZE - g->bused;
+		if (take > V_READ_MAX)
+			take = V_READ_MAX;
+		*r = (struct vread){
+			.dst = (char *)iov[g->i].buf + g->done,
+			.len = take,
+			.boff = g->bhead,
+		};
+		sge[nwr] = (struct ibv_sge){
+			.addr = (uintptr_t)(v->bounce + g->bhead),
+			.length = take,
+			.lkey = v->bounce_mr->lkey,
+		};
+		wr[nwr] = (struct ibv_send_wr){
+			.wr_id = WR_READ | g->head << 8,
+			.sg_list = &sge[nwr],
+			.num_sge = 1,
+			.opcode = IBV_WR_RDMA_READ,
+			.wr.rdma.remote_addr = s->raddr + iov[g->i].off + g->done,
+			.wr.rdma.rkey = s->rkey,
+		};
+		g->unsig += take;
+		if (g->unsig >= V_SIGNAL_BYTES || ++g->unsig_wr == V_SIGNAL_WRS) {
+			wr[nwr].send_flags = IBV_SEND_SIGNALED;
+			g->unsig = 0;
+			g->unsig_wr = 0;
+		}
+		if (nwr)
+			wr[nwr - 1].next = &wr[nwr];
+		nwr++;
+		g->head++;
+		g->bused += take;
+		g->bhead = (g->bhead + take) % V_BOUNCE_SIZE;
+		g->done += take;
+		if (g->done == iov[g->i].len) {
+			g->i++;
+			g->done = 0;
+		}
+	}
+	if (!nwr)
+		return 0;
+	wr[nwr - 1].send_flags = IBV_SEND_SIGNALED;
+	g->unsig = 0;
+	g->unsig_wr = 0;
+	return -ibv_post_send(v->id->qp, wr, &bad);
+}
+
+/*
+ * Streams the ranges through the bounce buffer: READs stay in flight
+ * while the completed ones are copied out, and each retired slot makes
+ * room for the next READ, so the link does not idle between chains. A
+ * range larger than V_READ_MAX is several READs.
  */
 static int v_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 {
 	struct pool *p = s->pool;
 	struct vpool *v = vp_of(p);
-	struct ibv_send_wr wr[V_CHAIN], *bad;
-	struct ibv_sge sge[V_CHAIN];
-	struct {
-		char *dst;
-		size_t len;
-	} pend[V_CHAIN];
-	unsigned i = 0, k, nwr;
-	size_t done = 0;
-	int rc;
+	struct vring g = { 0 };
+	struct ibv_wc wc[16];
+	int rc, k, got;
 
 	if (v->broken)
 		return tier_err(-ECONNRESET, "pool %s: segment '%s': connection lost earlier",
 				p->uri, s->name);
-	while (i < n) {
-		size_t boff = 0;
-
-		nwr = 0;
-		while (i < n && nwr < V_CHAIN && boff < V_BOUNCE_SIZE) {
-			size_t left = iov[i].len - done;
-			size_t take = left < V_BOUNCE_SIZE - boff ?
-				      left : V_BOUNCE_SIZE - boff;
-
-			if (take > V_READ_MAX)
-				take = V_READ_MAX;
-
-			if (!left) {
-				i++;
-				done = 0;
-				continue;
-			}
-			sge[nwr] = (struct ibv_sge){
-				.addr = (uintptr_t)(v->bounce + boff),
-				.length = take,
-				.lkey = v->bounce_mr->lkey,
-			};
-			wr[nwr] = (struct ibv_send_wr){
-				.wr_id = WR_READ,
-				.sg_list = &sge[nwr],
-				.num_sge = 1,
-				.opcode = IBV_WR_RDMA_READ,
-				.send_flags = IBV_SEND_SIGNALED,
-				.wr.rdma.remote_addr = s->raddr + iov[i].off + done,
-				.wr.rdma.rkey = s->rkey,
-			};
-			if (nwr)
-				wr[nwr - 1].next = &wr[nwr];
-			pend[nwr].dst = (char *)iov[i].buf + done;
-			pend[nwr].len = take;
-			nwr++;
-			boff += take;
-			done += take;
-			if (done == iov[i].len) {
-				i++;
-				done = 0;
-			}
-		}
-		if (!nwr)
-			break;
-		rc = -ibv_post_send(v->id->qp, wr, &bad);
+	for (;;) {
+		rc = v_post_reads(s, &g, iov, n);
 		if (rc)
 			return v_fail(p, s->name, POOL_OP_READ, rc, NULL);
-		rc = v_complete(p, s->name, POOL_OP_READ, 0, nwr, NULL);
-		if (rc)
-			return rc;
-		for (k = 0, boff = 0; k < nwr; k++) {
-			memcpy(pend[k].dst, v->bounce + boff, pend[k].len);
-			boff += pend[k].len;
+		if (g.tail == g.head)
+			return 0;
+		got = v_poll(p, s->name, POOL_OP_READ, wc, 16);
+		if (got < 0)
+			return got;
+		for (k = 0; k < got; k++) {
+			uint64_t last = wc[k].wr_id >> 8;
+
+			if ((wc[k].wr_id & 0xff) != WR_READ)
+				continue;
+			while (g.tail <= last) {
+				struct vread *r = &g.r[g.tail % V_CHAIN];
+
+				memcpy(r->dst, v->bounce + r->boff, r->len);
+				g.bused -= r->len;
+				g.tail++;
+			}
 		}
 	}
-	return 0;
 }
 
 static const struct pool_ops verbs_ops = {
