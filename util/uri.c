@@ -211,6 +211,9 @@ static int parse_rados_query(const char *orig, const char *q,
 				       sizeof(r->id));
 			if (rc)
 				return rc;
+			if (!strncmp(r->id, "client.", 7))
+				return uri_err(orig, "id is the name after \"client.\" (id=%s)",
+					       r->id + 7);
 		} else if ((klen == 4 && !strncmp(q, "conf", 4)) ||
 			   (klen == 7 && !strncmp(q, "keyring", 7))) {
 			dst = klen == 4 ? r->conf : r->keyring;
