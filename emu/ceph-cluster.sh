@@ -47,11 +47,12 @@ stop() {
 	done
 }
 
-# A TCP port on 127.0.0.1 nobody listens on (ss from iproute2).
+# A TCP port on 127.0.0.1 nobody listens on (ss from iproute2), in steps
+# of a cluster's port range.
 free_port() {
 	local p=$1
 	while ss -Hltn "sport = :$p" | grep -q .; do
-		p=$((p + 1))
+		p=$((p + 200))	# past the last cluster's range
 	done
 	echo "$p"
 }
