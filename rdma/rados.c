@@ -147,7 +147,7 @@ static int remove_objects(struct pool *p, const char *seg,
 	struct batch *b = batch_new();
 	unsigned k;
 	uint32_t i;
-	int rc = 0;
+	int rc = 0, rc2;
 
 	if (!b)
 		return -ENOMEM;
@@ -164,9 +164,9 @@ static int remove_objects(struct pool *p, const char *seg,
 				      p->uri, seg, b->obj[k]);
 		}
 	}
-	k = batch_wait(p, seg, b, "remove", true);
+	rc2 = batch_wait(p, seg, b, "remove", true);
 	free(b);
-	return rc ? rc : (int)k;
+	return rc ? rc : rc2;
 }
 
 static int new_tag(struct pool *p, char *tag)
@@ -471,8 +471,7 @@ static int rados_readv(struct pool_seg *s, const struct pool_iov *iov,
  * crashed, or replaced and not yet cleaned up): a listing of the
  * namespace, so this costs a scan of it.
  */
-static int remove_orphans(struct pool *p, const char *name, const char *keep,
-			  int *ret)
+static int remove_orphans(struct pool *p, const char *name, int *ret)
 {
 	size_t nlen = strlen(name);
 	rados_list_ctx_t ctx;
@@ -483,13 +482,22 @@ static int remove_orphans(struct pool *p, const char *name, const char *keep,
 	if (rc < 0)
 		return tier_err(rc, "pool %s: segment '%s': list objects: %m",
 				p->uri, name);
-	while ((rc = rados_nobjects_list_next(ctx, &entry, NULL, NULL)) == 0) {
-		const char *t = entry + nlen + 1;
+	for (;;) {
+		const char *t;
 
+		rc = rados_nobjects_list_next(ctx, &entry, NULL, NULL);
+		if (rc == -ENOENT) {	/* the end */
+			rc = 0;
+			break;
+		}
+		if (rc < 0) {
+			rc = tier_err(rc, "pool %s: segment '%s': list objects: %m",
+				      p->uri, name);
+			break;
+		}
+		t = entry + nlen + 1;
 		if (strncmp(entry, name, nlen) || entry[nlen] != '.' ||
 		    strlen(t) != 16 + 1 + 8 || t[16] != '.')
-			continue;
-		if (keep && !strncmp(t, keep, 16))
 			continue;
 		rc = rados_remove(pool_io(p), entry);
 		if (rc < 0 && rc != -ENOENT) {
@@ -500,11 +508,6 @@ static int remove_orphans(struct pool *p, const char *name, const char *keep,
 		found++;
 	}
 	rados_nobjects_list_close(ctx);
-	if (rc == -ENOENT)
-		rc = 0;
-	else if (rc < 0 && rc != -ENOENT && !found)
-		rc = tier_err(rc, "pool %s: segment '%s': list objects: %m",
-			      p->uri, name);
 	*ret = found;
 	return rc;
 }
@@ -528,7 +531,7 @@ static int rados_remove_seg(struct pool *p, const char *name)
 		if (rc < 0)
 			return rc;
 	}
-	rc = remove_orphans(p, name, NULL, &orphans);
+	rc = remove_orphans(p, name, &orphans);
 	if (rc)
 		return rc;
 	if (committed && !orphans)

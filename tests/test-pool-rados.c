@@ -93,6 +93,9 @@ static void get_cluster(void)
 			fprintf(stderr, "emu/ceph-cluster.sh start failed\n");
 			exit(T_FAIL);
 		}
+		/* how long the start took, for the log */
+		snprintf(cmd, sizeof(cmd), "grep HEALTH_OK '%s/start.log'", dir);
+		(void)!system(cmd);
 	}
 	snprintf(conf, sizeof(conf), "%s/ceph.conf", dir);
 	snprintf(keyring, sizeof(keyring), "%s/client.tier.keyring", dir);
