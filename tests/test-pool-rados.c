@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -311,6 +312,45 @@ static void test_cut(struct pool *p)
 	t_ok(pool_remove(p, "snap/cut"));
 }
 
+static pid_t read_pid(const char *name)
+{
+	char path[2200];
+	FILE *f;
+	int pid = -1;
+
+	snprintf(path, sizeof(path), "%s/run/%s.pid", dir, name);
+	f = fopen(path, "r");
+	t_assert(f);
+	t_eq(fscanf(f, "%d", &pid), 1);
+	fclose(f);
+	return pid;
+}
+
+/*
+ * One OSD of three killed under a reader: every replica is on its own
+ * OSD (size 3, min_size 2), so the reads complete, byte for byte, once
+ * the cluster has marked it down. It is started again after.
+ */
+static void test_osd_killed(struct pool *p)
+{
+	size_t hole = 2 * 4096;
+	struct pool_seg *s;
+	char cmd[4400];
+	pid_t pid;
+
+	t_ok(pool_seg_open(p, "snap/rw", &s));
+	pid = read_pid("osd.0");
+	t_eq(kill(pid, SIGKILL), 0);
+	check_scattered(s, 200, hole, 8);
+	check_scattered(s, 200, hole, 8);
+	pool_seg_close(s);
+	printf("ok: osd.0 killed, 400 ranges read back from the others\n");
+	while (kill(pid, 0) == 0)
+		usleep(10000);
+	snprintf(cmd, sizeof(cmd), "ceph-osd -c '%s' -i 0 2>/dev/null", conf);
+	t_eq(system(cmd), 0);
+}
+
 static void test_remove(struct pool *p)
 {
 	struct pool_seg *s;
@@ -365,6 +405,7 @@ int main(void)
 	test_namespaces(p);
 	test_uncommitted(p);
 	test_cut(p);
+	test_osd_killed(p);
 	test_remove(p);
 	test_errors();
 	pool_close(p);
