@@ -10,7 +10,8 @@
 # daemons listen on 127.0.0.1 only. start prints the lines
 #   conf=DIR/ceph.conf  keyring=DIR/client.tier.keyring  id=tier  pool=tier
 # and exits 0 at HEALTH_OK, 1 if it is not reached within
-# CEPH_START_TIMEOUT seconds (default 300), 77 if Ceph is not installed.
+# CEPH_START_TIMEOUT seconds of its start (default 300; then it stops what
+# it started), 77 if Ceph is not installed.
 # Knobs: CEPH_OSD_MB (each OSD's block file, default 1024), CEPH_MON_PORT
 # (default: a free one from 20000 up).
 set -euo pipefail
@@ -58,7 +59,7 @@ free_port() {
 }
 
 start() {
-	local t0 mport fsid i uuid id deadline health
+	local t0 mport fsid uuid id deadline health
 	for b in ceph-mon ceph-mgr ceph-osd ceph ceph-authtool monmaptool; do
 		command -v "$b" >/dev/null ||
 			{ echo "SKIP: $b not installed (apt-get install ceph-mon ceph-mgr ceph-osd ceph-common)"; exit 77; }
@@ -142,7 +143,7 @@ EOF
 	ceph_ auth get-or-create mgr.x mon 'allow profile mgr' osd 'allow *' \
 		mds 'allow *' -o "$d/mgr.x/keyring"
 	ceph-mgr -c "$conf" -i x
-	for i in $(seq 0 $((nosd - 1))); do
+	for _ in $(seq "$nosd"); do
 		uuid=$(cat /proc/sys/kernel/random/uuid)
 		id=$(ceph_ osd new "$uuid")
 		mkdir -p "$d/osd.$id"
@@ -156,7 +157,7 @@ EOF
 	ceph_ osd pool application enable "$pool" tier >/dev/null
 	ceph_ auth get-or-create client.tier mon 'allow r' \
 		osd "allow rwx pool=$pool" -o "$d/client.tier.keyring"
-	deadline=$(( $(now) + ${CEPH_START_TIMEOUT:-300} ))
+	deadline=$(( t0 + ${CEPH_START_TIMEOUT:-300} ))
 	while :; do
 		health=$(ceph_ health 2>/dev/null || true)
 		[ "$health" != HEALTH_OK ] || break
@@ -174,11 +175,18 @@ EOF
 	echo "pool=$pool"
 }
 
+on_exit() {
+	local rc=$?
+
+	[ $rc -eq 0 ] || [ $rc -eq 77 ] || stop
+	exit $rc
+}
+
 case $cmd in
 start)
 	# a start that fails leaves nothing running
 	trap 'log "failed at line $LINENO (logs in $d/log)"' ERR
-	trap 'rc=$?; [ $rc -eq 0 ] || [ $rc -eq 77 ] || stop; exit $rc' EXIT
+	trap on_exit EXIT
 	start
 	;;
 stop) stop ;;
