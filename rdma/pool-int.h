@@ -56,7 +56,7 @@ struct pool_ctl {
 struct pool {
 	const struct pool_ops *ops;
 	const struct pool_ctl *ctl;	/* message transports */
-	char uri[320];		/* "tcp://HOST:PORT", "file:PATH": for messages */
+	char uri[320];		/* "tcp://HOST:PORT", "file:PATH", "rados://POOL/NS": for messages */
 	void *priv;		/* the transport's */
 	uint32_t server_flags;	/* message transports: POOL_HELLO_* of the server */
 	struct pool_cred *cred;	/* the key it connected with, for a reconnect */
@@ -79,6 +79,7 @@ struct pool_seg {
 	void *map;		/* file: the segment mapped, or NULL */
 	uint64_t raddr;		/* rdma: remote address of byte 0 */
 	uint32_t rkey;		/* rdma */
+	void *priv;		/* rados: the objects' tag and stripe */
 };
 
 struct pool_wseg {
@@ -89,6 +90,7 @@ struct pool_wseg {
 	int fd;			/* file: the temporary */
 	char tmp[4096 + 64];	/* file: its path */
 	char path[4096 + 16];	/* file: the final path */
+	void *priv;		/* rados: the writer's tag and progress */
 };
 
 /*
@@ -107,6 +109,7 @@ int ctl_remove(struct pool *p, const char *name);
 int pool_file_open(struct pool *p, const char *dir);
 int pool_tcp_open(struct pool *p, const struct tier_uri *uri);
 int pool_verbs_open(struct pool *p, const struct tier_uri *uri);
+int pool_rados_open(struct pool *p, const struct tier_uri *uri);
 
 /* 0 if @name is "SNAP/POLICY" as pool.h defines it, else -EINVAL naming it. */
 int pool_name_check(const char *name);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The pool API (rdma/pool.h): checks names and bounds once, then hands
- * each call to the transport the URI chose (file.c, tcp.c, verbs.c).
+ * each call to the transport the URI chose (file.c, tcp.c, verbs.c,
+ * rados.c).
  * Called by store/place.c (writes segments) and the restorer (reads them).
  */
 #include <errno.h>
@@ -110,6 +111,9 @@ void pool_uri_name(const struct tier_uri *uri, char *buf, size_t len)
 
 	if (uri->kind == URI_POOL_FILE)
 		snprintf(buf, len, "file:%s", uri->path);
+	else if (uri->kind == URI_POOL_RADOS)
+		snprintf(buf, len, "rados://%s%s%s", uri->rados.pool,
+			 uri->rados.ns[0] ? "/" : "", uri->rados.ns);
 	else if (strchr(uri->host, ':'))
 		snprintf(buf, len, "%s://[%s]:%u", scheme, uri->host, uri->port);
 	else
@@ -165,6 +169,9 @@ int pool_connect(const struct tier_uri *uri, const struct pool_cred *cred,
 		break;
 	case URI_POOL_RDMA:
 		rc = pool_verbs_open(p, uri);
+		break;
+	case URI_POOL_RADOS:
+		rc = pool_rados_open(p, uri);
 		break;
 	default:
 		rc = tier_err(-EINVAL, "not a pool URI (kind %d)", uri->kind);

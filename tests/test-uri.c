@@ -48,6 +48,10 @@ static const struct good good[] = {
 	{ "pool=rdma://10.9.0.2:18515", POOL, URI_POOL_RDMA, "", "10.9.0.2", 18515, 0, "pool=rdma://10.9.0.2:18515" },
 	{ "rdma://[2001:db8::7]:00080", ANY, URI_POOL_RDMA, "", "2001:db8::7", 80, 0, "pool=rdma://[2001:db8::7]:80" },
 	{ "Pool=RDMA://h:5", BOTH, URI_POOL_RDMA, "", "h", 5, 0, "pool=rdma://h:5" },
+	{ "pool=rados://tier", POOL, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://tier" },
+	{ "rados://tier/fn-7", ANY, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://tier/fn-7" },
+	{ "rados://p?keyring=/k&id=tier&conf=/etc/c.conf", POOL, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://p?id=tier&conf=/etc/c.conf&keyring=/k" },
+	{ "rados://p/n?conf=a=b", POOL, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://p/n?conf=a=b" },
 };
 
 struct bad {
@@ -98,6 +102,22 @@ static const struct bad bad[] = {
 	{ "tcp://user@h:7000", POOL, "bad character '@'" },
 	{ "tcp://h/x:7000", POOL, "bad character '/'" },
 	{ "rdma://h:1:2", POOL, "needs brackets" },
+	{ "rados:tier", POOL, "want rados://POOL[/NAMESPACE]" },
+	{ "rados://", POOL, "empty Ceph pool" },
+	{ "rados:///ns", POOL, "empty Ceph pool" },
+	{ "rados://p/", POOL, "empty namespace" },
+	{ "rados://p/a/b", POOL, "bad character '/' in namespace" },
+	{ "rados://p q", POOL, "bad character ' ' in Ceph pool" },
+	{ "rados://p?", POOL, "empty query" },
+	{ "rados://p?id", POOL, "want KEY=VALUE" },
+	{ "rados://p?id=", POOL, "empty client id" },
+	{ "rados://p?id=client.x", POOL, "after \"client.\" (id=x)" },
+	{ "rados://p?id=a&id=b", POOL, "id given twice" },
+	{ "rados://p?conf=", POOL, "empty conf path" },
+	{ "rados://p?keyring=/a&keyring=/b", POOL, "keyring given twice" },
+	{ "rados://p?user=x", POOL, "unknown parameter \"user\"" },
+	{ "rados://p?id=x&", POOL, "empty parameter after '&'" },
+	{ "cxl=rados://p", ANY, "rados is a pool tier" },
 	/* prefix or kind against @want */
 	{ "cxl=dir:/x", POOL, "a cxl tier, but a pool tier is wanted" },
 	{ "pool=file:/x", CXL, "a pool tier, but a cxl tier is wanted" },
@@ -122,6 +142,27 @@ static void check_roundtrip(const struct tier_uri *u)
 	t_assert(!strcmp(v.host, u->host));
 	t_eq(v.port, u->port);
 	t_eq(v.node, u->node);
+	t_assert(!memcmp(&v.rados, &u->rados, sizeof(v.rados)));
+}
+
+static void test_rados(void)
+{
+	struct tier_uri u;
+
+	t_ok(uri_parse("pool=rados://tier/ns.1?id=tier&conf=/c/ceph.conf&keyring=/k/x.keyring",
+		       POOL, &u));
+	t_eq(u.kind, URI_POOL_RADOS);
+	t_assert(!strcmp(u.rados.pool, "tier"));
+	t_assert(!strcmp(u.rados.ns, "ns.1"));
+	t_assert(!strcmp(u.rados.id, "tier"));
+	t_assert(!strcmp(u.rados.conf, "/c/ceph.conf"));
+	t_assert(!strcmp(u.rados.keyring, "/k/x.keyring"));
+	/* nothing but the pool: Ceph's defaults and environment decide */
+	t_ok(uri_parse("rados://tier", POOL, &u));
+	t_assert(!u.rados.ns[0] && !u.rados.id[0] && !u.rados.conf[0] &&
+		 !u.rados.keyring[0]);
+	u.rados.pool[0] = '\0';
+	t_fails(uri_format(&u, NULL, 0), -EINVAL);
 }
 
 static void test_good(void)
@@ -327,6 +368,7 @@ int main(void)
 {
 	test_good();
 	test_bad();
+	test_rados();
 	test_lengths();
 	test_ports();
 	test_random();

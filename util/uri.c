@@ -31,6 +31,7 @@ static const struct scheme schemes[] = {
 	{ "file", URI_POOL_FILE, false },
 	{ "tcp", URI_POOL_TCP, true },
 	{ "rdma", URI_POOL_RDMA, true },
+	{ "rados", URI_POOL_RADOS, true },
 };
 
 /*
@@ -166,6 +167,104 @@ static int parse_hostport(const char *orig, const char *scheme,
 	return 0;
 }
 
+/* A Ceph pool or namespace name, or a client id: [A-Za-z0-9._-]. */
+static int copy_name(const char *orig, const char *what, const char *s,
+		     size_t len, char *dst, size_t dstlen)
+{
+	size_t i;
+
+	if (!len)
+		return uri_err(orig, "empty %s", what);
+	if (len >= dstlen)
+		return uri_err(orig, "%s longer than %zu bytes", what,
+			       dstlen - 1);
+	for (i = 0; i < len; i++)
+		if (!is_alnum(s[i]) && !strchr("._-", s[i]))
+			return uri_err(orig, "bad character '%c' in %s", s[i],
+				       what);
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+	return 0;
+}
+
+/* "KEY=VALUE&..." after the '?': id, conf and keyring, each at most once. */
+static int parse_rados_query(const char *orig, const char *q,
+			     struct uri_rados *r)
+{
+	while (*q) {
+		const char *amp = strchrnul(q, '&');
+		const char *eq = memchr(q, '=', amp - q);
+		size_t klen, vlen;
+		char *dst;
+		size_t dstlen;
+		int rc;
+
+		if (!eq)
+			return uri_err(orig, "\"%.*s\": want KEY=VALUE (id, conf, keyring)",
+				       (int)(amp - q), q);
+		klen = eq - q;
+		vlen = amp - eq - 1;
+		if (klen == 2 && !strncmp(q, "id", 2)) {
+			if (r->id[0])
+				return uri_err(orig, "id given twice");
+			rc = copy_name(orig, "client id", eq + 1, vlen, r->id,
+				       sizeof(r->id));
+			if (rc)
+				return rc;
+			if (!strncmp(r->id, "client.", 7))
+				return uri_err(orig, "id is the name after \"client.\" (id=%s)",
+					       r->id + 7);
+		} else if ((klen == 4 && !strncmp(q, "conf", 4)) ||
+			   (klen == 7 && !strncmp(q, "keyring", 7))) {
+			dst = klen == 4 ? r->conf : r->keyring;
+			dstlen = klen == 4 ? sizeof(r->conf) : sizeof(r->keyring);
+			if (dst[0])
+				return uri_err(orig, "%.*s given twice",
+					       (int)klen, q);
+			if (!vlen)
+				return uri_err(orig, "empty %.*s path",
+					       (int)klen, q);
+			if (vlen >= dstlen)
+				return uri_err(orig, "%.*s path longer than %zu bytes",
+					       (int)klen, q, dstlen - 1);
+			memcpy(dst, eq + 1, vlen);
+			dst[vlen] = '\0';
+		} else {
+			return uri_err(orig, "unknown parameter \"%.*s\" (want id, conf or keyring)",
+				       (int)klen, q);
+		}
+		q = *amp ? amp + 1 : amp;
+		if (*amp && !*q)
+			return uri_err(orig, "empty parameter after '&'");
+	}
+	return 0;
+}
+
+/* "POOL[/NAMESPACE][?QUERY]" */
+static int parse_rados(const char *orig, const char *s, struct uri_rados *r)
+{
+	const char *q = strchrnul(s, '?');
+	const char *slash = memchr(s, '/', q - s);
+	const char *pend = slash ? slash : q;
+	int rc;
+
+	rc = copy_name(orig, "Ceph pool", s, pend - s, r->pool,
+		       sizeof(r->pool));
+	if (rc)
+		return rc;
+	if (slash) {
+		rc = copy_name(orig, "namespace", slash + 1, q - slash - 1,
+			       r->ns, sizeof(r->ns));
+		if (rc)
+			return rc;
+	}
+	if (!*q)
+		return 0;
+	if (!q[1])
+		return uri_err(orig, "empty query after '?'");
+	return parse_rados_query(orig, q + 1, r);
+}
+
 static int parse_arg(const char *orig, const struct scheme *sc,
 		     const char *arg, struct tier_uri *u)
 {
@@ -192,6 +291,8 @@ static int parse_arg(const char *orig, const struct scheme *sc,
 	case URI_POOL_TCP:
 	case URI_POOL_RDMA:
 		return parse_hostport(orig, sc->name, arg, u);
+	case URI_POOL_RADOS:
+		return parse_rados(orig, arg, &u->rados);
 	}
 	return uri_err(orig, "unknown kind");
 }
@@ -227,7 +328,7 @@ int uri_parse(const char *s, unsigned want, struct tier_uri *ret)
 
 	colon = strchr(p, ':');
 	if (!colon || colon == p)
-		return uri_err(s, "no scheme (want dir:, devdax:, numa:, file:, tcp:// or rdma://)");
+		return uri_err(s, "no scheme (want dir:, devdax:, numa:, file:, tcp://, rdma:// or rados://)");
 	slen = colon - p;
 	for (i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++) {
 		if (strlen(schemes[i].name) == slen &&
@@ -250,7 +351,9 @@ int uri_parse(const char *s, unsigned want, struct tier_uri *ret)
 	p = colon + 1;
 	if (sc->net) {
 		if (strncmp(p, "//", 2))
-			return uri_err(s, "want %s://HOST:PORT", sc->name);
+			return uri_err(s, sc->kind == URI_POOL_RADOS ?
+				       "want rados://POOL[/NAMESPACE]" :
+				       "want %s://HOST:PORT", sc->name);
 		p += 2;
 	}
 
@@ -261,6 +364,45 @@ int uri_parse(const char *s, unsigned want, struct tier_uri *ret)
 		return rc;
 	*ret = u;
 	return 0;
+}
+
+/* snprintf at *@n of @buf, adding what it would print to *@n. */
+static void fmt_add(char *buf, size_t len, int *n, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void fmt_add(char *buf, size_t len, int *n, const char *fmt, ...)
+{
+	size_t at = (size_t)*n < len ? (size_t)*n : len;
+	va_list ap;
+	int m;
+
+	if (*n < 0)
+		return;
+	va_start(ap, fmt);
+	m = vsnprintf(buf ? buf + at : NULL, len - at, fmt, ap);
+	va_end(ap);
+	*n = m < 0 ? m : *n + m;
+}
+
+/* The parameters in a fixed order, so the text is canonical. */
+static int format_rados(const struct uri_rados *r, char *buf, size_t len)
+{
+	char sep = '?';
+	int n = 0;
+
+	fmt_add(buf, len, &n, "pool=rados://%s%s%s", r->pool,
+		r->ns[0] ? "/" : "", r->ns);
+	if (r->id[0]) {
+		fmt_add(buf, len, &n, "%cid=%s", sep, r->id);
+		sep = '&';
+	}
+	if (r->conf[0]) {
+		fmt_add(buf, len, &n, "%cconf=%s", sep, r->conf);
+		sep = '&';
+	}
+	if (r->keyring[0])
+		fmt_add(buf, len, &n, "%ckeyring=%s", sep, r->keyring);
+	return n;
 }
 
 int uri_format(const struct tier_uri *uri, char *buf, size_t len)
@@ -296,6 +438,11 @@ int uri_format(const struct tier_uri *uri, char *buf, size_t len)
 		n = snprintf(buf, len, "pool=%s://%s%s%s:%u",
 			     uri->kind == URI_POOL_TCP ? "tcp" : "rdma",
 			     host_l, uri->host, host_r, (unsigned)uri->port);
+		break;
+	case URI_POOL_RADOS:
+		if (!uri->rados.pool[0])
+			return tier_err(-EINVAL, "tier URI: rados without a pool");
+		n = format_rados(&uri->rados, buf, len);
 		break;
 	default:
 		return tier_err(-EINVAL, "tier URI: unknown kind %d",

@@ -10,6 +10,7 @@
  * Tier URIs, as users write them (DESIGN.md "Tier URIs"):
  *	cxl=dir:PATH  cxl=devdax:/dev/daxX.Y  cxl=numa:NODE
  *	pool=file:PATH  pool=tcp://HOST:PORT  pool=rdma://HOST:PORT
+ *	pool=rados://POOL[/NAMESPACE][?id=CLIENT&conf=PATH&keyring=PATH]
  * The "cxl=" / "pool=" prefix is optional where the context says which.
  */
 enum uri_kind {
@@ -19,6 +20,21 @@ enum uri_kind {
 	URI_POOL_FILE,
 	URI_POOL_TCP,
 	URI_POOL_RDMA,
+	URI_POOL_RADOS,
+};
+
+/*
+ * rados: a Ceph pool and namespace; an empty id, conf or keyring leaves
+ * it to Ceph's own defaults and environment (CEPH_CONF, CEPH_ARGS), as
+ * the ceph and rados tools do. Query values are taken as written (no
+ * %-decoding), so a path may not hold '&'.
+ */
+struct uri_rados {
+	char pool[128];
+	char ns[128];
+	char id[64];		/* "tier" for client.tier */
+	char conf[1024];
+	char keyring[1024];
 };
 
 struct tier_uri {
@@ -27,6 +43,7 @@ struct tier_uri {
 	char host[256];		/* tcp, rdma: name or address, [v6] unbracketed */
 	uint16_t port;		/* tcp, rdma */
 	int node;		/* numa */
+	struct uri_rados rados;	/* rados */
 };
 
 /* Which side a URI must be on. */

@@ -19,7 +19,8 @@ static int same(const struct tier_uri *u, const struct tier_uri *v)
 {
 	return u->kind == v->kind && !strcmp(u->path, v->path) &&
 	       !strcmp(u->host, v->host) && u->port == v->port &&
-	       u->node == v->node;
+	       u->node == v->node &&
+	       !memcmp(&u->rados, &v->rados, sizeof(u->rados));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
