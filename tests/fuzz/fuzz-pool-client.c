@@ -4,7 +4,8 @@
  * tcp_call, rdma/ctl.c, the codec of rdma/proto.c) fed the byte stream a
  * server sends on one connection. A fake server thread, started once,
  * accepts on 127.0.0.1, sends the input, half-closes and drains what the
- * client sends until it hangs up. The client is the real one: pool_open
+ * client sends until it hangs up, then refuses any connection until the
+ * input is done. The client is the real one: pool_open
  * of tcp://127.0.0.1:PORT (HELLO), then one call per reply in the
  * stream, the call whose request that reply answers (its op field picks
  * it: OPEN pool_seg_open, READ pool_readv of the reply's length, CREATE,
@@ -28,6 +29,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -48,6 +50,7 @@ static struct {
 	int lfd;
 	uint16_t port;
 	sem_t go, done;
+	int endfd;		/* eventfd: the input is done, stop refusing */
 	const uint8_t *data;
 	size_t size;
 } fake;
@@ -107,6 +110,32 @@ static void *fake_main(void *arg)
 			abort();
 		fake_serve(fd);
 		close(fd);
+		/*
+		 * The stream is one connection's: a client that connects
+		 * again (tcp.c's READ reconnect) is refused at once, so its
+		 * second HELLO fails instead of waiting in the backlog.
+		 */
+		for (;;) {
+			struct pollfd pfd[2] = {
+				{ .fd = fake.lfd, .events = POLLIN },
+				{ .fd = fake.endfd, .events = POLLIN },
+			};
+			uint64_t v;
+
+			if (poll(pfd, 2, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				abort();
+			}
+			if (pfd[1].revents & POLLIN) {
+				if (read(fake.endfd, &v, sizeof(v)) != sizeof(v))
+					abort();
+				break;
+			}
+			fd = accept4(fake.lfd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0)
+				close(fd);
+		}
 		sem_post(&fake.done);
 	}
 	return NULL;
@@ -125,6 +154,7 @@ static void fake_start(void)
 	if (fake.lfd < 0 || bind(fake.lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    listen(fake.lfd, 16) ||
 	    getsockname(fake.lfd, (struct sockaddr *)&sa, &sl) ||
+	    (fake.endfd = eventfd(0, EFD_CLOEXEC)) < 0 ||
 	    sem_init(&fake.go, 0, 0) || sem_init(&fake.done, 0, 0) ||
 	    pthread_create(&t, NULL, fake_main, NULL))
 		abort();
@@ -338,6 +368,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pool_abort(st.w[--st.nw]);
 	pool_close(p);
 out:
+	{
+		uint64_t one = 1;
+
+		if (write(fake.endfd, &one, sizeof(one)) != sizeof(one))
+			abort();
+	}
 	while (sem_wait(&fake.done))
 		;
 	return 0;
