@@ -186,10 +186,16 @@ struct tier_place_attr {
 	 * TIER_PLACE_NO_GAP for none. */
 	unsigned gap;
 	uint64_t cxl_capacity;	/* bytes; 0: unlimited */
-	unsigned flags;
+	unsigned flags;		/* TIER_PLACE_* */
 };
 
 #define TIER_PLACE_NO_GAP	(~0U)
+/*
+ * tiered on a shmem CXL tier lays its object out at guest offsets (the
+ * identity layout, mapped once per cluster: doc/placement.md); this
+ * asks for the compact layout there too, as on every other tier.
+ */
+#define TIER_PLACE_COMPACT	(1U << 0)
 
 /*
  * Computes the plan of @policy for @snap from its traces and the image,

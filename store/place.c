@@ -311,15 +311,13 @@ static int check_args(struct placing *pl, const struct tier_place_attr *attr)
 /*
  * tiered on a shmem tier (dir on tmpfs, numa): the identity layout, which
  * a restore maps once per cluster (doc/placement.md). A tier that does
- * not open here is left for open_objects to report. TIER_CXL_LAYOUT=
- * compact forces the compact layout (tests, comparisons).
+ * not open here is left for open_objects to report. TIER_PLACE_COMPACT
+ * asks for the compact layout anyway (comparisons).
  */
-static int cxl_identity(struct placing *pl)
+static int cxl_identity(struct placing *pl, const struct tier_place_attr *attr)
 {
-	const char *env = getenv("TIER_CXL_LAYOUT");
-
 	if (pl->policy != TIER_POLICY_TIERED ||
-	    (env && !strcmp(env, "compact")))
+	    (attr->flags & TIER_PLACE_COMPACT))
 		return 0;
 	if (!pl->cxl && cxl_open(&pl->cxl_uri, &pl->cxl))
 		return 0;
@@ -347,7 +345,7 @@ static int run_placer(struct placing *pl, const struct tier_place_attr *attr)
 		.confidence = attr->confidence,
 		.gap = attr->gap,
 		.cxl_pages = attr->cxl_capacity / PG,
-		.cxl_identity = cxl_identity(pl),
+		.cxl_identity = cxl_identity(pl, attr),
 	};
 	return placer_plan(&in, &par, &pl->pp);
 }

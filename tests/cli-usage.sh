@@ -74,6 +74,7 @@ expect 2 place --policy nonsense snap
 grep -q "nonsense" "$tmp/err" || bad "place --policy nonsense: message does not quote it"
 expect 2 place --confidence 2 snap
 expect 2 place --gap x snap
+expect 2 place --layout sideways snap
 expect 2 place --cxl-capacity 12Q snap
 expect 2 show
 expect 2 show --policy nonsense snap

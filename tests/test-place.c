@@ -526,7 +526,7 @@ int main(void)
 	plan_free(&plan);
 	t_ok(tier_plan_info(snap, TIER_POLICY_TIERED, &info));
 	restore_check(snap);
-	setenv("TIER_CXL_LAYOUT", "compact", 1);
+	attr.flags |= TIER_PLACE_COMPACT;
 	{
 		struct tier_plan_info ci;
 
@@ -539,7 +539,7 @@ int main(void)
 		t_assert(ci.cxl_bytes >= info.cxl_bytes);	/* + zero gaps */
 		restore_check(snap);
 	}
-	unsetenv("TIER_CXL_LAYOUT");
+	attr.flags &= ~TIER_PLACE_COMPACT;
 	check_policy(snap, TIER_POLICY_TIERED, &attr);
 
 	/* tiered must use all three kinds of pages it is about. */

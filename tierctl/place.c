@@ -34,6 +34,8 @@ static const char place_usage[] =
 	"  --confidence F       hot when at least this fraction of the traces\n"
 	"                       touched a page (default 0.5)\n"
 	"  --gap N              bridge up to N pages inside a run (default 4; 0: none)\n"
+	"  --layout L           the CXL object's layout: auto (default: at guest\n"
+	"                       offsets on a shmem tier for tiered) or compact\n"
 	"  --cxl-capacity SIZE  CXL tier capacity, K/M/G/T suffixes (default: unlimited)\n"
 	"  -h, --help           show this help\n";
 
@@ -60,6 +62,7 @@ static int parse_args(int argc, char **argv, struct tier_place_attr *attr,
 		{ "confidence",   required_argument, NULL, 'f' },
 		{ "gap",          required_argument, NULL, 'g' },
 		{ "cxl-capacity", required_argument, NULL, 'C' },
+		{ "layout",       required_argument, NULL, 'L' },
 		{ "help",         no_argument,       NULL, 'h' },
 		{ 0 }
 	};
@@ -105,6 +108,16 @@ static int parse_args(int argc, char **argv, struct tier_place_attr *attr,
 			if (parse_uint(optarg, 1U << 30, &v))
 				return cli_bad(argv[0], place_usage, "bad gap '%s'", optarg);
 			attr->gap = v ? (unsigned)v : TIER_PLACE_NO_GAP;
+			break;
+		case 'L':
+			if (!strcmp(optarg, "compact"))
+				attr->flags |= TIER_PLACE_COMPACT;
+			else if (!strcmp(optarg, "auto"))
+				attr->flags &= ~TIER_PLACE_COMPACT;
+			else
+				return cli_bad(argv[0], place_usage,
+					       "bad layout '%s': want auto or compact",
+					       optarg);
 			break;
 		case 'C':
 			if (parse_size(optarg, &attr->cxl_capacity))
