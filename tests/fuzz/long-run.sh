@@ -41,7 +41,10 @@ for t in "${targets[@]}"; do
 	art=$work/artifacts/$t
 	mkdir -p "$corpus" "$art"
 	rm -rf "$seeds"
-	cp -r "$here/corpus/${t%-reseal}" "$seeds"
+	# a variant fuzzes from its target's seeds (tests/fuzz/meson.build)
+	seed=${t%-reseal}
+	seed=${seed%-auth}
+	cp -r "$here/corpus/$seed" "$seeds"
 	rm -f "$work/fuzz-0.log"
 	t0=$(date +%s)
 	(cd "$work" && nice -n 19 "$build/tests/fuzz/fuzz-$t" -jobs=1 \
