@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,10 +352,13 @@ static int cmp_u64(const void *a, const void *b)
 /*
  * The MISSING fault's distribution, measured as tierctl replay --latency
  * measures a restore's: mincore() before each touch (untimed), then the
- * touch timed on its own; p50 and p99 in ns.
+ * touch timed on its own; p50 and p99 in ns. @gap_ns apart (the faulting
+ * thread busy, the handler left to sleep in poll), it is the floor of a
+ * fault that arrives as a trace's do, after work: the handler's wake-up
+ * is then part of every fault, which back to back it is not.
  */
 static int m_missing_lat(int ufd, const uint8_t *src, size_t npages,
-			 double *p50, double *p99)
+			 uint64_t gap_ns, double *p50, double *p99)
 {
 	volatile uint8_t *dst = map_anon(npages * PAGE);
 	struct handler h = { .ufd = ufd, .src = src };
@@ -385,6 +389,9 @@ static int m_missing_lat(int ufd, const uint8_t *src, size_t npages,
 
 		if (mincore((void *)(dst + i * PAGE), PAGE, &in) < 0)
 			in = 0;
+		if (gap_ns)
+			for (t = now_ns(); now_ns() - t < gap_ns;)
+				;
 		t = now_ns();
 		(void)dst[i * PAGE + 8];
 		ns[i] = now_ns() - t;
@@ -421,10 +428,13 @@ struct metric {
 
 static void usage(FILE *f)
 {
-	fputs("usage: floor [--mib N] [--reps N] [--dir DIR]\n"
-	      "  --mib N    buffer size per measurement (default 64)\n"
-	      "  --reps N   repetitions; medians are reported (default 5)\n"
-	      "  --dir DIR  tmpfs directory for the file mapping (default /dev/shm)\n",
+	fputs("usage: floor [--mib N] [--reps N] [--dir DIR] [--miss-gap-us N] [--only-lat]\n"
+	      "  --mib N          buffer size per measurement (default 64)\n"
+	      "  --reps N         repetitions; medians are reported (default 5)\n"
+	      "  --dir DIR        tmpfs directory for the file mapping (default /dev/shm)\n"
+	      "  --miss-gap-us N  also the MISSING fault's p50/p99 with the touches\n"
+	      "                   N us apart (a trace's spacing; the handler sleeps)\n"
+	      "  --only-lat       measure the MISSING fault's distributions only\n",
 	      f);
 }
 
@@ -434,11 +444,14 @@ int main(int argc, char **argv)
 		{ "mib", required_argument, NULL, 'm' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "dir", required_argument, NULL, 'd' },
+		{ "miss-gap-us", required_argument, NULL, 'g' },
+		{ "only-lat", no_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	enum { M_MEMCPY, M_UFFD_COPY, M_POP_READ, M_MISSING, M_POP_WRITE,
-	       M_UFFD_COPY1, M_MAP1, M_PAR2, M_MISS_P50, M_MISS_P99, M_N };
+	       M_UFFD_COPY1, M_MAP1, M_PAR2, M_MISS_P50, M_MISS_P99,
+	       M_GAP_P50, M_GAP_P99, M_N };
 	struct metric m[M_N] = {
 		[M_MEMCPY] = { .name = "memcpy_ns_per_page" },
 		[M_UFFD_COPY] = { .name = "uffd_copy_batch512_ns_per_page" },
@@ -450,7 +463,11 @@ int main(int argc, char **argv)
 		[M_PAR2] = { .name = "two_thread_speedup" },
 		[M_MISS_P50] = { .name = "missing_fault_p50_ns" },
 		[M_MISS_P99] = { .name = "missing_fault_p99_ns" },
+		[M_GAP_P50] = { .name = "missing_fault_spaced_p50_ns" },
+		[M_GAP_P99] = { .name = "missing_fault_spaced_p99_ns" },
 	};
+	bool only_lat = false, skip[M_N] = { 0 };
+	double gap_us = 0;
 	const char *dir = "/dev/shm";
 	char path[4096];
 	size_t mib = 64, npages;
@@ -462,11 +479,17 @@ int main(int argc, char **argv)
 		case 'm': mib = strtoul(optarg, NULL, 0); break;
 		case 'r': reps = atoi(optarg); break;
 		case 'd': dir = optarg; break;
+		case 'g': gap_us = strtod(optarg, NULL); break;
+		case 'l': only_lat = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
 	}
-	if (!mib || reps < 1 || reps > MAX_REPS) {
+	for (int k = 0; k < M_N; k++)
+		skip[k] = (only_lat && k != M_MISS_P50 && k != M_MISS_P99 &&
+			   k != M_GAP_P50 && k != M_GAP_P99) ||
+			  (!(gap_us > 0) && (k == M_GAP_P50 || k == M_GAP_P99));
+	if (!mib || reps < 1 || reps > MAX_REPS || gap_us < 0 || gap_us > 1e6) {
 		usage(stderr);
 		return 2;
 	}
@@ -503,7 +526,7 @@ int main(int argc, char **argv)
 			double v = 0;
 			int rc;
 
-			if (m[k].err)
+			if (m[k].err || skip[k])
 				continue;
 			switch (k) {
 			case M_MEMCPY:
@@ -534,15 +557,29 @@ int main(int argc, char **argv)
 				double v99 = 0;
 
 				rc = uffd_err ? uffd_err :
-				     m_missing_lat(ufd, src, npages / 4, &v, &v99);
+				     m_missing_lat(ufd, src, npages / 4, 0, &v, &v99);
 				if (!rc)
 					m[M_MISS_P99].v[m[M_MISS_P99].n++] = v99;
 				else
 					m[M_MISS_P99].err = rc;
 				break;
 			}
+			case M_GAP_P50: {
+				double v99 = 0;
+
+				/* fewer touches: each waits gap_us first */
+				rc = uffd_err ? uffd_err :
+				     m_missing_lat(ufd, src, npages / 16,
+						   (uint64_t)(gap_us * 1e3), &v, &v99);
+				if (!rc)
+					m[M_GAP_P99].v[m[M_GAP_P99].n++] = v99;
+				else
+					m[M_GAP_P99].err = rc;
+				break;
+			}
 			case M_MISS_P99:
-				continue;	/* with M_MISS_P50 */
+			case M_GAP_P99:
+				continue;	/* with their p50 */
 			default:
 				rc = m_populate_write(npages, &v);
 				break;
@@ -559,7 +596,11 @@ int main(int argc, char **argv)
 	close(fd);
 
 	printf("{\"pages\": %zu, \"reps\": %d", npages, reps);
+	if (gap_us > 0)
+		printf(", \"miss_gap_us\": %.1f", gap_us);
 	for (int k = 0; k < M_N; k++) {
+		if (skip[k])
+			continue;
 		if (m[k].err || !m[k].n) {
 			printf(", \"%s\": null, \"%s_error\": \"%s\"", m[k].name,
 			       m[k].name, strerror(-m[k].err));

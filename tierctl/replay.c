@@ -72,6 +72,7 @@ struct replay_cfg {
 struct fault_lat {
 	uint64_t n;
 	uint64_t p50_ns, p99_ns, max_ns, mean_ns;
+	uint64_t gap_p50_ns;	/* from one fault's end to the next's start */
 };
 
 /* Sent by each child through a pipe: one write, below PIPE_BUF, atomic. */
@@ -248,13 +249,18 @@ static int cmp_u64(const void *a, const void *b)
  * --latency: before each touch, mincore() says whether the page is there
  * yet (untimed); the touches of pages that were not are the faults the
  * restore served, each timed from the thread's side, as the floor's
- * MISSING fault is. The probes lengthen the replay itself.
+ * MISSING fault is. The probes lengthen the replay itself. The median
+ * time between one fault's end and the next one's start says how the
+ * faults arrive (back to back, or apart with the handler asleep): the
+ * floor is measured with the same spacing (bench/floor --miss-gap-us).
  */
 static void touch_timed(const struct replay_cfg *cfg, char *addr,
 			struct fault_lat *lat)
 {
-	uint64_t *ns = malloc((cfg->n ? cfg->n : 1) * sizeof(*ns)), sum = 0;
-	size_t k = 0;
+	size_t cap = cfg->n ? cfg->n : 1;
+	uint64_t *ns = malloc(cap * sizeof(*ns)), sum = 0;
+	uint64_t *gap = malloc(cap * sizeof(*gap)), last = 0;
+	size_t k = 0, g = 0;
 
 	for (size_t i = 0; i < cfg->n; i++) {
 		const struct tier_trace_ent *e = &cfg->ent[i];
@@ -269,10 +275,18 @@ static void touch_timed(const struct replay_cfg *cfg, char *addr,
 			continue;
 		}
 		t = mono_ns();
+		if (gap && last)
+			gap[g++] = t - last;
 		touch(addr, e);
-		ns[k++] = mono_ns() - t;
+		last = mono_ns();
+		ns[k++] = last - t;
 	}
 	memset(lat, 0, sizeof(*lat));
+	if (gap && g) {
+		qsort(gap, g, sizeof(*gap), cmp_u64);
+		lat->gap_p50_ns = gap[g / 2];
+	}
+	free(gap);
 	if (ns && k) {
 		qsort(ns, k, sizeof(*ns), cmp_u64);
 		for (size_t i = 0; i < k; i++)
@@ -625,6 +639,7 @@ static void sum_results(const struct replay_result *res, unsigned count,
 		t->lat.n += r->lat.n;
 		t->lat.p50_ns += r->lat.p50_ns / count;
 		t->lat.mean_ns += r->lat.mean_ns / count;
+		t->lat.gap_p50_ns += r->lat.gap_p50_ns / count;
 		if (r->lat.p99_ns > t->lat.p99_ns)
 			t->lat.p99_ns = r->lat.p99_ns;
 		if (r->lat.max_ns > t->lat.max_ns)
@@ -657,12 +672,14 @@ static void print_json(const struct replay_cfg *cfg, const char *trace,
 	       t->setup_max, t->replay_mean, t->replay_max, t->verify_mean);
 	if (cfg->latency)
 		printf(",\"fault_latency\":{\"n\":%llu,\"p50_ns\":%llu,"
-		       "\"p99_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%llu}",
+		       "\"p99_ns\":%llu,\"max_ns\":%llu,\"mean_ns\":%llu,"
+		       "\"gap_p50_ns\":%llu}",
 		       (unsigned long long)t->lat.n,
 		       (unsigned long long)t->lat.p50_ns,
 		       (unsigned long long)t->lat.p99_ns,
 		       (unsigned long long)t->lat.max_ns,
-		       (unsigned long long)t->lat.mean_ns);
+		       (unsigned long long)t->lat.mean_ns,
+		       (unsigned long long)t->lat.gap_p50_ns);
 	/* the range's pages per class: the same in every instance */
 	printf(",\"pages\":{\"zero\":%llu,\"ro\":%llu,\"rw\":%llu,\"cold\":%llu}",
 	       (unsigned long long)res[0].st.pages[TIER_CLASS_ZERO],
@@ -731,9 +748,11 @@ static void print_human(const struct replay_cfg *cfg, const char *trace,
 	       "verified", (unsigned long long)t->verified,
 	       (unsigned long long)t->mismatches, t->verify_mean);
 	if (cfg->latency)
-		printf("  %-12s %llu touches faulted: p50 %.1f us, p99 %.1f us, max %.1f us\n",
+		printf("  %-12s %llu touches faulted: p50 %.1f us, p99 %.1f us, max %.1f us; "
+		       "%.1f us apart (p50)\n",
 		       "latency", (unsigned long long)t->lat.n, t->lat.p50_ns / 1e3,
-		       t->lat.p99_ns / 1e3, t->lat.max_ns / 1e3);
+		       t->lat.p99_ns / 1e3, t->lat.max_ns / 1e3,
+		       t->lat.gap_p50_ns / 1e3);
 	printf("  %-12s zero %llu, ro %llu, rw %llu, cold %llu\n", "uffd faults",
 	       (unsigned long long)t->faults[TIER_CLASS_ZERO],
 	       (unsigned long long)t->faults[TIER_CLASS_RO],
