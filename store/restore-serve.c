@@ -309,44 +309,14 @@ static const struct placer_ext *find_ext(const struct rs_area *a, uint64_t w)
 	return NULL;
 }
 
-/*
- * A fault's stats, counted before its thread is woken (a caller that
- * reads them once its thread ran on sees them whole); @fault: 1 counts
- * the fault and its @n pages, -1 takes back the fault and @n pages, 0
- * takes back @n pages an install that raced did not install and adds
- * the time it took, @ns.
- */
-static void count_fault(struct rs_fate *f, const struct placer_ext *e,
-			unsigned src, uint64_t n, uint64_t ns, int fault)
-{
-	unsigned cls = e->cls < TIER_CLASS_MAX ? e->cls : TIER_CLASS_COLD;
-	uint64_t bytes = n * PG;
-
-	pthread_mutex_lock(&f->stat_lock);
-	if (fault > 0) {
-		f->st.faults[cls]++;
-		f->st.lazy_pages += n;
-		src_count_bytes(&f->st, src, bytes);
-		f->st.fault_ns += ns;
-	} else {
-		f->st.fault_ns += ns;
-		f->st.faults[cls] -= fault < 0;
-		f->st.lazy_pages -= n;
-		if (src == PLACER_SRC_POOL)
-			f->st.pool_bytes -= bytes;
-		else if (src == PLACER_SRC_IMAGE || src == PLACER_SRC_LOCAL)
-			f->st.local_bytes -= bytes;
-	}
-	pthread_mutex_unlock(&f->stat_lock);
-}
-
 static int serve_fault(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 		       uintptr_t addr)
 {
+	struct rs_fate *f = srv->fate;
 	uint64_t t0 = rs_now_ns(), cnt, k;
 	const struct placer_ext *e;
 	unsigned src;
-	int rc, r;
+	int rc;
 
 again:
 	if (bit_test(a->installed, w))	/* installed since it faulted */
@@ -372,58 +342,45 @@ again:
 	if (src == PLACER_SRC_NONE) {
 		rc = serve_install(srv, a, w, cnt, NULL, UFFD_COPY_DONTWAKE,
 				   false);
-		if (rc < 0)
-			return rc;
-		if (rc == SERVE_GONE)	/* unmapped, unregistered: woken */
-			return 0;
-		if (rc == SERVE_RACED)
-			goto again;
-		count_fault(srv->fate, e, src, cnt, rs_now_ns() - t0, 1);
-		return uffd_wake(srv->uffd, addr, cnt * PG);
-	}
-
-	if (src == PLACER_SRC_POOL && !srv->src->seg) {
-		rc = src_pool_connect(srv->src, &srv->src->pool, &srv->src->seg);
+	} else {
+		if (src == PLACER_SRC_POOL && !srv->src->seg) {
+			rc = src_pool_connect(srv->src, &srv->src->pool,
+					      &srv->src->seg);
+			if (rc)
+				return rc;
+		}
+		rc = src_read(srv->src, srv->src->seg, src, ext_off(e, w),
+			      srv->bounce, cnt * PG);
+		if (rc)
+			return tier_err_ctx(rc, "page %" PRIu64, a->first + w);
+		/* the faulting page must be right; of the window, only the
+		 * pages before a wrong one are installed (a wrong one fails
+		 * when it is touched itself, naming it) */
+		rc = src_verify(srv->src, a->first + w, srv->bounce, 1, src);
 		if (rc)
 			return rc;
+		for (k = 1; k < cnt; k++)
+			if (src_verify(srv->src, a->first + w + k,
+				       (uint8_t *)srv->bounce + k * PG, 1, src))
+				break;
+		cnt = k;
+		rc = serve_install(srv, a, w, cnt, srv->bounce,
+				   UFFD_COPY_DONTWAKE, false);
 	}
-	rc = src_read(srv->src, srv->src->seg, src, ext_off(e, w), srv->bounce,
-		      cnt * PG);
-	if (rc)
-		return tier_err_ctx(rc, "page %" PRIu64, a->first + w);
-	/* the faulting page must be right; of the window, only the pages
-	 * before a wrong one are installed (a wrong one fails when it is
-	 * touched itself, naming it) */
-	rc = src_verify(srv->src, a->first + w, srv->bounce, 1, src);
-	if (rc)
+	if (rc < 0)
 		return rc;
-	for (k = 1; k < cnt; k++)
-		if (src_verify(srv->src, a->first + w + k,
-			       (uint8_t *)srv->bounce + k * PG, 1, src))
-			break;
-	cnt = k;
-	count_fault(srv->fate, e, src, cnt, 0, 1);
-	/*
-	 * The faulting page alone first, woken by its own copy: its thread
-	 * runs again while the rest of the window is installed (~1-2 us a
-	 * page here), not after. A thread that faults on one of those
-	 * meanwhile is woken by their copy, or by its own fault's event
-	 * once they are in.
-	 */
-	rc = serve_install(srv, a, w, 1, srv->bounce, 0, false);
-	if (rc) {
-		count_fault(srv->fate, e, src, cnt, 0, -1);
-		if (rc == SERVE_GONE)	/* unmapped, unregistered: woken */
-			return 0;
-		if (rc == SERVE_RACED)	/* a REMOVE took it: look again */
-			goto again;
-		return rc;
-	}
-	r = cnt == 1 ? 0 : serve_install(srv, a, w + 1, cnt - 1,
-					 (uint8_t *)srv->bounce + PG, 0, false);
-	/* raced or gone: those fault again if touched */
-	count_fault(srv->fate, e, src, r ? cnt - 1 : 0, rs_now_ns() - t0, 0);
-	return r < 0 ? r : 0;
+	if (rc == SERVE_GONE)	/* unmapped, unregistered: woken */
+		return 0;
+	if (rc == SERVE_RACED)	/* a REMOVE took them: look again */
+		goto again;
+
+	pthread_mutex_lock(&f->stat_lock);
+	f->st.faults[e->cls < TIER_CLASS_MAX ? e->cls : TIER_CLASS_COLD]++;
+	f->st.lazy_pages += cnt;
+	src_count_bytes(&f->st, src, cnt * PG);
+	f->st.fault_ns += rs_now_ns() - t0;
+	pthread_mutex_unlock(&f->stat_lock);
+	return uffd_wake(srv->uffd, addr, cnt * PG);
 }
 
 int serve_huge(struct rs_serve *srv, struct rs_area *a, uint64_t hw, bool pf,
