@@ -274,6 +274,22 @@ class Bench:
                                           "tiered", "--trace-file", path, SNAP)
                     samples[(t, sp)].append(last_json(out, "tierctl replay"))
         res = {}
+        spaced = {}
+        for t, _ in traces:
+            # the floor's fault with this trace's spacing (the handler
+            # asleep between faults as the restorer's is), measured now
+            gaps = sorted(g(r, "fault_latency", "gap_p50_ns")
+                          for r in samples[(t, 0)])
+            gap = gaps[(len(gaps) - 1) // 2] if gaps else 0
+            if gap:
+                out, _ = run([self.t["floor"], "--only-lat", "--reps",
+                              str(self.a.floor_reps), "--mib", "16",
+                              "--miss-gap-us", "%.1f" % (gap / 1e3),
+                              "--dir", self.tmp])
+                fj = last_json(out, "floor")
+                spaced[t] = {"gap_ns": gap,
+                             "p50_ns": fj.get("missing_fault_spaced_p50_ns"),
+                             "p99_ns": fj.get("missing_fault_spaced_p99_ns")}
         for (t, sp), rs in samples.items():
             lat = [r.get("fault_latency") or {} for r in rs]
             med = lambda k: sorted(g(x, k) for x in lat)[(len(lat) - 1) // 2]
@@ -285,7 +301,7 @@ class Bench:
                 "p50_samples": [g(x, "p50_ns") for x in lat],
             }
         self.result["faults"] = {"cold10_pages": n, "cold10_cold": ncold,
-                                 "runs": res}
+                                 "runs": res, "floor_spaced": spaced}
 
     def tcp(self):
         """The pool behind "tierctl pool serve" on loopback TCP."""
@@ -394,24 +410,35 @@ class Bench:
                                "%.1f MiB / %.1f MiB = %.3fx" %
                                (t / MIB, e / MIB, t / e), t <= 0.3 * e))
         fr = res.get("faults", {}).get("runs", {})
+        fs = res.get("faults", {}).get("floor_spaced", {})
         mf = fl.get("missing_fault_p50_ns")
         if fr and mf:
             an["fault_p50_over_floor"] = {}
+            an["fault_p50_over_spaced_floor"] = {}
             for k, r in fr.items():
+                sf = g(fs, r["trace"], "p50_ns")
                 if r["p50_ns"]:
                     an["fault_p50_over_floor"][k] = round(r["p50_ns"] / mf, 2)
+                    if sf:
+                        an["fault_p50_over_spaced_floor"][k] = \
+                            round(r["p50_ns"] / sf, 2)
                 if r["mismatches"]:
                     checks.append(("faults %s pages verified" % k,
                                    "%d mismatches" % r["mismatches"], False))
             for t in ("second", "cold10"):
                 best = min((r for r in fr.values() if r["trace"] == t and r["p50_ns"]),
                            key=lambda r: r["p50_ns"], default=None)
+                # against the floor's fault at the trace's own spacing
+                sf = g(fs, t, "p50_ns") or mf
                 if best:
                     checks.append(("served fault p50 <= 1.3x floor (%s)" % t,
-                                   "%.1f us / %.1f us = %.2fx (spin %d us)" %
-                                   (best["p50_ns"] / 1e3, mf / 1e3,
-                                    best["p50_ns"] / mf, best["spin_us"]),
-                                   best["p50_ns"] <= 1.3 * mf))
+                                   "%.1f us / %.1f us = %.2fx (spin %d us; "
+                                   "floor %s)" %
+                                   (best["p50_ns"] / 1e3, sf / 1e3,
+                                    best["p50_ns"] / sf, best["spin_us"],
+                                    "%.0f us apart" % (g(fs, t, "gap_ns") / 1e3)
+                                    if g(fs, t, "p50_ns") else "back to back"),
+                                   best["p50_ns"] <= 1.3 * sf))
         for name, run_ in res["runs"].items():
             for p, r in run_["policies"].items():
                 if g(r, "mismatches") or r.get("error"):
@@ -540,14 +567,23 @@ class Bench:
               "fault p50 %.1f us, p99 %.1f us):\n"
               % (self.a.reps, g(fl, "missing_fault_p50_ns") / 1e3,
                  g(fl, "missing_fault_p99_ns") / 1e3))
-            w("  %-8s %7s %8s %9s %9s %9s %9s\n" % ("trace", "spin us",
-              "faults", "p50 us", "p99 us", "max us", "p50/floor"))
+            fs = res.get("faults", {}).get("floor_spaced", {})
+            for t, v in sorted(fs.items()):
+                w("  floor with %s's spacing (faults %.1f us apart): p50 "
+                  "%.1f us, p99 %.1f us\n" % (t, v["gap_ns"] / 1e3,
+                                             (v["p50_ns"] or 0) / 1e3,
+                                             (v["p99_ns"] or 0) / 1e3))
+            w("  %-8s %7s %8s %9s %9s %9s %9s %9s\n" % ("trace", "spin us",
+              "faults", "p50 us", "p99 us", "max us", "p50/floor",
+              "/spaced"))
             for k, r in fr.items():
-                w("  %-8s %7d %8d %9.1f %9.1f %9.1f %9s\n" % (
+                w("  %-8s %7d %8d %9.1f %9.1f %9.1f %9s %9s\n" % (
                     r["trace"], r["spin_us"], r["faults"], r["p50_ns"] / 1e3,
                     r["p99_ns"] / 1e3, r["max_ns"] / 1e3,
                     "%.2fx" % an["fault_p50_over_floor"][k]
-                    if k in an.get("fault_p50_over_floor", {}) else "-"))
+                    if k in an.get("fault_p50_over_floor", {}) else "-",
+                    "%.2fx" % an["fault_p50_over_spaced_floor"][k]
+                    if k in an.get("fault_p50_over_spaced_floor", {}) else "-"))
         w("\ntargets:\n")
         for c in res.get("checks", []):
             w("  %-4s %-40s %s\n" % ("PASS" if c["pass"] else "MISS",
