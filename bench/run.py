@@ -211,7 +211,7 @@ class Bench:
             s = sorted(samples[p], key=lambda r: g(r, "setup_ms"))
             r = dict(s[(len(s) - 1) // 2])
             for k in ("setup_ms", "replay_ms", "setup_ms_max",
-                      "replay_ms_max"):
+                      "replay_ms_max", "verify_ms"):
                 v = sorted(g(x, k) for x in s)
                 r[k] = v[(len(v) - 1) // 2]
             r["setup_ms_samples"] = [g(x, "setup_ms") for x in samples[p]]
@@ -493,7 +493,8 @@ class Bench:
                 name, run_.get("trace", "trained trace"), n,
                 "" if n == 1 else "s (times: mean,max; bytes and faults: total)",
                 run_["pool"] or "(the plan's)", self.a.reps))
-            hdr = ("policy", "setup_ms", "replay_ms", "total_ms", "f.zero",
+            hdr = ("policy", "setup_ms", "replay_ms", "total_ms",
+                   "verify_ms", "f.zero",
                    "f.ro", "f.rw", "f.cold", "lazy%", "prefetch", "maps",
                    "minflt", "pool_MiB", "anon_MiB", "cxl_MiB", "verified",
                    "mism")
@@ -508,6 +509,7 @@ class Bench:
                     st, rt = "%.2f" % setup, "%.2f" % rep
                 rows.append((
                     p, st, rt, "%.2f" % (setup + rep),
+                    "%.2f" % g(r, "verify_ms"),
                     str(g(r, "faults", "zero")), str(g(r, "faults", "ro")),
                     str(g(r, "faults", "rw")), str(g(r, "faults", "cold")),
                     "%.2f" % (100.0 * lazy / max(1, g(r, "trace_pages",
