@@ -261,6 +261,10 @@ struct tier_restore_attr {
 	 * many microseconds before it sleeps, so a fault that follows soon is
 	 * read at once rather than after a wake-up; 0: the default,
 	 * TIER_RESTORE_SPIN_DEFAULT_US. TIER_RESTORE_NO_SPIN: never.
+	 * Measured (BENCHMARKS.md, 2026-12-07): 50 us took dense faults from
+	 * 1.84x to 1.16x the floor on an idle host, and made them slower on
+	 * a busy one (the spinning thread takes the CPU others want), so the
+	 * default does not spin; a VMM with a core to spare may.
 	 */
 	unsigned spin_us;
 };
