@@ -171,13 +171,24 @@ class Bench:
         self.result["place_s"] = {}
         for p in a.policies:
             _, dt = self.tierctl("place", "--policy", p, "--trace", "trained",
-                                 "--cxl", self.cxl, SNAP)
+                                 "--cxl", self.cxl, *self.cost_args(), SNAP)
             self.result["place_s"][p] = round(dt, 3)
         try:
             out, _ = self.tierctl("show", "--json", SNAP)
             self.result["plans"] = last_json(out, "tierctl show")
         except BenchError as e:
             log("run.py: no plan summary: %s" % e)
+
+    def cost_args(self):
+        """What the floor measured a mapping and a served fault to cost,
+        for place's choice of clusters (doc/placement.md)."""
+        fl = self.result.get("floor") or {}
+        m = fl.get("map_1page_populate_ns_per_mapping")
+        f = fl.get("missing_fault_p50_ns")
+        z = fl.get("anon_populate_write_ns_per_page") or 0
+        if not m or not f or f <= z:
+            return []
+        return ["--map-ns", str(int(m)), "--fault-ns", str(int(f - z))]
 
     def floor(self):
         out, _ = run([self.t["floor"], "--reps", str(self.a.floor_reps),
@@ -328,7 +339,8 @@ class Bench:
             for p in TCP_POLICIES:
                 if p in self.a.policies:
                     self.tierctl("place", "--policy", p, "--trace", "trained",
-                                 "--cxl", self.cxl, "--pool", uri, SNAP)
+                                 "--cxl", self.cxl, "--pool", uri,
+                                 *self.cost_args(), SNAP)
             self.run_set("tcp", [p for p in TCP_POLICIES
                                  if p in self.a.policies])
             self.result["runs"]["tcp"]["pool"] = uri
@@ -691,8 +703,8 @@ def main():
     b = Bench(args, tools, tmp)
     rc = 0
     try:
+        b.floor()       # first: place chooses clusters by its rates
         b.prepare()
-        b.floor()
         b.run_set("local", args.policies)
         if args.instances > 1:
             b.run_set("multi",

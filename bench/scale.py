@@ -40,8 +40,8 @@ def measure(args, tools, size):
     b = rb.Bench(a, tools, tmp)
     rows = []
     try:
+        b.floor()       # first: place chooses clusters by its rates
         b.prepare()
-        b.floor()
         for n in args.instances:
             for p in args.policies:
                 row = {"size": size, "instances": n, "policy": p}

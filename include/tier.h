@@ -187,6 +187,17 @@ struct tier_place_attr {
 	unsigned gap;
 	uint64_t cxl_capacity;	/* bytes; 0: unlimited */
 	unsigned flags;		/* TIER_PLACE_* */
+	/*
+	 * tiered on a shmem tier (the identity layout): zero runs of up to
+	 * this many pages join their neighbours into one mapping. 0: chosen
+	 * by cost, from what a mapping and a zero page's userfault cost on
+	 * the restoring host (map_ns, zero_fault_ns) and how many zero pages
+	 * the traces touched (doc/placement.md); TIER_PLACE_NO_GAP: gap's.
+	 */
+	unsigned cluster_gap;
+	unsigned map_ns;	/* one more mapping; 0: 3000 */
+	unsigned zero_fault_ns;	/* a zero page's first touch through
+				 * userfaultfd, beyond the kernel's; 0: 30000 */
 };
 
 #define TIER_PLACE_NO_GAP	(~0U)

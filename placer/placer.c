@@ -21,6 +21,10 @@
 #define DEFAULT_GAP		4
 #define DEFAULT_ZERO_BLOCK	16
 #define DEFAULT_CONFIDENCE	0.5
+/* REFERENCE.md §1 on this VM kind: one-page mmap ~3 us, a MISSING fault
+ * served ~30 us more than an anonymous one when the handler must wake */
+#define DEFAULT_MAP_NS		3000
+#define DEFAULT_ZFAULT_NS	30000
 
 /* One page's treatment packed in a byte: source | method << 3 | flags << 5. */
 #define TR(src, m, f)	((uint8_t)((src) | (m) << 3 | (f) << 5))
@@ -49,6 +53,7 @@ struct ctx {
 	uint64_t n;
 	uint64_t need;		/* runs that make a page hot; 0: no traces */
 	uint64_t gap;		/* bridge runs of at most this many pages */
+	uint64_t cluster_gap;	/* identity: zero runs joined into a cluster */
 	uint64_t zero_block;
 	uint64_t cxl_cap;	/* pages; 0: unlimited */
 	uint8_t *cls;		/* enum tier_class per page */
@@ -232,6 +237,43 @@ static void prefetch_hot_zero(struct ctx *c)
 	for (p = 0; p < c->n; p++)
 		if (c->tr[p] == TR_ZLAZY && page_hot(c, p))
 			c->tr[p] = TR_ZCOPY;
+}
+
+uint64_t placer_cluster_gap(uint64_t zero_pages, uint64_t zero_touched,
+			    uint32_t map_ns, uint32_t zfault_ns)
+{
+	double chance, g;
+
+	if (!map_ns)
+		map_ns = DEFAULT_MAP_NS;
+	if (!zfault_ns)
+		zfault_ns = DEFAULT_ZFAULT_NS;
+	if (zero_touched > zero_pages)
+		zero_touched = zero_pages;
+	chance = (zero_touched + 1.0) / (zero_pages + 2.0);
+	g = map_ns / (chance * zfault_ns);
+	if (g < 1)
+		return 1;
+	return g > (double)PLACER_MAX_PAGES ? PLACER_MAX_PAGES : (uint64_t)g;
+}
+
+/* The identity clusters' zero gap: @p's, or by cost from the traces. */
+static uint64_t cluster_gap(const struct ctx *c, const struct placer_params *p)
+{
+	uint64_t zero = 0, touched = 0, i;
+
+	if (p->gap == TIER_PLACE_NO_GAP)
+		return 0;
+	if (p->cluster_gap == PLACER_GAP_AS_GAP)
+		return c->gap;
+	if (p->cluster_gap)
+		return p->cluster_gap;
+	for (i = 0; i < c->n; i++)
+		if (c->cls[i] == TIER_CLASS_ZERO) {
+			zero++;
+			touched += page_runs(c->in, i) > 0;
+		}
+	return placer_cluster_gap(zero, touched, p->map_ns, p->zfault_ns);
 }
 
 /* ---- CXL capacity: spill whole CXL runs to the pool, coldest first */
@@ -667,13 +709,23 @@ int placer_plan(const struct placer_input *in, const struct placer_params *p,
 		 * Identity: zero pages are holes in the object, so a bridged
 		 * zero page is a hole served by ZEROPAGE, never a mapped one
 		 * (every MAP page is then present, and populating it cannot
-		 * fault into userfaultfd); and any short zero gap joins its
-		 * neighbours into one cluster.
+		 * fault into userfaultfd); and a zero gap joins its
+		 * neighbours into one cluster if it is short enough to pay
+		 * (cluster_gap).
 		 */
 		for (i = 0; i < c.n; i++)
 			if (c.cls[i] == TIER_CLASS_ZERO && c.tr[i] == TR_CXL_GAP)
 				c.tr[i] = TR_ZLAZY;
-		bridge(&c, BRIDGE_ANY, TR_ZLAZY);
+		{
+			/* between registered pages as in any layout, and
+			 * between any two present pages by cost */
+			uint64_t gap = c.gap;
+
+			bridge(&c, BRIDGE_ZERO, TR_ZLAZY);
+			c.gap = cluster_gap(&c, p);
+			bridge(&c, BRIDGE_ANY, TR_ZLAZY);
+			c.gap = gap;
+		}
 		break;
 	case TIER_POLICY_AQUIFER:
 		rc = spill(&c);

@@ -85,7 +85,30 @@ struct placer_params {
 	 * policies ignore it.
 	 */
 	int cxl_identity;
+	/*
+	 * Identity layout only: the zero runs joined into one cluster (one
+	 * mmap instead of two). 0: chosen by cost, placer_cluster_gap();
+	 * PLACER_GAP_AS_GAP: @gap, as before there was a choice.
+	 */
+	uint32_t cluster_gap;
+	uint32_t map_ns;	/* one more mapping costs; 0: 3000 */
+	uint32_t zfault_ns;	/* a zero page first touched through
+				 * userfaultfd costs more than from the
+				 * kernel; 0: 30000 */
 };
+
+#define PLACER_GAP_AS_GAP	(~0U)
+
+/*
+ * The longest zero run worth bridging into a cluster: bridging g zero
+ * pages saves a mapping (@map_ns) and costs, for each of them that a
+ * later run touches, a userfaultfd fault instead of the kernel's zero
+ * page (@zfault_ns more). The chance a zero page is touched is estimated
+ * from the traces as (zero pages they touched + 1) / (zero pages + 2):
+ * g = map_ns / (chance * zfault_ns), at least 1. Pure.
+ */
+uint64_t placer_cluster_gap(uint64_t zero_pages, uint64_t zero_touched,
+			    uint32_t map_ns, uint32_t zfault_ns);
 
 struct placer_plan {
 	struct placer_ext *ext;

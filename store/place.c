@@ -346,6 +346,10 @@ static int run_placer(struct placing *pl, const struct tier_place_attr *attr)
 		.gap = attr->gap,
 		.cxl_pages = attr->cxl_capacity / PG,
 		.cxl_identity = cxl_identity(pl, attr),
+		.cluster_gap = attr->cluster_gap == TIER_PLACE_NO_GAP ?
+			       PLACER_GAP_AS_GAP : attr->cluster_gap,
+		.map_ns = attr->map_ns,
+		.zfault_ns = attr->zero_fault_ns,
 	};
 	return placer_plan(&in, &par, &pl->pp);
 }

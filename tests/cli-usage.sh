@@ -75,6 +75,8 @@ grep -q "nonsense" "$tmp/err" || bad "place --policy nonsense: message does not 
 expect 2 place --confidence 2 snap
 expect 2 place --gap x snap
 expect 2 place --layout sideways snap
+expect 2 place --cluster-gap none snap
+expect 2 place --map-ns 0 snap
 expect 2 place --cxl-capacity 12Q snap
 expect 2 show
 expect 2 show --policy nonsense snap

@@ -718,7 +718,8 @@ static struct placer_plan id_plan(const char *spec, uint32_t T,
 				  enum tier_policy pol, uint32_t gap)
 {
 	struct placer_params p = { .policy = pol, .gap = gap,
-				   .cxl_identity = 1 };
+				   .cxl_identity = 1,
+				   .cluster_gap = PLACER_GAP_AS_GAP };
 	struct placer_plan pl;
 	struct fx f;
 
@@ -784,6 +785,41 @@ static void test_tiered_identity(void)
 	       { 6, 1, RO, CXL, MAP, POP, 6 });
 	t_eq(pl.mappings, 2);
 	placer_plan_free(&pl);
+
+	/* by cost: one trace touched no zero page of 50, so the chance
+	 * one is touched is 1/52; at 3 us a mapping and 30 us a userfault
+	 * the longest run worth bridging is 3000 * 52 / 30000 = 5 pages,
+	 * at 100 us a mapping 173 */
+	t_eq(placer_cluster_gap(50, 0, 0, 0), 5);
+	t_eq(placer_cluster_gap(50, 0, 100000, 30000), 173);
+	t_eq(placer_cluster_gap(50, 50, 3000, 30000), 1);	/* all touched */
+	t_eq(placer_cluster_gap(0, 0, 1, 1000000), 1);
+	t_eq(placer_cluster_gap(214958, 0, 2800, 40000), 15047);
+	{
+		char spec[64] = "r.";
+		struct placer_params cp = { .policy = TIER_POLICY_TIERED,
+					    .cxl_identity = 1 };
+		struct fx f;
+
+		memset(spec + 2, '0', 50);
+		memcpy(spec + 52, ".r", 3);
+		fx_init(&f, spec, 1);
+		t_ok(placer_plan(&f.in, &cp, &pl));	/* gap 5: two clusters */
+		t_eq(pl.mappings, 4);
+		placer_plan_free(&pl);
+		cp.map_ns = 100000;			/* gap 173: one */
+		t_ok(placer_plan(&f.in, &cp, &pl));
+		t_eq(pl.mappings, 2);
+		t_eq(pl.n, 5);
+		t_eq(pl.ext[2].method, PLACER_M_LAZY);
+		t_eq(pl.ext[2].npages, 50);
+		placer_plan_free(&pl);
+		cp.cluster_gap = 49;			/* asked: two */
+		t_ok(placer_plan(&f.in, &cp, &pl));
+		t_eq(pl.mappings, 4);
+		placer_plan_free(&pl);
+		fx_free(&f);
+	}
 
 	/* a cluster without CXL pages counts as before; no CXL page at
 	 * all: no object, no identity */
@@ -1393,6 +1429,7 @@ static void check_plan(const struct placer_input *in,
 {
 	uint64_t n = in->npages, p, i, j, a, b, mappings = 0, cxl = 0;
 	uint64_t gap = par->gap == NO_GAP ? 0 : par->gap ? par->gap : 4;
+	uint64_t cgap = 0, zero = 0, touched = 0;
 	uint64_t zb = par->zero_block ? par->zero_block : 16;
 	uint64_t cnt[TIER_CLASS_MAX] = { 0 }, spilled = 0;
 	uint64_t objsize[5];
@@ -1402,9 +1439,22 @@ static void check_plan(const struct placer_input *in,
 	/* identity layout: CXL at page << 12 in a sparse image-sized object */
 	bool id = par->cxl_identity && par->policy == TIER_POLICY_TIERED &&
 		  pl->cxl_size;
+	/* its bridging applies whether or not a CXL page is left */
+	bool idb = par->cxl_identity && par->policy == TIER_POLICY_TIERED;
 
 	t_assert(pi);
 	t_eq(pl->cxl_identity, id);
+	/* the identity clusters' zero gap: as asked, or by cost */
+	for (i = 0; i < n; i++)
+		if (rzero(in, i)) {
+			zero++;
+			touched += in->pages && in->pages[i].runs > 0;
+		}
+	if (par->gap != NO_GAP)
+		cgap = par->cluster_gap == PLACER_GAP_AS_GAP ? gap :
+		       par->cluster_gap ? par->cluster_gap :
+		       placer_cluster_gap(zero, touched, par->map_ns,
+					  par->zfault_ns);
 	if (id)
 		t_eq(pl->cxl_size, n * PG);
 	objsize[CXL] = pl->cxl_size / PG;
@@ -1544,8 +1594,8 @@ static void check_plan(const struct placer_input *in,
 			if (uffd_m(pi[a - 1].m) && uffd_m(pi[b].m))
 				t_assert(b - a > gap);
 			/* identity: between any two non-ANON pages */
-			if (id && pi[a - 1].m != ANON)
-				t_assert(b - a > gap);
+			if (idb && pi[a - 1].m != ANON)
+				t_assert(b - a > cgap);
 		}
 		/* every registered zero run sits inside a registered run;
 		 * its touched (hot) pages are installed before resume */
@@ -1557,8 +1607,9 @@ static void check_plan(const struct placer_input *in,
 				b++;
 				continue;
 			}
-			t_assert(a > 0 && b < n && b - a <= gap);
-			if (id)
+			t_assert(a > 0 && b < n &&
+				 b - a <= (idb && cgap > gap ? cgap : gap));
+			if (idb)
 				t_assert(pi[a - 1].m != ANON && pi[b].m != ANON);
 			else
 				t_assert(uffd_m(pi[a - 1].m) && uffd_m(pi[b].m));
@@ -1743,6 +1794,7 @@ static void random_input(struct fx *f, uint64_t n)
 static void test_random(void)
 {
 	static const uint32_t gaps[] = { 0, NO_GAP, 1, 2, 3, 5, 8 };
+	static const uint32_t cgaps[] = { 0, PLACER_GAP_AS_GAP, 1, 3, 40 };
 	int pol, i;
 
 	for (pol = 0; pol < TIER_POLICY_MAX; pol++) {
@@ -1758,6 +1810,9 @@ static void test_random(void)
 			p.zero_block = rnd() % 9;
 			p.cxl_pages = rnd() % 3 ? 0 : rnd() % (f.n + 2);
 			p.cxl_identity = rnd() % 2;	/* tiered only */
+			p.cluster_gap = cgaps[rnd() % (sizeof(cgaps) / sizeof(cgaps[0]))];
+			p.map_ns = rnd() % 3 ? 0 : rnd() % 200000;
+			p.zfault_ns = rnd() % 3 ? 0 : rnd() % 100000;
 			t_ok(placer_plan(&f.in, &p, &pl));
 			check_plan(&f.in, &p, k, &pl);
 			/* deterministic */

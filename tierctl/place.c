@@ -34,6 +34,12 @@ static const char place_usage[] =
 	"  --confidence F       hot when at least this fraction of the traces\n"
 	"                       touched a page (default 0.5)\n"
 	"  --gap N              bridge up to N pages inside a run (default 4; 0: none)\n"
+	"  --cluster-gap N      tiered on shmem: join clusters across up to N zero\n"
+	"                       pages (default auto: by cost; --map-ns and\n"
+	"                       --fault-ns give the restoring host's costs)\n"
+	"  --map-ns N           one more mapping costs N ns there (default 3000)\n"
+	"  --fault-ns N         a zero page's userfault costs N ns more than the\n"
+	"                       kernel's zero page (default 30000)\n"
 	"  --layout L           the CXL object's layout: auto (default: at guest\n"
 	"                       offsets on a shmem tier for tiered) or compact\n"
 	"  --cxl-capacity SIZE  CXL tier capacity, K/M/G/T suffixes (default: unlimited)\n"
@@ -63,6 +69,9 @@ static int parse_args(int argc, char **argv, struct tier_place_attr *attr,
 		{ "gap",          required_argument, NULL, 'g' },
 		{ "cxl-capacity", required_argument, NULL, 'C' },
 		{ "layout",       required_argument, NULL, 'L' },
+		{ "cluster-gap",  required_argument, NULL, 'G' },
+		{ "map-ns",       required_argument, NULL, 'M' },
+		{ "fault-ns",     required_argument, NULL, 'F' },
 		{ "help",         no_argument,       NULL, 'h' },
 		{ 0 }
 	};
@@ -108,6 +117,27 @@ static int parse_args(int argc, char **argv, struct tier_place_attr *attr,
 			if (parse_uint(optarg, 1U << 30, &v))
 				return cli_bad(argv[0], place_usage, "bad gap '%s'", optarg);
 			attr->gap = v ? (unsigned)v : TIER_PLACE_NO_GAP;
+			break;
+		case 'G':
+			if (!strcmp(optarg, "auto"))
+				attr->cluster_gap = 0;
+			else if (parse_uint(optarg, 1U << 30, &v) || !v)
+				return cli_bad(argv[0], place_usage,
+					       "bad cluster gap '%s': want auto or a page count",
+					       optarg);
+			else
+				attr->cluster_gap = (unsigned)v;
+			break;
+		case 'M':
+		case 'F':
+			if (parse_uint(optarg, 1U << 30, &v) || !v)
+				return cli_bad(argv[0], place_usage,
+					       "bad --%s '%s': want nanoseconds",
+					       c == 'M' ? "map-ns" : "fault-ns", optarg);
+			if (c == 'M')
+				attr->map_ns = (unsigned)v;
+			else
+				attr->zero_fault_ns = (unsigned)v;
 			break;
 		case 'L':
 			if (!strcmp(optarg, "compact"))
