@@ -103,7 +103,8 @@ int cxl_open(const struct tier_uri *uri, struct cxl_tier **ret)
 		break;
 	case URI_CXL_NUMA:
 		t->ops = &cxl_numa_ops;
-		snprintf(t->id, sizeof(t->id), "cxl=numa:%d", uri->node);
+		snprintf(t->id, sizeof(t->id), "cxl=numa:%d%s%s", uri->node,
+			 uri->path[0] ? ":" : "", uri->path);
 		break;
 	case URI_CXL_DEVDAX:
 		t->ops = &cxl_devdax_ops;

@@ -2,8 +2,8 @@
 /*
  * cxl=numa:N -- CXL memory exposed as a (usually CPU-less) NUMA node,
  * reached through cxl/cxl.c's ops table. Objects are tmpfs files, as in
- * dir.c, in TIER_NUMA_DIR or else /dev/shm/tier-numa-N, whose pages live
- * on node N.
+ * dir.c, in the URI's directory (cxl=numa:N:/DIR) or else
+ * /dev/shm/tier-numa-N, whose pages live on node N.
  *
  * How the pages get there: before the first write, the new file is
  * mapped MAP_SHARED and mbind(MPOL_BIND, N) is applied to the mapping.
@@ -38,8 +38,8 @@ static int numa_tier_open(struct cxl_tier *t)
 {
 	int node = t->uri.node;
 	struct bitmask *allowed;
+	const char *dir = t->uri.path;
 	long long size;
-	const char *dir;
 	int ok;
 
 	if (numa_available() < 0)
@@ -60,7 +60,6 @@ static int numa_tier_open(struct cxl_tier *t)
 			       "NUMA node %d is not in this process's allowed memory nodes (cpuset)",
 			       node);
 
-	dir = getenv("TIER_NUMA_DIR");
 	if (dir && *dir)
 		snprintf(t->dir, sizeof(t->dir), "%s", dir);
 	else

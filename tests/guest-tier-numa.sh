@@ -22,13 +22,13 @@ run 0 import vm "$tmp/vm.img" || die "import"
 run 0 trace import vm "$tmp/vm.t1" || die "trace import"
 np=$(pages "$tmp/vm.t2")
 nw=$(pages "$tmp/vm.wro")
-export TIER_NUMA_DIR=/dev/shm/tier-numa-test
+numa_dir=/dev/shm/tier-numa-test
 
-run 0 place --policy tiered --cxl cxl=numa:1 vm || die "place tiered on cxl=numa:1"
+run 0 place --policy tiered --cxl cxl=numa:1:$numa_dir vm || die "place tiered on cxl=numa:1"
 # the object carries the plan's generation in its name
-obj=$(ls "$TIER_NUMA_DIR"/vm/tiered.*.obj 2>/dev/null | head -n 1)
+obj=$(ls "$numa_dir"/vm/tiered.*.obj 2>/dev/null | head -n 1)
 cat "$tmp/out"
-[ -s "$obj" ] || die "no CXL object $obj: $(find "$TIER_NUMA_DIR")"
+[ -s "$obj" ] || die "no CXL object $obj: $(find "$numa_dir")"
 run 0 replay --json --policy tiered --trace-file "$tmp/vm.t2" vm
 check_replay "$np" "numa:1 tiered replay"
 cm=$(jnum cxl_mapped_bytes)

@@ -481,7 +481,7 @@ static void check_untrusted(const char *base)
 int main(void)
 {
 	char dir[] = "/dev/shm/test-cxl-dir.XXXXXX";
-	char uristr[512], want[512];
+	char uristr[600], want[512];
 	struct tier_uri uri;
 	struct cxl_tier *t;
 	int rc;
@@ -532,9 +532,9 @@ int main(void)
 		t_skip("numa backend: libnuma says NUMA is not available here");
 	}
 	snprintf(want, sizeof(want), "%s/numa", dir);
-	setenv("TIER_NUMA_DIR", want, 1);
-	check_tier("cxl=numa:0", want);
-	check_nodes("cxl=numa:0", want, 0);
+	snprintf(uristr, sizeof(uristr), "cxl=numa:0:%s", want);
+	check_tier(uristr, want);
+	check_nodes(uristr, want, 0);
 	if (numa_max_node() < 1) {
 		snprintf(want, sizeof(want), "cxl=numa:%d: no NUMA node %d",
 			 numa_max_node() + 1, numa_max_node() + 1);
@@ -548,8 +548,8 @@ int main(void)
 		struct cxl_wobj *w;
 
 		t_assert(mkdtemp(vdir));
-		setenv("TIER_NUMA_DIR", vdir, 1);
-		t_ok(uri_parse("cxl=numa:0", URI_WANT_CXL, &uri));
+		snprintf(uristr, sizeof(uristr), "cxl=numa:0:%s", vdir);
+		t_ok(uri_parse(uristr, URI_WANT_CXL, &uri));
 		t_ok(cxl_open(&uri, &t));
 		rc = cxl_create(t, "notmpfs/x", PG, &w);
 		if (rc == 0)	/* /var/tmp is tmpfs on this machine: fine */

@@ -282,12 +282,22 @@ static int parse_arg(const char *orig, const struct scheme *sc,
 			return uri_err(orig, "a devdax device is /dev/daxX.Y");
 		return copy_path(orig, arg, "device", u->path,
 				 sizeof(u->path));
-	case URI_CXL_NUMA:
-		if (!parse_dec(arg, strlen(arg), NUMA_NODE_MAX, &node))
-			return uri_err(orig, "bad NUMA node \"%s\" (want 0 to %d)",
-				       arg, NUMA_NODE_MAX);
+	case URI_CXL_NUMA: {
+		/* NODE, or NODE:DIR for where its tmpfs objects live */
+		const char *dir = strchr(arg, ':');
+		size_t nlen = dir ? (size_t)(dir - arg) : strlen(arg);
+
+		if (!parse_dec(arg, nlen, NUMA_NODE_MAX, &node))
+			return uri_err(orig, "bad NUMA node \"%.*s\" (want 0 to %d)",
+				       (int)nlen, arg, NUMA_NODE_MAX);
 		u->node = (int)node;
-		return 0;
+		if (!dir)
+			return 0;
+		if (dir[1] != '/')
+			return uri_err(orig, "the directory after the node must be absolute");
+		return copy_path(orig, dir + 1, "directory", u->path,
+				 sizeof(u->path));
+	}
 	case URI_POOL_TCP:
 	case URI_POOL_RDMA:
 		return parse_hostport(orig, sc->name, arg, u);
@@ -424,7 +434,8 @@ int uri_format(const struct tier_uri *uri, char *buf, size_t len)
 		if (uri->node < 0 || uri->node > NUMA_NODE_MAX)
 			return tier_err(-EINVAL, "tier URI: bad NUMA node %d",
 					uri->node);
-		n = snprintf(buf, len, "cxl=numa:%d", uri->node);
+		n = snprintf(buf, len, "cxl=numa:%d%s%s", uri->node,
+			     uri->path[0] ? ":" : "", uri->path);
 		break;
 	case URI_POOL_FILE:
 		n = snprintf(buf, len, "pool=file:%s", uri->path);

@@ -8,7 +8,7 @@
 
 /*
  * Tier URIs, as users write them (DESIGN.md "Tier URIs"):
- *	cxl=dir:PATH  cxl=devdax:/dev/daxX.Y  cxl=numa:NODE
+ *	cxl=dir:PATH  cxl=devdax:/dev/daxX.Y  cxl=numa:NODE[:/DIR]
  *	pool=file:PATH  pool=tcp://HOST:PORT  pool=rdma://HOST:PORT
  *	pool=rados://POOL[/NAMESPACE][?id=CLIENT&conf=PATH&keyring=PATH]
  * The "cxl=" / "pool=" prefix is optional where the context says which.
@@ -39,7 +39,7 @@ struct uri_rados {
 
 struct tier_uri {
 	enum uri_kind kind;
-	char path[PATH_MAX];	/* dir, devdax, file */
+	char path[PATH_MAX];	/* dir, devdax, file; numa: its dir or "" */
 	char host[256];		/* tcp, rdma: name or address, [v6] unbracketed */
 	uint16_t port;		/* tcp, rdma */
 	int node;		/* numa */
