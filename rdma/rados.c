@@ -540,6 +540,61 @@ static int rados_remove_seg(struct pool *p, const char *name)
 	return 0;
 }
 
+/*
+ * A data object's name is its segment's and ".TAG.NNNNNNNN" (16 and 8
+ * hex digits); the commit objects are the rest of "SNAP/...".
+ */
+static bool data_object(const char *name)
+{
+	size_t len = strlen(name), i;
+
+	if (len < 27 || name[len - 26] != '.' || name[len - 9] != '.')
+		return false;
+	for (i = len - 25; i < len; i++)
+		if (i != len - 9 && !strchr("0123456789abcdef", name[i]))
+			return false;
+	return true;
+}
+
+static int rados_list(struct pool *p, const char *snap,
+		      int (*fn)(const char *name, void *arg), void *arg)
+{
+	size_t slen = strlen(snap);
+	char name[POOL_NAME_MAX + 1];
+	rados_list_ctx_t ctx;
+	const char *entry;
+	int rc, n = 0;
+
+	rc = rados_nobjects_list_open(pool_io(p), &ctx);
+	if (rc < 0)
+		return tier_err(rc, "pool %s: snapshot '%s': list objects: %m",
+				p->uri, snap);
+	for (;;) {
+		rc = rados_nobjects_list_next(ctx, &entry, NULL, NULL);
+		if (rc == -ENOENT) {	/* the end */
+			rc = 0;
+			break;
+		}
+		if (rc < 0) {
+			rc = tier_err(rc, "pool %s: snapshot '%s': list objects: %m",
+				      p->uri, snap);
+			break;
+		}
+		if (strncmp(entry, snap, slen) || entry[slen] != '/' ||
+		    data_object(entry) || strlen(entry) > POOL_NAME_MAX ||
+		    pool_name_check(entry))
+			continue;
+		/* the entry lives until the next call: fn may do I/O */
+		strcpy(name, entry);
+		rc = fn(name, arg);
+		if (rc)
+			break;
+		n++;
+	}
+	rados_nobjects_list_close(ctx);
+	return rc ? rc : n;
+}
+
 static void rados_close_pool(struct pool *p)
 {
 	struct rados_pool *rp = p->priv;
@@ -559,6 +614,7 @@ static const struct pool_ops rados_ops = {
 	.seg_close = rados_seg_close,
 	.readv = rados_readv,
 	.remove = rados_remove_seg,
+	.list = rados_list,
 };
 
 /*
