@@ -90,6 +90,19 @@ int pool_remove(struct pool *p, const char *name);
 int pool_list(struct pool *p, const char *snap,
 	      int (*fn)(const char *name, void *arg), void *arg);
 
+/*
+ * A pool made of @front (a memory pool; NULL: it could not be
+ * connected) and the durable copy @backing behind it (rdma/backed.c):
+ * segments are written to both, the backing committed first, and read
+ * from the front, or from the backing where the front cannot open or
+ * read one. Takes @front over, closing it on failure too. The backing
+ * is connected now, or with POOL_BACKED_LAZY (and a front) when first
+ * needed.
+ */
+#define POOL_BACKED_LAZY	(1U << 0)
+int pool_backed_open(struct pool *front, const struct tier_uri *backing,
+		     unsigned flags, struct pool **ret);
+
 /* ---- server side ("tierctl pool serve") */
 
 struct pool_server;

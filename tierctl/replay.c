@@ -47,6 +47,10 @@ static const char replay_usage[] =
 	"  --prefetch N         pages fetched per lazy fault (default and 0: 8)\n"
 	"  --cxl URI            override the plan's CXL tier\n"
 	"  --pool URI           override the plan's pool\n"
+	"  --pool-fallback      read a segment the pool cannot open or read\n"
+	"                       from its durable copy (the plan's, tierctl place\n"
+	"                       --backing; or --backing URI), every page checked\n"
+	"  --backing URI        the durable copy for --pool-fallback\n"
 	"  --json               print one JSON object\n"
 	"  --latency            time each touch of a page not yet resident (the\n"
 	"                       faults the restore served): p50, p99, max\n"
@@ -801,6 +805,8 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 		{ "prefetch",   required_argument, NULL, 'P' },
 		{ "cxl",        required_argument, NULL, 'c' },
 		{ "pool",       required_argument, NULL, 'o' },
+		{ "pool-fallback", no_argument,    NULL, 'F' },
+		{ "backing",    required_argument, NULL, 'B' },
 		{ "json",       no_argument,       NULL, 'j' },
 		{ "latency",    no_argument,       NULL, 'L' },
 		{ "spin-us",    required_argument, NULL, 'S' },
@@ -844,6 +850,12 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 		case 'o':
 			cfg->attr.pool = optarg;
 			break;
+		case 'F':
+			cfg->attr.flags |= TIER_RESTORE_POOL_FALLBACK;
+			break;
+		case 'B':
+			cfg->attr.backing = optarg;
+			break;
 		case 'j':
 			a->json = 1;
 			break;
@@ -874,8 +886,13 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 	if (tier_policy_parse(a->policy, &cfg->attr.policy))
 		return cli_bad(argv[0], replay_usage, "%s", tier_errmsg());
 	if ((cfg->attr.cxl && uri_parse(cfg->attr.cxl, URI_WANT_CXL, &uri)) ||
-	    (cfg->attr.pool && uri_parse(cfg->attr.pool, URI_WANT_POOL, &uri)))
+	    (cfg->attr.pool && uri_parse(cfg->attr.pool, URI_WANT_POOL, &uri)) ||
+	    (cfg->attr.backing &&
+	     uri_parse(cfg->attr.backing, URI_WANT_POOL, &uri)))
 		return cli_fail(argv[0]);
+	if (cfg->attr.backing && !(cfg->attr.flags & TIER_RESTORE_POOL_FALLBACK))
+		return cli_bad(argv[0], replay_usage,
+			       "--backing is the copy --pool-fallback reads: give both");
 	return -1;
 }
 
