@@ -51,6 +51,8 @@ static const char replay_usage[] =
 	"                       from its durable copy (the plan's, tierctl place\n"
 	"                       --backing; or --backing URI), every page checked\n"
 	"  --backing URI        the durable copy for --pool-fallback\n"
+	"  --touch-gap-us N     pause N microseconds before each touch: a replay\n"
+	"                       spread over time, to change its pool under it\n"
 	"  --json               print one JSON object\n"
 	"  --latency            time each touch of a page not yet resident (the\n"
 	"                       faults the restore served): p50, p99, max\n"
@@ -69,6 +71,7 @@ struct replay_cfg {
 	struct tier_restore_attr attr;
 	unsigned instances;
 	bool latency;			/* time each touch of a page not yet there */
+	unsigned gap_us;		/* --touch-gap-us: a pause before each touch */
 	int ready_fd, go_fd;		/* the start barrier; -1: none */
 };
 
@@ -387,8 +390,11 @@ static void run_instance(const struct replay_cfg *cfg, unsigned idx,
 	if (cfg->latency)
 		touch_timed(cfg, addr, &res->lat);
 	else
-		for (i = 0; i < cfg->n; i++)
+		for (i = 0; i < cfg->n; i++) {
+			if (cfg->gap_us)
+				usleep(cfg->gap_us);
 			touch(addr, &cfg->ent[i]);
+		}
 	res->replay_ms = now_ms() - t0;
 	getrusage(RUSAGE_SELF, &ru1);
 	res->minflt = ru1.ru_minflt - ru0.ru_minflt;
@@ -807,6 +813,7 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 		{ "pool",       required_argument, NULL, 'o' },
 		{ "pool-fallback", no_argument,    NULL, 'F' },
 		{ "backing",    required_argument, NULL, 'B' },
+		{ "touch-gap-us", required_argument, NULL, 'G' },
 		{ "json",       no_argument,       NULL, 'j' },
 		{ "latency",    no_argument,       NULL, 'L' },
 		{ "spin-us",    required_argument, NULL, 'S' },
@@ -856,6 +863,13 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 		case 'B':
 			cfg->attr.backing = optarg;
 			break;
+		case 'G':
+			if (parse_uint(optarg, 1000000, &v))
+				return cli_bad(argv[0], replay_usage,
+					       "bad touch gap '%s': want 0..1000000 microseconds",
+					       optarg);
+			cfg->gap_us = v;
+			break;
 		case 'j':
 			a->json = 1;
 			break;
@@ -890,6 +904,9 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 	    (cfg->attr.backing &&
 	     uri_parse(cfg->attr.backing, URI_WANT_POOL, &uri)))
 		return cli_fail(argv[0]);
+	if (cfg->gap_us && cfg->latency)
+		return cli_bad(argv[0], replay_usage,
+			       "--touch-gap-us and --latency exclude each other");
 	if (cfg->attr.backing && !(cfg->attr.flags & TIER_RESTORE_POOL_FALLBACK))
 		return cli_bad(argv[0], replay_usage,
 			       "--backing is the copy --pool-fallback reads: give both");
