@@ -192,7 +192,7 @@ one_line "^tierctl replay: pool tcp://127.0.0.1:$port: " "$tmp/r5.err" "5. pool 
 replay "$tmp/r5b" --pool-fallback; check "$tmp/r5b" "5. pool down, --pool-fallback"
 sed 's/^mon host = .*/mon host = 127.0.0.1:1/' "$cdir/ceph.conf" >"$tmp/dead.conf"
 grep -q "^mon host = 127.0.0.1:1" "$tmp/dead.conf" || bad "no mon host line in $cdir/ceph.conf"
-CEPH_ARGS="--client_mount_timeout=3" replay "$tmp/r5c" --pool-fallback \
+CEPH_ARGS="--client_mount_timeout=3 --rados_mon_op_timeout=3" replay "$tmp/r5c" --pool-fallback \
 	--backing "rados://tier/$ns?id=tier&conf=$tmp/dead.conf&keyring=$cdir/client.tier.keyring" &&
 	bad "5. a replay with both down exited 0"
 one_line "^tierctl replay: pool tcp://127.0.0.1:$port: .*; and the backing pool: pool rados://tier/$ns: connect as client.tier" \
