@@ -21,7 +21,9 @@
 #include "util/log.h"
 
 struct backed {
-	struct pool *front;	/* NULL once it failed to connect */
+	struct pool *front;	/* NULL: it failed to connect */
+	int front_rc;		/* ... with this, */
+	char front_why[512];	/* ... and this reason */
 	struct pool *back;	/* NULL until first needed with LAZY */
 	struct tier_uri back_uri;
 };
@@ -164,15 +166,12 @@ static int backed_seg_open(struct pool *p, struct pool_seg *s)
 	if (!x)
 		return tier_err(-ENOMEM, "out of memory");
 	s->priv = x;
-	rc = k->front ? pool_seg_open(k->front, s->name, &x->f) : -ENOTCONN;
+	rc = k->front ? pool_seg_open(k->front, s->name, &x->f) : k->front_rc;
 	if (!rc) {
 		s->size = pool_seg_size(x->f);
 		return 0;
 	}
-	if (k->front)
-		snprintf(why, sizeof(why), "%s", tier_errmsg());
-	else
-		snprintf(why, sizeof(why), "pool %s: not connected", p->uri);
+	snprintf(why, sizeof(why), "%s", k->front ? tier_errmsg() : k->front_why);
 	rc = to_back(s, rc, why);
 	if (rc) {
 		free(x);
@@ -268,6 +267,10 @@ int pool_backed_open(struct pool *front, const struct tier_uri *backing,
 		return tier_err(-ENOMEM, "out of memory");
 	}
 	k->front = front;
+	if (!front) {
+		k->front_rc = -ENOTCONN;
+		snprintf(k->front_why, sizeof(k->front_why), "%s", tier_errmsg());
+	}
 	k->back_uri = *backing;
 	p->ops = &backed_ops;
 	p->priv = k;
@@ -278,8 +281,14 @@ int pool_backed_open(struct pool *front, const struct tier_uri *backing,
 	if (!front || !(flags & POOL_BACKED_LAZY)) {
 		rc = back_connect(p);
 		if (rc) {
+			char again[512];
+
+			snprintf(again, sizeof(again), "%s", tier_errmsg());
 			pool_close(p);
-			return rc;
+			if (!front)
+				return tier_err(-ENOTCONN, "%s; and the backing pool: %s",
+						k->front_why, again);
+			return tier_err(rc, "%s", again);
 		}
 	}
 	*ret = p;

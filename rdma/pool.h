@@ -92,7 +92,7 @@ int pool_list(struct pool *p, const char *snap,
 
 /*
  * A pool made of @front (a memory pool; NULL: it could not be
- * connected) and the durable copy @backing behind it (rdma/backed.c):
+ * connected, the reason in tier_errmsg() still) and the durable copy @backing behind it (rdma/backed.c):
  * segments are written to both, the backing committed first, and read
  * from the front, or from the backing where the front cannot open or
  * read one. Takes @front over, closing it on failure too. The backing

@@ -287,6 +287,9 @@ static int parse_backing(struct placing *pl, const char *s)
 		rc = check_fits(&b, "backing", str);
 	if (rc)
 		return rc;
+	if (strchr(str, '\n'))
+		return tier_err(-EINVAL, "backing URI \"%.64s\": a newline is not allowed",
+				str);
 	if (b.kind == URI_POOL_TCP || b.kind == URI_POOL_RDMA)
 		return tier_err(-EINVAL, "backing \"%s\": a durable copy is rados:// or file:, not a pool server",
 				s);
@@ -318,6 +321,9 @@ static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 		rc = absolute_path(&pl->pool_uri);
 	if (!rc)
 		rc = check_fits(&pl->pool_uri, "pool", pl->pool_str);
+	if (!rc && strchr(pl->pool_str, '\n'))
+		rc = tier_err(-EINVAL, "pool URI \"%.64s\": a newline is not allowed",
+			      pl->pool_str);
 	if (!rc && attr->backing)
 		rc = parse_backing(pl, attr->backing);
 	return rc;

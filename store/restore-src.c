@@ -160,20 +160,17 @@ int src_pool_connect(struct rs_src *s, struct pool **rp,
 
 	rc = store_pool_open(s->snap->store, &s->pool_uri, rp);
 	if (s->backed && rc) {
-		/* the pool is down: its durable copy alone */
+		/* the pool is down: its durable copy alone (the reason
+		 * still in tier_errmsg() for pool_backed_open) */
 		int frc = rc;
 
 		snprintf(why, sizeof(why), "%s", tier_errmsg());
 		tier_log(TIER_LOG_INFO, "restore of %s: reading the backing pool: %s",
 			 s->snap->name, why);
+		tier_err(frc, "%s", why);
 		rc = pool_backed_open(NULL, &s->backing_uri, 0, rp);
-		if (rc) {
-			char again[512];
-
-			snprintf(again, sizeof(again), "%s", tier_errmsg());
-			return tier_err(frc, "%s; and the backing pool: %s",
-					why, again);
-		}
+		if (rc)
+			return tier_err(frc, "%s", tier_errmsg());
 	} else if (s->backed) {
 		rc = pool_backed_open(*rp, &s->backing_uri, POOL_BACKED_LAZY,
 				      rp);
