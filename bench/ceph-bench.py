@@ -183,6 +183,8 @@ def main():
     ap.add_argument("--mib", type=int, default=64)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--bench-secs", type=int, default=10)
+    ap.add_argument("--object-sizes", default="1M,4M,16M",
+                    help="rados:// direct again with each object size (the URI's object_size)")
     ap.add_argument("--json")
     args = ap.parse_args()
     tierctl = f"{args.build}/tierctl/tierctl"
@@ -232,6 +234,19 @@ def main():
                   f"us, p99 {row['p99_us']:.1f} us", file=sys.stderr)
         srv.stop()
         res["rows"] = rows
+        sweep = []
+        for osz in [x for x in args.object_sizes.split(",") if x]:
+            sh([tierctl, "place", "--cxl", f"cxl=dir:{tmp}/cxl", "--policy",
+                "tiered", "--pool", f"{rados}&object_size={osz}", "vm"])
+            runs = [one(tierctl) for _ in range(args.reps)]
+            row = {"object_size": osz, "runs": runs}
+            for k in ("setup_ms", "prefetch_mbs", "p50_us", "p99_us"):
+                row[k] = med(runs, k)
+            sweep.append(row)
+            print(f"object_size {osz}: setup {row['setup_ms']:.1f} ms, prefetch "
+                  f"{row['prefetch_mbs']:.0f} MB/s, p50 {row['p50_us']:.1f} us",
+                  file=sys.stderr)
+        res["sweep"] = sweep
         res["floor"] = rados_bench(cdir, args.bench_secs)
         res["floor"].update({"read_32k_" + k: v for k, v in
                              floor_lat(cdir, ns).items()})
@@ -255,6 +270,12 @@ def main():
           f"rand 32 KiB objects -t 1 average {f['rand_32k_avg_us']:.0f} µs "
           f"(min {f['rand_32k_min_us']:.0f} µs); one 32 KiB read of a 4 MiB object at a "
           f"time (python3-rados) p50 {f['read_32k_p50_us']:.0f} µs, p99 {f['read_32k_p99_us']:.0f} µs")
+    if res["sweep"]:
+        print("\n| rados:// direct, object size | setup ms | prefetch MB/s | fault p50 µs | fault p99 µs |")
+        print("|---|---|---|---|---|")
+        for r in res["sweep"]:
+            print(f"| {r['object_size']} | {r['setup_ms']:.1f} | {r['prefetch_mbs']:.0f} | "
+                  f"{r['p50_us']:.1f} | {r['p99_us']:.1f} |")
     if "cluster_start_s" in res:
         print(f"cluster start to HEALTH_OK: {res['cluster_start_s']} s")
     if args.json:

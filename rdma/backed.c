@@ -281,13 +281,16 @@ int pool_backed_open(struct pool *front, const struct tier_uri *backing,
 	if (!front || !(flags & POOL_BACKED_LAZY)) {
 		rc = back_connect(p);
 		if (rc) {
-			char again[512];
+			char again[512], why[512];
 
+			/* tier_err writes where tier_errmsg() points, and
+			 * pool_close frees k */
 			snprintf(again, sizeof(again), "%s", tier_errmsg());
+			snprintf(why, sizeof(why), "%s", k->front_why);
 			pool_close(p);
 			if (!front)
 				return tier_err(-ENOTCONN, "%s; and the backing pool: %s",
-						k->front_why, again);
+						why, again);
 			return tier_err(rc, "%s", again);
 		}
 	}

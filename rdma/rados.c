@@ -4,7 +4,7 @@
  * rdma/pool.c and the only librados caller.
  *
  * A segment "SNAP/POLICY" of SIZE bytes is striped over objects of
- * RADOS_STRIPE bytes named "SNAP/POLICY.TAG.NNNNNNNN", TAG being its
+ * RADOS_STRIPE bytes (the URI's object_size) named "SNAP/POLICY.TAG.NNNNNNNN", TAG being its
  * writer's random tag, and is made visible by one small commit object
  * named "SNAP/POLICY", written whole (atomically) after every data object
  * is durable. A reader opens the commit object and reads the objects of
@@ -37,6 +37,7 @@
 struct rados_pool {
 	rados_t cluster;
 	rados_ioctx_t io;
+	uint32_t stripe;	/* a written segment's object size */
 };
 
 /* What a commit object says; the reader's and writer's state. */
@@ -188,7 +189,7 @@ static int rados_create_seg(struct pool *p, struct pool_wseg *w)
 
 	if (!r)
 		return tier_err(-ENOMEM, "out of memory");
-	r->stripe = RADOS_STRIPE;
+	r->stripe = ((struct rados_pool *)p->priv)->stripe;
 	r->count = (w->size + r->stripe - 1) / r->stripe;
 	r->hi = calloc(r->count ? r->count : 1, sizeof(*r->hi));
 	rc = r->hi ? new_tag(p, r->tag) : tier_err(-ENOMEM, "out of memory");
@@ -827,6 +828,7 @@ int pool_rados_open(struct pool *p, const struct tier_uri *uri)
 		goto fail;
 	}
 	rados_ioctx_set_namespace(rp->io, u->ns[0] ? u->ns : NULL);
+	rp->stripe = u->object_size ? u->object_size : RADOS_STRIPE;
 	p->ops = &rados_ops;
 	p->priv = rp;
 	return 0;

@@ -169,8 +169,10 @@ int src_pool_connect(struct rs_src *s, struct pool **rp,
 			 s->snap->name, why);
 		tier_err(frc, "%s", why);
 		rc = pool_backed_open(NULL, &s->backing_uri, 0, rp);
-		if (rc)
-			return tier_err(frc, "%s", tier_errmsg());
+		if (rc) {
+			snprintf(why, sizeof(why), "%s", tier_errmsg());
+			return tier_err(frc, "%s", why);
+		}
 	} else if (s->backed) {
 		rc = pool_backed_open(*rp, &s->backing_uri, POOL_BACKED_LAZY,
 				      rp);
