@@ -198,6 +198,13 @@ struct tier_place_attr {
 	unsigned map_ns;	/* one more mapping; 0: 3000 */
 	unsigned zero_fault_ns;	/* a zero page's first touch through
 				 * userfaultfd, beyond the kernel's; 0: 30000 */
+	/*
+	 * "rados://POOL[/NS][?...]" (or "file:PATH"): the durable copy the
+	 * pool segment is written through to, committed before the pool's,
+	 * and named in the plan beside the pool (pool serve --backing loads
+	 * from it, TIER_RESTORE_POOL_FALLBACK reads it). NULL: the pool only.
+	 */
+	const char *backing;
 };
 
 #define TIER_PLACE_NO_GAP	(~0U)
@@ -230,6 +237,7 @@ struct tier_plan_info {
 	uint64_t cxl_bytes;	/* bytes held in the CXL tier */
 	uint64_t pool_bytes;	/* bytes held in the pool */
 	uint64_t local_bytes;	/* bytes held in compact local files */
+	char backing[256];	/* the pool's durable copy (place --backing); "" */
 };
 
 /* -ENOENT (with a hint to run "tierctl place") if there is no such plan. */
@@ -278,6 +286,11 @@ struct tier_restore_attr {
 	 * default does not spin; a VMM with a core to spare may.
 	 */
 	unsigned spin_us;
+	/*
+	 * With TIER_RESTORE_POOL_FALLBACK: the durable copy to read where
+	 * the pool fails; NULL: the one the plan names (place --backing).
+	 */
+	const char *backing;
 };
 
 #define TIER_RESTORE_SPIN_DEFAULT_US	0
@@ -295,6 +308,14 @@ struct tier_restore_attr {
 #define TIER_RESTORE_NO_OVERLAY	(1U << 2)
 /* The fault-handling thread sleeps as soon as no fault is pending. */
 #define TIER_RESTORE_NO_SPIN	(1U << 3)
+/*
+ * A pool segment the pool cannot open or read (its server down, or
+ * restarted without it) is read from the durable copy behind it
+ * (attr->backing, else the plan's: tierctl place --backing), every page
+ * still checked; with both down the restore fails closed as without.
+ * Without the flag a plan's backing is not used.
+ */
+#define TIER_RESTORE_POOL_FALLBACK	(1U << 8)
 
 /*
  * Restores @len bytes of @snap (from attr->offset) into [@addr, @addr+@len).

@@ -286,6 +286,40 @@ static int file_remove(struct pool *p, const char *name)
 	return rc;
 }
 
+/* DIR/SNAP/POLICY.seg; temporaries start with a dot. */
+static int file_list(struct pool *p, const char *snap,
+		     int (*fn)(const char *name, void *arg), void *arg)
+{
+	char path[4096 + 16], name[POOL_NAME_MAX + 1];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0, n = 0;
+
+	if (snprintf(path, sizeof(path), "%s/%s", file_dir(p), snap) >=
+	    (int)sizeof(path))
+		return tier_err(-ENAMETOOLONG, "pool %s: path too long", p->uri);
+	d = opendir(path);
+	if (!d)
+		return errno == ENOENT ? 0 :
+		       tier_err(-errno, "pool %s: %s: %m", p->uri, path);
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len < 5 ||
+		    strcmp(de->d_name + len - 4, ".seg") ||
+		    snprintf(name, sizeof(name), "%s/%.*s", snap,
+			     (int)(len - 4), de->d_name) >= (int)sizeof(name) ||
+		    pool_name_check(name))
+			continue;
+		rc = fn(name, arg);
+		if (rc)
+			break;
+		n++;
+	}
+	closedir(d);
+	return rc ? rc : n;
+}
+
 static const struct pool_ops file_ops = {
 	.close = file_close,
 	.create = file_create,
@@ -297,6 +331,7 @@ static const struct pool_ops file_ops = {
 	.readv = file_readv,
 	.view = file_view,
 	.remove = file_remove,
+	.list = file_list,
 };
 
 int pool_file_open(struct pool *p, const char *dir)

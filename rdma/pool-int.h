@@ -33,6 +33,9 @@ struct pool_ops {
 	int (*view)(struct pool_seg *s, uint64_t off, size_t len,
 		    const void **ret);
 	int (*remove)(struct pool *p, const char *name);
+	/* NULL: the transport cannot list (pool_list: -EOPNOTSUPP) */
+	int (*list)(struct pool *p, const char *snap,
+		    int (*fn)(const char *name, void *arg), void *arg);
 };
 
 /*

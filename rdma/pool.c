@@ -342,3 +342,19 @@ int pool_remove(struct pool *p, const char *name)
 		return tier_err_ctx(rc, "pool %s", p->uri);
 	return p->ops->remove(p, name);
 }
+
+int pool_list(struct pool *p, const char *snap,
+	      int (*fn)(const char *name, void *arg), void *arg)
+{
+	char probe[POOL_NAME_MAX + 1];
+	int n = snprintf(probe, sizeof(probe), "%s/x", snap);
+
+	/* the snapshot part of a segment name, checked as one */
+	if (n < 0 || (size_t)n >= sizeof(probe) || pool_name_check(probe))
+		return tier_err(-EINVAL, "pool %s: '%s' is not a snapshot name",
+				p->uri, snap);
+	if (!p->ops->list)
+		return tier_err(-EOPNOTSUPP, "pool %s cannot list its segments; name them (SNAP/POLICY.GEN)",
+				p->uri);
+	return p->ops->list(p, snap, fn, arg);
+}

@@ -81,6 +81,28 @@ int pool_seg_view(struct pool_seg *s, uint64_t off, size_t len,
 
 int pool_remove(struct pool *p, const char *name);
 
+/*
+ * Calls @fn with the name of every committed segment "SNAP/..." of
+ * snapshot @snap, in no particular order, stopping at its first error.
+ * Returns how many it named (0: none), or -errno: -EOPNOTSUPP for a
+ * transport that cannot list (tcp://, rdma://).
+ */
+int pool_list(struct pool *p, const char *snap,
+	      int (*fn)(const char *name, void *arg), void *arg);
+
+/*
+ * A pool made of @front (a memory pool; NULL: it could not be
+ * connected, the reason in tier_errmsg() still) and the durable copy @backing behind it (rdma/backed.c):
+ * segments are written to both, the backing committed first, and read
+ * from the front, or from the backing where the front cannot open or
+ * read one. Takes @front over, closing it on failure too. The backing
+ * is connected now, or with POOL_BACKED_LAZY (and a front) when first
+ * needed.
+ */
+#define POOL_BACKED_LAZY	(1U << 0)
+int pool_backed_open(struct pool *front, const struct tier_uri *backing,
+		     unsigned flags, struct pool **ret);
+
 /* ---- server side ("tierctl pool serve") */
 
 struct pool_server;
@@ -114,6 +136,15 @@ struct pool_server_attr {
 	 * good (TCP keepalive reaps dead peers).
 	 */
 	unsigned request_timeout_ms;
+	/*
+	 * A pool URI (rados://, file:) holding the durable copy of the
+	 * segments: one the server lacks is loaded from it whole on its
+	 * first OPEN or STAT. NULL: none, a missing segment is -ENOENT.
+	 */
+	const char *backing;
+	/* NULL-terminated: segments "SNAP/POLICY.GEN", or snapshots "SNAP"
+	 * (all their segments), loaded from @backing before listening. */
+	const char *const *warm;
 };
 
 /* Listens on @uri (tcp:// or rdma://); serves until pool_server_stop. */
@@ -129,6 +160,8 @@ void pool_server_free(struct pool_server *srv);
 uint16_t pool_server_port(const struct pool_server *srv);
 /* Connections accepted since the start. */
 unsigned pool_server_connections(const struct pool_server *srv);
+/* Segments loaded from the backing pool since the start. */
+unsigned pool_server_loaded(const struct pool_server *srv);
 /* Connections closed because a request did not arrive whole in time. */
 unsigned pool_server_timeouts(const struct pool_server *srv);
 

@@ -112,6 +112,15 @@ struct pool_server {
 	 * under lock; CREATE may not take it past max_bytes (0: no limit).
 	 */
 	uint64_t held, max_bytes;
+	/*
+	 * --backing: the durable copy (server-backing.c) a segment the table
+	 * and the dir lack is loaded from; NULL: none. backing_lock makes
+	 * one load at a time (the handle is one thread's at a time, and a
+	 * segment wanted by many OPENs at once is read once).
+	 */
+	struct pool *backing;
+	pthread_mutex_t backing_lock;
+	unsigned loaded;	/* segments loaded from it (atomic) */
 };
 
 /* What a request's reply carries besides its header. */
@@ -168,5 +177,26 @@ void srv_wseg_free(struct srv_wseg *w, bool discard);
 int srv_wseg_commit(struct pool_server *srv, struct srv_wseg *w);
 /* Unpublishes @name (and deletes its file); readers keep it. */
 int srv_seg_remove(struct pool_server *srv, const char *name);
+/* A reference to @name if the table holds it; NULL otherwise. */
+struct srv_seg *srv_seg_find(struct pool_server *srv, const char *name);
+
+/* ---- the backing pool (server-backing.c) */
+
+/* Connects to @uri (any pool but the server's own kinds over the wire
+ * is allowed; rados:// is what it is for). */
+int srv_backing_open(struct pool_server *srv, const char *uri);
+void srv_backing_close(struct pool_server *srv);
+/*
+ * Copies segment @name whole from the backing pool into the table (and
+ * the dir, with one), as a CREATE + WRITE + COMMIT would, and returns a
+ * reference to it; -ENOENT naming it if the backing pool lacks it too.
+ */
+int srv_backing_load(struct pool_server *srv, const char *name,
+		     struct srv_seg **ret);
+/*
+ * Loads each of @names ahead: "SNAP/POLICY.GEN" one segment, "SNAP"
+ * every segment of the snapshot the backing pool holds (pool_list).
+ */
+int srv_backing_warm(struct pool_server *srv, const char *const *names);
 
 #endif

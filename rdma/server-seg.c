@@ -155,7 +155,24 @@ int srv_seg_get(struct pool_server *srv, const char *name,
 		*ret = g;
 	}
 	pthread_mutex_unlock(&srv->lock);
+	/* not under the lock: a load reads the whole segment */
+	if (rc == -ENOENT && srv->backing)
+		return srv_backing_load(srv, name, ret);
 	return rc;
+}
+
+struct srv_seg *srv_seg_find(struct pool_server *srv, const char *name)
+{
+	struct srv_seg **pp, *g = NULL;
+
+	pthread_mutex_lock(&srv->lock);
+	pp = seg_find(srv, name);
+	if (pp) {
+		g = *pp;
+		g->refs++;
+	}
+	pthread_mutex_unlock(&srv->lock);
+	return g;
 }
 
 void srv_wseg_free(struct srv_wseg *w, bool discard)

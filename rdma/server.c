@@ -494,6 +494,16 @@ int pool_server_start(const struct tier_uri *uri,
 			tier_dbg("pool server: %s: removed %d temporaries a killed server left",
 				 srv->dir, rc);
 	}
+	if (attr && attr->backing) {
+		rc = srv_backing_open(srv, attr->backing);
+		if (!rc)
+			rc = srv_backing_warm(srv, attr->warm);
+		if (rc)
+			goto err;
+	} else if (attr && attr->warm && attr->warm[0]) {
+		rc = tier_err(-EINVAL, "pool server: --warm needs a --backing pool to load from");
+		goto err;
+	}
 	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
 		rc = tier_err(-errno, "pipe: %m");
 		goto err;
@@ -653,6 +663,7 @@ void pool_server_free(struct pool_server *srv)
 	if (srv->dir_fd >= 0)
 		close(srv->dir_fd);
 	pool_keys_free(srv->keys);
+	srv_backing_close(srv);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }

@@ -146,9 +146,7 @@ int gen_drop(struct tier_snap *s, enum tier_policy policy, uint64_t gen,
 		cxl_close(ct);
 	}
 	if (pool[0]) {
-		r = uri_parse(pool, URI_WANT_POOL, &u);
-		if (!r)
-			r = store_pool_open(s->store, &u, &pp);
+		r = store_pool_open_field(s->store, pool, &pp);
 		if (!r)
 			r = pool_remove(pp, obj);
 		if (r && r != -ENOENT) {

@@ -272,6 +272,35 @@ static int check_fits(const struct tier_uri *u, const char *side, char *ret)
 	return 0;
 }
 
+/* The plan's pool field becomes "POOL\nBACKING" (store_pool_split). */
+static int parse_backing(struct placing *pl, const char *s)
+{
+	struct tier_uri b;
+	char str[256];
+	size_t n = strlen(pl->pool_str);
+	int rc;
+
+	rc = uri_parse(s, URI_WANT_POOL, &b);
+	if (!rc)
+		rc = absolute_path(&b);
+	if (!rc)
+		rc = check_fits(&b, "backing", str);
+	if (rc)
+		return rc;
+	if (strchr(str, '\n'))
+		return tier_err(-EINVAL, "backing URI \"%.64s\": a newline is not allowed",
+				str);
+	if (b.kind == URI_POOL_TCP || b.kind == URI_POOL_RDMA)
+		return tier_err(-EINVAL, "backing \"%s\": a durable copy is rados:// or file:, not a pool server",
+				s);
+	if (n + 1 + strlen(str) >= sizeof(pl->pool_str))
+		return tier_err(-ENAMETOOLONG, "pool and backing URIs have %zu bytes together, more than the plan's %zu",
+				n + 1 + strlen(str), sizeof(pl->pool_str) - 1);
+	pl->pool_str[n] = '\n';
+	strcpy(pl->pool_str + n + 1, str);
+	return 0;
+}
+
 static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 {
 	char def[4096 + 32];
@@ -292,6 +321,11 @@ static int parse_uris(struct placing *pl, const struct tier_place_attr *attr)
 		rc = absolute_path(&pl->pool_uri);
 	if (!rc)
 		rc = check_fits(&pl->pool_uri, "pool", pl->pool_str);
+	if (!rc && strchr(pl->pool_str, '\n'))
+		rc = tier_err(-EINVAL, "pool URI \"%.64s\": a newline is not allowed",
+			      pl->pool_str);
+	if (!rc && attr->backing)
+		rc = parse_backing(pl, attr->backing);
 	return rc;
 }
 
@@ -460,7 +494,8 @@ static int open_objects(struct placing *pl)
 		pl->created |= DONE_CXL;
 	}
 	if (pl->pp.pool_size) {
-		rc = store_pool_open(pl->snap->store, &pl->pool_uri, &pl->pool);
+		rc = store_pool_open_field(pl->snap->store, pl->pool_str,
+					   &pl->pool);
 		if (rc)
 			return rc;
 		rc = pool_create(pl->pool, pl->obj, pl->pp.pool_size, &pl->pw);
@@ -831,7 +866,12 @@ int tier_plan_info(struct tier_snap *snap, enum tier_policy policy,
 		return rc;
 	info.policy = plan.hdr.policy;
 	snprintf(info.cxl, sizeof(info.cxl), "%s", plan.hdr.cxl);
-	snprintf(info.pool, sizeof(info.pool), "%s", plan.hdr.pool);
+	{
+		const char *backing;
+
+		store_pool_split(plan.hdr.pool, info.pool, &backing);
+		snprintf(info.backing, sizeof(info.backing), "%s", backing);
+	}
 	info.extents = plan.n;
 	info.mappings = count_mappings(plan.ext, plan.n);
 	identity = plan_identity(plan.ext, plan.n);

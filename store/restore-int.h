@@ -111,6 +111,10 @@ struct rs_src {
 	struct cxl_tier *cxl;
 	struct cxl_obj *cxl_obj;
 	struct tier_uri pool_uri;
+	/* TIER_RESTORE_POOL_FALLBACK: the pool's durable copy, read where
+	 * the pool fails (rdma/backed.c) */
+	struct tier_uri backing_uri;
+	bool backed;
 	char obj_name[128];
 	bool verify_image;		/* check the image's pages too */
 	/* read-only mappings of the file sources (src_map_views), so a

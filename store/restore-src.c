@@ -155,9 +155,28 @@ void src_count_bytes(struct tier_restore_stats *st, unsigned src, uint64_t n)
 int src_pool_connect(struct rs_src *s, struct pool **rp,
 		     struct pool_seg **rseg)
 {
+	char why[512];
 	int rc;
 
 	rc = store_pool_open(s->snap->store, &s->pool_uri, rp);
+	if (s->backed && rc) {
+		/* the pool is down: its durable copy alone (the reason
+		 * still in tier_errmsg() for pool_backed_open) */
+		int frc = rc;
+
+		snprintf(why, sizeof(why), "%s", tier_errmsg());
+		tier_log(TIER_LOG_INFO, "restore of %s: reading the backing pool: %s",
+			 s->snap->name, why);
+		tier_err(frc, "%s", why);
+		rc = pool_backed_open(NULL, &s->backing_uri, 0, rp);
+		if (rc) {
+			snprintf(why, sizeof(why), "%s", tier_errmsg());
+			return tier_err(frc, "%s", why);
+		}
+	} else if (s->backed) {
+		rc = pool_backed_open(*rp, &s->backing_uri, POOL_BACKED_LAZY,
+				      rp);
+	}
 	if (rc)
 		return rc;
 	rc = pool_seg_open(*rp, s->obj_name, rseg);
@@ -272,17 +291,31 @@ int src_open(struct rs_src *s, enum tier_policy policy,
 			return src_gone(s, plan, rc, "CXL object");
 	}
 	if (pool) {
-		if (attr->pool) {
-			uri = attr->pool;
-		} else if (plan && plan->hdr.pool[0]) {
-			uri = plan->hdr.pool;
+		const char *backing = "";
+
+		if (plan && plan->hdr.pool[0]) {
+			store_pool_split(plan->hdr.pool, buf, &backing);
+			uri = buf;
 		} else {
 			snap_default_pool(s->snap, buf, sizeof(buf));
 			uri = buf;
 		}
+		if (attr->pool)
+			uri = attr->pool;
+		if (attr->backing)
+			backing = attr->backing;
 		rc = uri_parse(uri, URI_WANT_POOL, &s->pool_uri);
 		if (rc)
 			return rc;
+		if (attr->flags & TIER_RESTORE_POOL_FALLBACK) {
+			if (!backing[0])
+				return tier_err(-EINVAL, "snapshot %s: a fallback from pool %s asked for, and the plan names no backing pool (tierctl place --backing)",
+						s->snap->name, uri);
+			rc = uri_parse(backing, URI_WANT_POOL, &s->backing_uri);
+			if (rc)
+				return rc;
+			s->backed = true;
+		}
 		/* one connection serves the prefetch and then the fault
 		 * server; connecting here makes a dead pool fail the start
 		 * rather than the first fault */

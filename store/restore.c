@@ -144,7 +144,8 @@ static int rs_check_range(const struct tier_snap *snap, void *addr,
 				"past the end of snapshot %s (%" PRIu64 " bytes)",
 				attr->offset, len, snap->name, snap->size);
 	if (attr->flags & ~(TIER_RESTORE_RECORD | TIER_RESTORE_NO_THREAD |
-			    TIER_RESTORE_NO_OVERLAY | TIER_RESTORE_NO_SPIN))
+			    TIER_RESTORE_NO_OVERLAY | TIER_RESTORE_NO_SPIN |
+			    TIER_RESTORE_POOL_FALLBACK))
 		return tier_err(-EINVAL, "restore: unknown flags %#x",
 				attr->flags);
 	return 0;

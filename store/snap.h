@@ -25,6 +25,20 @@ struct pool;
 /* pool_connect with the store's key, if it has one. */
 int store_pool_open(const struct tier_store *st, const struct tier_uri *uri,
 		    struct pool **ret);
+/*
+ * A plan's pool field (fmt_plan_hdr.pool, an intent's): "URI", or
+ * "URI\nBACKING" where "tierctl place --backing" wrote every segment
+ * through to a durable copy. Copies the first into @front (256 bytes)
+ * and points *@ret_backing at the second ("" without one).
+ */
+void store_pool_split(const char *field, char *front,
+		      const char **ret_backing);
+/*
+ * The pool of a plan's pool field, both tiers connected where it names a
+ * backing (writes go through to both, removals remove from both).
+ */
+int store_pool_open_field(const struct tier_store *st, const char *field,
+			  struct pool **ret);
 
 struct tier_snap {
 	struct tier_store *store;

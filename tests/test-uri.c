@@ -53,6 +53,7 @@ static const struct good good[] = {
 	{ "pool=rados://tier", POOL, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://tier" },
 	{ "rados://tier/fn-7", ANY, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://tier/fn-7" },
 	{ "rados://p?keyring=/k&id=tier&conf=/etc/c.conf", POOL, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://p?id=tier&conf=/etc/c.conf&keyring=/k" },
+	{ "rados://p?object_size=1M&id=tier", POOL, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://p?id=tier&object_size=1048576" },
 	{ "rados://p/n?conf=a=b", POOL, URI_POOL_RADOS, "", "", 0, 0, "pool=rados://p/n?conf=a=b" },
 };
 
@@ -121,6 +122,10 @@ static const struct bad bad[] = {
 	{ "rados://p?conf=", POOL, "empty conf path" },
 	{ "rados://p?keyring=/a&keyring=/b", POOL, "keyring given twice" },
 	{ "rados://p?user=x", POOL, "unknown parameter \"user\"" },
+	{ "rados://p?object_size=6000", POOL, "object_size \"6000\": want a multiple of 4 KiB" },
+	{ "rados://p?object_size=32K", POOL, "from 64K to 64M" },
+	{ "rados://p?object_size=128M", POOL, "from 64K to 64M" },
+	{ "rados://p?object_size=1M&object_size=2M", POOL, "object_size given twice" },
 	{ "rados://p?id=x&", POOL, "empty parameter after '&'" },
 	{ "cxl=rados://p", ANY, "rados is a pool tier" },
 	/* prefix or kind against @want */
@@ -162,6 +167,9 @@ static void test_rados(void)
 	t_assert(!strcmp(u.rados.id, "tier"));
 	t_assert(!strcmp(u.rados.conf, "/c/ceph.conf"));
 	t_assert(!strcmp(u.rados.keyring, "/k/x.keyring"));
+	t_eq(u.rados.object_size, 0);
+	t_ok(uri_parse("rados://tier?object_size=16M", POOL, &u));
+	t_eq(u.rados.object_size, 16U << 20);
 	/* nothing but the pool: Ceph's defaults and environment decide */
 	t_ok(uri_parse("rados://tier", POOL, &u));
 	t_assert(!u.rados.ns[0] && !u.rados.id[0] && !u.rados.conf[0] &&

@@ -30,6 +30,10 @@ static const char place_usage[] =
 	"  --pool URI           the pool: pool=file:PATH, pool=tcp://HOST:PORT,\n"
 	"                       pool=rdma://HOST:PORT, pool=rados://POOL[/NS]\n"
 	"                       (default: the store's file pool)\n"
+	"  --backing URI        write the pool's segment through to this durable\n"
+	"                       copy too (rados://POOL[/NS][?...], or file:PATH),\n"
+	"                       committed first; the plan names both (pool serve\n"
+	"                       --backing, restore --pool-fallback read it)\n"
 	"  --trace NAME         merge only this trace (repeatable; default: all)\n"
 	"  --confidence F       hot when at least this fraction of the traces\n"
 	"                       touched a page (default 0.5)\n"
@@ -64,6 +68,7 @@ static int parse_args(int argc, char **argv, struct tier_place_attr *attr,
 		{ "policy",       required_argument, NULL, 'p' },
 		{ "cxl",          required_argument, NULL, 'c' },
 		{ "pool",         required_argument, NULL, 'P' },
+		{ "backing",      required_argument, NULL, 'B' },
 		{ "trace",        required_argument, NULL, 't' },
 		{ "confidence",   required_argument, NULL, 'f' },
 		{ "gap",          required_argument, NULL, 'g' },
@@ -94,6 +99,9 @@ static int parse_args(int argc, char **argv, struct tier_place_attr *attr,
 			break;
 		case 'P':
 			attr->pool = optarg;
+			break;
+		case 'B':
+			attr->backing = optarg;
 			break;
 		case 't':
 			tmp = realloc(a->traces, (a->ntraces + 2) * sizeof(*tmp));

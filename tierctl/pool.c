@@ -29,6 +29,14 @@ static const char serve_usage[] =
 	"  --no-auth            serve anyone who reaches the port (a private,\n"
 	"                       trusted network only)\n"
 	"  --dir DIR            keep segments in DIR (default: in memory only)\n"
+	"  --backing URI        the durable copy (rados://POOL[/NS][?...] or\n"
+	"                       file:DIR) where tierctl place --backing wrote the\n"
+	"                       segments: one the server lacks is loaded from it\n"
+	"                       whole on its first OPEN, so a server restarted\n"
+	"                       empty loses nothing\n"
+	"  --warm NAME          load NAME (SNAP/POLICY.GEN, or SNAP: all of its\n"
+	"                       segments) from --backing before listening;\n"
+	"                       repeatable\n"
 	"  --max-bytes SIZE     refuse a segment that would take the segments\n"
 	"                       held and being written past SIZE, K/M/G/T\n"
 	"                       suffixes (default: the segments being written\n"
@@ -62,6 +70,8 @@ int cmd_pool_serve(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "dir",    required_argument, NULL, 'd' },
+		{ "backing", required_argument, NULL, 'b' },
+		{ "warm",   required_argument, NULL, 'w' },
 		{ "max-bytes", required_argument, NULL, 'm' },
 		{ "max-connections", required_argument, NULL, 'c' },
 		{ "request-timeout", required_argument, NULL, 't' },
@@ -71,6 +81,9 @@ int cmd_pool_serve(int argc, char **argv)
 		{ 0 }
 	};
 	struct pool_server_attr attr = { 0 };
+	/* at most one --warm per argument */
+	const char *warm[argc + 1];
+	size_t nwarm = 0;
 	struct sigaction sa = { .sa_handler = on_signal };
 	const char *listen = NULL;
 	bool no_auth = false;
@@ -79,6 +92,8 @@ int cmd_pool_serve(int argc, char **argv)
 	uint64_t v;
 	int c, rc;
 
+	memset(warm, 0, sizeof(warm));
+	attr.warm = warm;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -86,6 +101,12 @@ int cmd_pool_serve(int argc, char **argv)
 			break;
 		case 'd':
 			attr.dir = optarg;
+			break;
+		case 'b':
+			attr.backing = optarg;
+			break;
+		case 'w':
+			warm[nwarm++] = optarg;
 			break;
 		case 'k':
 			attr.keys = optarg;

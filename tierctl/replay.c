@@ -47,6 +47,12 @@ static const char replay_usage[] =
 	"  --prefetch N         pages fetched per lazy fault (default and 0: 8)\n"
 	"  --cxl URI            override the plan's CXL tier\n"
 	"  --pool URI           override the plan's pool\n"
+	"  --pool-fallback      read a segment the pool cannot open or read\n"
+	"                       from its durable copy (the plan's, tierctl place\n"
+	"                       --backing; or --backing URI), every page checked\n"
+	"  --backing URI        the durable copy for --pool-fallback\n"
+	"  --touch-gap-us N     pause N microseconds before each touch: a replay\n"
+	"                       spread over time, to change its pool under it\n"
 	"  --json               print one JSON object\n"
 	"  --latency            time each touch of a page not yet resident (the\n"
 	"                       faults the restore served): p50, p99, max\n"
@@ -65,6 +71,7 @@ struct replay_cfg {
 	struct tier_restore_attr attr;
 	unsigned instances;
 	bool latency;			/* time each touch of a page not yet there */
+	unsigned gap_us;		/* --touch-gap-us: a pause before each touch */
 	int ready_fd, go_fd;		/* the start barrier; -1: none */
 };
 
@@ -383,8 +390,11 @@ static void run_instance(const struct replay_cfg *cfg, unsigned idx,
 	if (cfg->latency)
 		touch_timed(cfg, addr, &res->lat);
 	else
-		for (i = 0; i < cfg->n; i++)
+		for (i = 0; i < cfg->n; i++) {
+			if (cfg->gap_us)
+				usleep(cfg->gap_us);
 			touch(addr, &cfg->ent[i]);
+		}
 	res->replay_ms = now_ms() - t0;
 	getrusage(RUSAGE_SELF, &ru1);
 	res->minflt = ru1.ru_minflt - ru0.ru_minflt;
@@ -801,6 +811,9 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 		{ "prefetch",   required_argument, NULL, 'P' },
 		{ "cxl",        required_argument, NULL, 'c' },
 		{ "pool",       required_argument, NULL, 'o' },
+		{ "pool-fallback", no_argument,    NULL, 'F' },
+		{ "backing",    required_argument, NULL, 'B' },
+		{ "touch-gap-us", required_argument, NULL, 'G' },
 		{ "json",       no_argument,       NULL, 'j' },
 		{ "latency",    no_argument,       NULL, 'L' },
 		{ "spin-us",    required_argument, NULL, 'S' },
@@ -844,6 +857,19 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 		case 'o':
 			cfg->attr.pool = optarg;
 			break;
+		case 'F':
+			cfg->attr.flags |= TIER_RESTORE_POOL_FALLBACK;
+			break;
+		case 'B':
+			cfg->attr.backing = optarg;
+			break;
+		case 'G':
+			if (parse_uint(optarg, 1000000, &v))
+				return cli_bad(argv[0], replay_usage,
+					       "bad touch gap '%s': want 0..1000000 microseconds",
+					       optarg);
+			cfg->gap_us = v;
+			break;
 		case 'j':
 			a->json = 1;
 			break;
@@ -874,8 +900,16 @@ static int parse_args(int argc, char **argv, struct replay_cfg *cfg,
 	if (tier_policy_parse(a->policy, &cfg->attr.policy))
 		return cli_bad(argv[0], replay_usage, "%s", tier_errmsg());
 	if ((cfg->attr.cxl && uri_parse(cfg->attr.cxl, URI_WANT_CXL, &uri)) ||
-	    (cfg->attr.pool && uri_parse(cfg->attr.pool, URI_WANT_POOL, &uri)))
+	    (cfg->attr.pool && uri_parse(cfg->attr.pool, URI_WANT_POOL, &uri)) ||
+	    (cfg->attr.backing &&
+	     uri_parse(cfg->attr.backing, URI_WANT_POOL, &uri)))
 		return cli_fail(argv[0]);
+	if (cfg->gap_us && cfg->latency)
+		return cli_bad(argv[0], replay_usage,
+			       "--touch-gap-us and --latency exclude each other");
+	if (cfg->attr.backing && !(cfg->attr.flags & TIER_RESTORE_POOL_FALLBACK))
+		return cli_bad(argv[0], replay_usage,
+			       "--backing is the copy --pool-fallback reads: give both");
 	return -1;
 }
 

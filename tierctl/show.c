@@ -86,8 +86,9 @@ static void print_human(struct tier_snap *snap, const struct plan_view *v)
 	int s, m;
 
 	printf("\nplan %s\n", tier_policy_name(in->policy));
-	printf("  tiers      %s  %s\n", in->cxl[0] ? in->cxl : "-",
-	       in->pool[0] ? in->pool : "-");
+	printf("  tiers      %s  %s%s%s\n", in->cxl[0] ? in->cxl : "-",
+	       in->pool[0] ? in->pool : "-",
+	       in->backing[0] ? "  backing " : "", in->backing);
 	printf("  pages      zero %llu, ro %llu, rw %llu, cold %llu\n",
 	       (unsigned long long)in->pages[TIER_CLASS_ZERO],
 	       (unsigned long long)in->pages[TIER_CLASS_RO],
@@ -130,6 +131,8 @@ static void print_json_plan(const struct plan_view *v)
 	json_str(stdout, in->cxl);
 	printf(",\"pool\":");
 	json_str(stdout, in->pool);
+	printf(",\"backing\":");
+	json_str(stdout, in->backing);
 	printf(",\"pages\":{\"zero\":%llu,\"ro\":%llu,\"rw\":%llu,\"cold\":%llu}",
 	       (unsigned long long)in->pages[TIER_CLASS_ZERO],
 	       (unsigned long long)in->pages[TIER_CLASS_RO],

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "util/err.h"
+#include "util/size.h"
 #include "util/uri.h"
 
 #define NUMA_NODE_MAX	1023
@@ -229,8 +230,21 @@ static int parse_rados_query(const char *orig, const char *q,
 					       (int)klen, q, dstlen - 1);
 			memcpy(dst, eq + 1, vlen);
 			dst[vlen] = '\0';
+		} else if (klen == 11 && !strncmp(q, "object_size", 11)) {
+			char v[32];
+			uint64_t sz;
+
+			if (r->object_size)
+				return uri_err(orig, "object_size given twice");
+			snprintf(v, sizeof(v), "%.*s", (int)vlen, eq + 1);
+			if (vlen >= sizeof(v) || parse_size(v, &sz) ||
+			    sz < URI_RADOS_OBJ_MIN || sz > URI_RADOS_OBJ_MAX ||
+			    sz % 4096)
+				return uri_err(orig, "object_size \"%.*s\": want a multiple of 4 KiB from 64K to 64M",
+					       (int)vlen, eq + 1);
+			r->object_size = sz;
 		} else {
-			return uri_err(orig, "unknown parameter \"%.*s\" (want id, conf or keyring)",
+			return uri_err(orig, "unknown parameter \"%.*s\" (want id, conf, keyring or object_size)",
 				       (int)klen, q);
 		}
 		q = *amp ? amp + 1 : amp;
@@ -410,8 +424,12 @@ static int format_rados(const struct uri_rados *r, char *buf, size_t len)
 		fmt_add(buf, len, &n, "%cconf=%s", sep, r->conf);
 		sep = '&';
 	}
-	if (r->keyring[0])
+	if (r->keyring[0]) {
 		fmt_add(buf, len, &n, "%ckeyring=%s", sep, r->keyring);
+		sep = '&';
+	}
+	if (r->object_size)
+		fmt_add(buf, len, &n, "%cobject_size=%u", sep, r->object_size);
 	return n;
 }
 

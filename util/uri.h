@@ -10,7 +10,7 @@
  * Tier URIs, as users write them (DESIGN.md "Tier URIs"):
  *	cxl=dir:PATH  cxl=devdax:/dev/daxX.Y  cxl=numa:NODE[:/DIR]
  *	pool=file:PATH  pool=tcp://HOST:PORT  pool=rdma://HOST:PORT
- *	pool=rados://POOL[/NAMESPACE][?id=CLIENT&conf=PATH&keyring=PATH]
+ *	pool=rados://POOL[/NAMESPACE][?id=CLIENT&conf=PATH&keyring=PATH&object_size=SIZE]
  * The "cxl=" / "pool=" prefix is optional where the context says which.
  */
 enum uri_kind {
@@ -35,6 +35,9 @@ struct uri_rados {
 	char id[64];		/* "tier" for client.tier */
 	char conf[1024];
 	char keyring[1024];
+	/* bytes of each object a written segment is striped over; 0: the
+	 * default (rdma/rados.c). Readers take it from the commit object. */
+	uint32_t object_size;
 };
 
 struct tier_uri {
@@ -45,6 +48,10 @@ struct tier_uri {
 	int node;		/* numa */
 	struct uri_rados rados;	/* rados */
 };
+
+/* rados object_size bounds: past 64 MiB nears the OSDs' 128 MiB limit. */
+#define URI_RADOS_OBJ_MIN	(64U << 10)
+#define URI_RADOS_OBJ_MAX	(64U << 20)
 
 /* Which side a URI must be on. */
 #define URI_WANT_CXL	(1U << 0)
