@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 
 #include "rdma/pool.h"
+#include "util/sigstr.h"
 
 #define POOL_NAME_MAX	127	/* "SNAP/POLICY", without the NUL */
 
@@ -33,6 +34,9 @@ struct pool_ops {
 	int (*view)(struct pool_seg *s, uint64_t off, size_t len,
 		    const void **ret);
 	int (*remove)(struct pool *p, const char *name);
+	/* NULL: no async-signal-safe read (pool_readv_sigsafe) */
+	int (*readv_sigsafe)(struct pool_seg *s, const struct pool_iov *iov,
+			     unsigned n, struct sigstr *why);
 };
 
 /*
