@@ -329,8 +329,12 @@ int pool_sigsafe(const struct pool *p)
 int pool_readv_sigsafe(struct pool_seg *s, const struct pool_iov *iov,
 		       unsigned n, struct sigstr *why)
 {
+	size_t mark = why->len;
 	unsigned i;
+	int rc;
 
+	/* the prefix goes in first (nothing can be formatted later), and
+	 * comes out again if the read went well */
 	ss_str(why, "pool ");
 	ss_str(why, s->pool->uri);
 	ss_str(why, ": segment '");
@@ -349,9 +353,12 @@ int pool_readv_sigsafe(struct pool_seg *s, const struct pool_iov *iov,
 			return -ERANGE;
 		}
 	}
-	if (!n)
-		return 0;
-	return s->pool->ops->readv_sigsafe(s, iov, n, why);
+	rc = n ? s->pool->ops->readv_sigsafe(s, iov, n, why) : 0;
+	if (!rc) {
+		why->len = mark;
+		why->buf[mark] = '\0';
+	}
+	return rc;
 }
 
 int pool_seg_view(struct pool_seg *s, uint64_t off, size_t len,

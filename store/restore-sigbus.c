@@ -287,6 +287,10 @@ static int sig_fault(struct tier_restore_thread *t, uintptr_t addr,
 
 	rc = atomic_load(&rs->fate.error);
 	if (rc) {
+		/* the thread that failed it is between its CAS and its
+		 * memcpy for a few instructions at most: wait them out */
+		for (k = 0; k < 1000000 && !atomic_load(&rs->sig.msg_ready); k++)
+			;
 		ss_str(why, "restore of ");
 		ss_str(why, snap->name);
 		ss_str(why, " is dead: ");
