@@ -105,7 +105,8 @@ int uffd_open(unsigned flags, int *ret_fd)
 	int oflags = O_CLOEXEC;
 	int fd, rc;
 
-	if (flags & ~(UFFD_F_WP | UFFD_F_NONBLOCK | UFFD_F_SIGBUS) ||
+	if (flags & ~(UFFD_F_WP | UFFD_F_NONBLOCK | UFFD_F_SIGBUS |
+		      UFFD_F_NOEVENTS) ||
 	    ((flags & UFFD_F_WP) && (flags & UFFD_F_SIGBUS)))
 		return tier_err(-EINVAL, "userfaultfd: unknown flags %#x", flags);
 	if (flags & UFFD_F_NONBLOCK)
@@ -121,7 +122,7 @@ int uffd_open(unsigned flags, int *ret_fd)
 	if (rc)
 		return tier_err(rc, "userfaultfd: %s", strerror(-rc));
 
-	api.features = have & UFFD_OPT_FEATURES;
+	api.features = flags & UFFD_F_NOEVENTS ? 0 : have & UFFD_OPT_FEATURES;
 	if (flags & UFFD_F_SIGBUS) {
 		/* the features are negotiated at run time: headers that know
 		 * the bit say nothing of the kernel we run on */

@@ -20,6 +20,10 @@
  * reader, a madvise(DONTNEED) would wait for one forever. -EOPNOTSUPP
  * where the kernel lacks it. */
 #define UFFD_F_SIGBUS		(1U << 2)
+/* No REMOVE/UNMAP events: a handler that serves refaults after a
+ * MADV_DONTNEED from the snapshot again (bench/iso.c's instance reset),
+ * where a REMOVE would hold the madvise until it is read. */
+#define UFFD_F_NOEVENTS		(1U << 3)
 
 /* Opens a userfaultfd and negotiates the API: userfaultfd(2), else
  * /dev/userfaultfd. -EPERM/-EACCES unprivileged, -ENOSYS/-EOPNOTSUPP
