@@ -386,6 +386,8 @@ void tier_restore_thread_close(struct tier_restore_thread *t);
  * restore already dead); it is never replaced by a zero page and the
  * restore is dead (tier_restore_error), so end the instance (siglongjmp
  * out of it) and read the reason with tier_restore_thread_errmsg.
+ * -EBUSY: @t is inside a fault already (shared by two threads, or a
+ * fault in the handler's own code), no reason written: a runtime bug.
  * Async-signal-safe: syscalls on @t's open descriptors, its buffers and
  * atomics only; it writes no tier_errmsg.
  */

@@ -19,6 +19,8 @@
  *   restore-serve.c	 the fault server: one userfaultfd, one or more
  *			 areas of any process's memory (copy, zero, wake)
  *   restore-record.c	 record mode: every page lazy, first touches logged
+ *   restore-sigbus.c	 SIGBUS mode: the faulting thread serves its own
+ *			 fault, async-signal-safe (no handler thread)
  *
  * The parts a front end without a mapping step needs (a Firecracker
  * handler serving another process's userfaultfd) take only their own
