@@ -31,8 +31,9 @@
  * --work W adds W more passes over each touched page's cache lines: the
  * instance's own compute, against which the memory's setup is weighed.
  *
- * Every cell runs for --seconds, right after a cell of none with as many
- * threads; it prints instances per second, that against that none, the CPU time an instance cost (getrusage: user + system,
+ * Every cell is --reps slices of --seconds, each right after a slice of
+ * none with as many threads; it prints (medians over the slices)
+ * instances per second, that against the none slices, the CPU time an instance cost (getrusage: user + system,
  * over the instances) and that against none (none's over the mode's: a
  * throughput ratio that a machine shared with other work does not
  * skew), the CPU the process used as a share of min(T, cores), its
@@ -71,7 +72,8 @@ static const char *const mode_names[M_COUNT] = {
 };
 
 static size_t npages = 256, ntouch, nwork;
-static double seconds = 2;
+static double seconds = 2;		/* a slice */
+static unsigned reps = 5;
 static uint8_t *snap_mem;		/* the snapshot's bytes */
 static int snap_fd;			/* the same in a memfd */
 static uint64_t *line_sum;		/* per page: its cache lines' first words */
@@ -346,7 +348,47 @@ static double tv_s(struct timeval tv)
 struct cell {
 	double rate, cpu, sys_share, machine;
 	double cpu_us;			/* CPU time per instance */
+	double ratio, cpu_ratio;	/* against none: medians of the slices */
 };
+
+#define MAX_REPS	32
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(const double *v, unsigned n)
+{
+	double s[MAX_REPS];
+
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* Each field's median over the slices. */
+static struct cell median_cell(const struct cell *c, unsigned n)
+{
+	double v[MAX_REPS] = { 0 };
+	struct cell m = { 0 };
+	unsigned k;
+
+#define MED(f) do {					\
+		for (k = 0; k < n; k++)			\
+			v[k] = c[k].f;			\
+		m.f = median(v, n);			\
+	} while (0)
+	MED(rate);
+	MED(cpu);
+	MED(sys_share);
+	MED(machine);
+	MED(cpu_us);
+#undef MED
+	return m;
+}
 
 static struct cell run_cell(enum mode mode, unsigned nt)
 {
@@ -439,7 +481,8 @@ static void make_snapshot(const char *dir)
 
 static const char usage[] =
 	"usage: tier-iso --dir DIR [--threads 1,2,8,64] [--modes LIST]\n"
-	"                [--pages N] [--touch N] [--work W] [--seconds S] [--json]\n";
+	"                [--pages N] [--touch N] [--work W] [--seconds S]\n"
+	"                [--reps R] [--json]\n";
 
 int main(int argc, char **argv)
 {
@@ -451,6 +494,7 @@ int main(int argc, char **argv)
 		{ "touch", required_argument, NULL, 'k' },
 		{ "seconds", required_argument, NULL, 's' },
 		{ "work", required_argument, NULL, 'w' },
+		{ "reps", required_argument, NULL, 'r' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -463,7 +507,7 @@ int main(int argc, char **argv)
 	char *s, *tok, *save;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:t:m:p:k:s:w:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:t:m:p:k:s:w:r:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 't': threads = optarg; break;
@@ -472,12 +516,13 @@ int main(int argc, char **argv)
 		case 'k': ntouch = strtoul(optarg, NULL, 0); break;
 		case 's': seconds = strtod(optarg, NULL); break;
 		case 'w': nwork = strtoul(optarg, NULL, 0); break;
+		case 'r': reps = strtoul(optarg, NULL, 0); break;
 		case 'j': json = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}
-	if (!dir || !npages || seconds <= 0) {
+	if (!dir || !npages || seconds <= 0 || !reps || reps > MAX_REPS) {
 		fputs(usage, stderr);
 		return 2;
 	}
@@ -517,12 +562,24 @@ int main(int argc, char **argv)
 		if (!want[m])
 			continue;
 		for (i = 0; i < nnt; i++) {
-			/* none again right before each cell: on a machine
-			 * shared with other work the load drifts within
-			 * seconds, and a pair sees about the same */
-			struct cell b = run_cell(M_NONE, nt[i]);
-			struct cell r = m == M_NONE ? b : run_cell(m, nt[i]);
+			/* none and the mode in turns, --reps slices each, the
+			 * medians of the slices' ratios: on a machine shared
+			 * with other work the load drifts within seconds, and
+			 * two slices in a row see about the same */
+			struct cell b, r, sb[MAX_REPS], sr[MAX_REPS];
+			double rr[MAX_REPS], cr[MAX_REPS];
+			unsigned k;
 
+			for (k = 0; k < reps; k++) {
+				sb[k] = run_cell(M_NONE, nt[i]);
+				sr[k] = m == M_NONE ? sb[k] : run_cell(m, nt[i]);
+				rr[k] = sr[k].rate / sb[k].rate;
+				cr[k] = sb[k].cpu_us / sr[k].cpu_us;
+			}
+			b = median_cell(sb, reps);
+			r = median_cell(sr, reps);
+			r.ratio = median(rr, reps);
+			r.cpu_ratio = median(cr, reps);
 			if (json)
 				printf("{\"mode\":\"%s\",\"threads\":%u,\"pages\":%zu,"
 				       "\"touch\":%zu,\"work\":%zu,\"rate\":%.1f,"
@@ -531,14 +588,12 @@ int main(int argc, char **argv)
 				       "\"cpu\":%.3f,\"sys_share\":%.3f,"
 				       "\"machine_busy\":%.3f}\n", mode_names[m],
 				       nt[i], npages, ntouch, nwork, r.rate, b.rate,
-				       r.rate / b.rate, r.cpu_us,
-				       b.cpu_us / r.cpu_us, r.cpu,
+				       r.ratio, r.cpu_us, r.cpu_ratio, r.cpu,
 				       r.sys_share, r.machine);
 			else
 				printf("%-9s %7u %12.0f %10.0f %8.2f %10.0f %8.2f %5.0f%% %5.0f%% %7.0f%%\n",
 				       mode_names[m], nt[i], r.rate, b.rate,
-				       r.rate / b.rate, r.cpu_us,
-				       b.cpu_us / r.cpu_us, 100 * r.cpu,
+				       r.ratio, r.cpu_us, r.cpu_ratio, 100 * r.cpu,
 				       100 * r.sys_share, 100 * r.machine);
 			fflush(stdout);
 		}
