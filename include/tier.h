@@ -316,6 +316,20 @@ struct tier_restore_attr {
  * Without the flag a plan's backing is not used.
  */
 #define TIER_RESTORE_POOL_FALLBACK	(1U << 8)
+/*
+ * No fault-handling thread: a lazy page's first touch raises SIGBUS in
+ * the touching thread (UFFD_FEATURE_SIGBUS), whose handler calls
+ * tier_restore_fault() to fetch, verify and install the page itself.
+ * For in-process runtimes (a WebAssembly host running instances in its
+ * own threads), NOT for VMMs: KVM reaches guest memory from the kernel,
+ * where a missing page is no signal but an -EFAULT from KVM_RUN, and
+ * any syscall handed a page not yet in (read(2) into it, say) fails
+ * with EFAULT the same way: touch such buffers first. on_error is not
+ * called (the failure is tier_restore_fault's answer). -EOPNOTSUPP from
+ * tier_restore_start where the kernel lacks the feature. Not with
+ * TIER_RESTORE_RECORD or TIER_RESTORE_NO_THREAD.
+ */
+#define TIER_RESTORE_SIGBUS	(1U << 4)
 
 /*
  * Restores @len bytes of @snap (from attr->offset) into [@addr, @addr+@len).
@@ -378,6 +392,41 @@ int tier_restore_error(const struct tier_restore *rs);
  */
 int tier_restore_sigbus_reason(const struct tier_restore *rs,
 			       const void *addr, char *buf, size_t len);
+
+/*
+ * A faulting thread's context for TIER_RESTORE_SIGBUS: its own pool
+ * connection and buffers, opened before the thread touches the memory
+ * (a signal handler can neither allocate nor connect). One thread uses
+ * one at a time; keep it where the thread's SIGBUS handler finds it (a
+ * thread-local of the runtime's). Close every one before
+ * tier_restore_stop. -EINVAL: the restore is not in SIGBUS mode;
+ * -EOPNOTSUPP: a pool transport without a signal-safe read (rdma://,
+ * rados://: serve those with the handler thread).
+ */
+struct tier_restore_thread;
+int tier_restore_thread_open(struct tier_restore *rs,
+			     struct tier_restore_thread **ret);
+void tier_restore_thread_close(struct tier_restore_thread *t);
+
+/*
+ * Call from the SIGBUS handler (SA_SIGINFO) with si_addr. Fetches the
+ * page (and the prefetch window after it) from its tier, checks it
+ * against the snapshot's checksum and installs it: 0, return from the
+ * handler and the access is retried. -ENOENT: @addr is not a page this
+ * restore serves (some other fault: chain to the next handler). Any
+ * other -errno: the page cannot be had (a dead pool, a corrupt page, a
+ * restore already dead); it is never replaced by a zero page and the
+ * restore is dead (tier_restore_error), so end the instance (siglongjmp
+ * out of it) and read the reason with tier_restore_thread_errmsg.
+ * -EBUSY: @t is inside a fault already (shared by two threads, or a
+ * fault in the handler's own code), no reason written: a runtime bug.
+ * Async-signal-safe: syscalls on @t's open descriptors, its buffers and
+ * atomics only; it writes no tier_errmsg.
+ */
+int tier_restore_fault(struct tier_restore_thread *t, const void *addr);
+/* The one-line reason of @t's last failed tier_restore_fault; "" if
+ * none. Safe after a siglongjmp out of the handler. */
+const char *tier_restore_thread_errmsg(const struct tier_restore_thread *t);
 
 /*
  * Record mode: stops recording and stores what was touched so far as

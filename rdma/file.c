@@ -235,6 +235,42 @@ static int file_readv(struct pool_seg *s, const struct pool_iov *iov,
 	return 0;
 }
 
+/* file_readv for a signal handler: pread is async-signal-safe, the
+ * message is not, so the reason goes to @why. */
+static int file_readv_sigsafe(struct pool_seg *s, const struct pool_iov *iov,
+			      unsigned n, struct sigstr *why)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		char *b = iov[i].buf;
+		uint64_t off = iov[i].off;
+		size_t len = iov[i].len;
+
+		while (len) {
+			ssize_t r = pread(s->fd, b, len, off);
+
+			if (r < 0 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				int rc = r < 0 ? -errno : -EIO;
+
+				ss_str(why, "read at offset ");
+				ss_u64(why, off);
+				ss_str(why, ": ");
+				ss_str(why, r < 0 ? ss_errno_str(rc) ?
+				       ss_errno_str(rc) : "read failed" :
+				       "file shorter than its size");
+				return rc;
+			}
+			b += r;
+			off += r;
+			len -= r;
+		}
+	}
+	return 0;
+}
+
 /*
  * The temporaries of segment @path (".POLICY.seg.tmp.PID.SEQ" beside it)
  * a writer killed before its commit left: a name has one writer (a
@@ -329,6 +365,7 @@ static const struct pool_ops file_ops = {
 	.seg_open = file_seg_open,
 	.seg_close = file_seg_close,
 	.readv = file_readv,
+	.readv_sigsafe = file_readv_sigsafe,
 	.view = file_view,
 	.remove = file_remove,
 	.list = file_list,

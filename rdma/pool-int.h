@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 
 #include "rdma/pool.h"
+#include "util/sigstr.h"
 
 #define POOL_NAME_MAX	127	/* "SNAP/POLICY", without the NUL */
 
@@ -36,6 +37,9 @@ struct pool_ops {
 	/* NULL: the transport cannot list (pool_list: -EOPNOTSUPP) */
 	int (*list)(struct pool *p, const char *snap,
 		    int (*fn)(const char *name, void *arg), void *arg);
+	/* NULL: no async-signal-safe read (pool_readv_sigsafe) */
+	int (*readv_sigsafe)(struct pool_seg *s, const struct pool_iov *iov,
+			     unsigned n, struct sigstr *why);
 };
 
 /*

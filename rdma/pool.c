@@ -321,6 +321,46 @@ int pool_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 	return s->pool->ops->readv(s, iov, n);
 }
 
+int pool_sigsafe(const struct pool *p)
+{
+	return p && p->ops->readv_sigsafe;
+}
+
+int pool_readv_sigsafe(struct pool_seg *s, const struct pool_iov *iov,
+		       unsigned n, struct sigstr *why)
+{
+	size_t mark = why->len;
+	unsigned i;
+	int rc;
+
+	/* the prefix goes in first (nothing can be formatted later), and
+	 * comes out again if the read went well */
+	ss_str(why, "pool ");
+	ss_str(why, s->pool->uri);
+	ss_str(why, ": segment '");
+	ss_str(why, s->name);
+	ss_str(why, "': ");
+	if (!s->pool->ops->readv_sigsafe) {
+		ss_str(why, "no signal-safe read over this transport");
+		return -EOPNOTSUPP;
+	}
+	for (i = 0; i < n; i++) {
+		if (iov[i].off > s->size || iov[i].len > s->size - iov[i].off) {
+			ss_str(why, "range at offset ");
+			ss_u64(why, iov[i].off);
+			ss_str(why, " beyond its size ");
+			ss_u64(why, s->size);
+			return -ERANGE;
+		}
+	}
+	rc = n ? s->pool->ops->readv_sigsafe(s, iov, n, why) : 0;
+	if (!rc) {
+		why->len = mark;
+		why->buf[mark] = '\0';
+	}
+	return rc;
+}
+
 int pool_seg_view(struct pool_seg *s, uint64_t off, size_t len,
 		  const void **ret)
 {

@@ -103,6 +103,22 @@ int pool_list(struct pool *p, const char *snap,
 int pool_backed_open(struct pool *front, const struct tier_uri *backing,
 		     unsigned flags, struct pool **ret);
 
+/*
+ * pool_readv for a signal handler (a thread that took a SIGBUS on a
+ * page it fetches itself, store/restore-sigbus.c): syscalls on the
+ * handle's open fd and its preallocated buffers only, no allocation,
+ * no lock, no reconnect, and the reason of a failure appended to @why
+ * (util/sigstr.h), not tier_errmsg. A lost connection stays lost: the
+ * handle's later calls fail at once. The handle is the calling
+ * thread's alone. -EOPNOTSUPP where the transport has no such read
+ * (pool_sigsafe says so beforehand).
+ */
+struct sigstr;
+int pool_readv_sigsafe(struct pool_seg *s, const struct pool_iov *iov,
+		       unsigned n, struct sigstr *why);
+/* Whether @p's transport can pool_readv_sigsafe (file, tcp). */
+int pool_sigsafe(const struct pool *p);
+
 /* ---- server side ("tierctl pool serve") */
 
 struct pool_server;

@@ -11,6 +11,7 @@
  * once more on a new connection, the segment opened again by its name
  * (tcp_reconnect says when that is safe).
  */
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -494,6 +495,131 @@ static int tcp_readv(struct pool_seg *s, const struct pool_iov *iov,
 	return 0;
 }
 
+/*
+ * tcp_readv for a signal handler (pool_readv_sigsafe): the same READ on
+ * the wire, through the handle's own scratch (ranges, riov: allocated
+ * at open) and sendmsg/recvmsg only. What it leaves out is what is not
+ * async-signal-safe: tier_err and the debug log (vsnprintf, locks), and
+ * the reconnect of read_batch (getaddrinfo allocates). A lost or
+ * garbled connection is closed (close is safe) and stays lost.
+ */
+static int sig_fail(struct tcp_pool *tp, struct sigstr *why, const char *what,
+		    int rc)
+{
+	if (tp->fd >= 0) {
+		close(tp->fd);
+		tp->fd = -1;
+	}
+	ss_str(why, "READ: ");
+	if (what) {
+		ss_str(why, what);
+		return rc;
+	}
+	if (rc == -ECONNRESET || rc == -EPIPE)
+		ss_str(why, "connection closed by the server");
+	else if (rc == -ETIMEDOUT)
+		ss_str(why, "no answer from the server in time");
+	else
+		ss_errno(why, rc);
+	return rc;
+}
+
+static int sig_batch(struct pool_seg *s, unsigned nr, size_t bytes,
+		     struct sigstr *why)
+{
+	struct tcp_pool *tp = tp_of(s->pool);
+	struct pool_read_req req = { .nr = nr };
+	uint64_t id = tp->next_id++;
+	struct pool_hdr h;
+	char reason[POOL_MAX_REASON + 1];
+	struct iovec out[3] = {
+		{ &h, sizeof(h) },
+		{ &req, sizeof(req) },
+		{ tp->ranges, nr * sizeof(*tp->ranges) },
+	};
+	uint32_t len;
+	int rc;
+
+	if (tp->fd < 0)
+		return sig_fail(tp, why, "connection lost earlier", -ECONNRESET);
+	proto_read_req_swap(&req);
+	proto_hdr_encode(&h, POOL_OP_READ, id, 0,
+			 sizeof(req) + nr * sizeof(*tp->ranges));
+	rc = proto_send_all(tp->fd, out, 3);
+	if (!rc)
+		rc = proto_recv(tp->fd, &h, sizeof(h));
+	if (rc)
+		return sig_fail(tp, why, NULL, rc);
+	/* proto_hdr_decode's checks, without its message */
+	len = le32toh(h.len);
+	if (le32toh(h.magic) != POOL_MAGIC ||
+	    le16toh(h.version) != POOL_VERSION ||
+	    le16toh(h.op) != (POOL_OP_READ | POOL_OP_REPLY) ||
+	    le64toh(h.req_id) != id || h.reserved)
+		return sig_fail(tp, why, "not the answer to this request", -EPROTO);
+	h.status = (int32_t)le32toh((uint32_t)h.status);
+	if (h.status) {
+		if (h.status > 0 || h.status < -4095 || len > POOL_MAX_REASON)
+			return sig_fail(tp, why, "bad error answer", -EPROTO);
+		rc = proto_recv(tp->fd, reason, len);
+		if (rc)
+			return sig_fail(tp, why, NULL, rc);
+		reason[len] = '\0';
+		ss_str(why, "READ: ");
+		if (len)
+			ss_str(why, reason);
+		else
+			ss_errno(why, h.status);
+		return h.status;
+	}
+	if (len != bytes)
+		return sig_fail(tp, why, "answer of the wrong size", -EPROTO);
+	rc = proto_recv_all(tp->fd, tp->riov, nr);
+	if (rc)
+		return sig_fail(tp, why, NULL, rc);
+	return 0;
+}
+
+static int tcp_readv_sigsafe(struct pool_seg *s, const struct pool_iov *iov,
+			     unsigned n, struct sigstr *why)
+{
+	struct tcp_pool *tp = tp_of(s->pool);
+	unsigned i, nr = 0;
+	size_t bytes = 0;
+	int rc;
+
+	for (i = 0; i < n; i++) {
+		char *b = iov[i].buf;
+		uint64_t off = iov[i].off;
+		size_t len = iov[i].len;
+
+		while (len) {
+			size_t room = tp->max_data - bytes;
+			size_t take = len < room ? len : room;
+			struct pool_range *r = &tp->ranges[nr];
+
+			r->off = off;
+			r->len = take;
+			r->id = s->id;
+			proto_range_swap(r);
+			tp->riov[nr] = (struct iovec){ b, take };
+			nr++;
+			bytes += take;
+			b += take;
+			off += take;
+			len -= take;
+			if (nr == tp->max_ranges || bytes == tp->max_data) {
+				rc = sig_batch(s, nr, bytes, why);
+				if (rc)
+					return rc;
+				nr = 0;
+				bytes = 0;
+			}
+		}
+	}
+	return nr ? sig_batch(s, nr, bytes, why) : 0;
+}
+
 static const struct pool_ops tcp_ops = {
 	.close = tcp_close,
 	.create = ctl_create,
@@ -503,6 +629,7 @@ static const struct pool_ops tcp_ops = {
 	.seg_open = tcp_seg_open,
 	.seg_close = tcp_seg_close,
 	.readv = tcp_readv,
+	.readv_sigsafe = tcp_readv_sigsafe,
 	.remove = ctl_remove,
 };
 

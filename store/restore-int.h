@@ -19,6 +19,8 @@
  *   restore-serve.c	 the fault server: one userfaultfd, one or more
  *			 areas of any process's memory (copy, zero, wake)
  *   restore-record.c	 record mode: every page lazy, first touches logged
+ *   restore-sigbus.c	 SIGBUS mode: the faulting thread serves its own
+ *			 fault, async-signal-safe (no handler thread)
  *
  * The parts a front end without a mapping step needs (a Firecracker
  * handler serving another process's userfaultfd) take only their own
@@ -187,6 +189,9 @@ int area_init(struct rs_area *a, uintptr_t base, size_t len, uint64_t first);
 void area_fini(struct rs_area *a);
 /* Atomic: two threads prefetch at once, into pages of one word. */
 void area_mark_installed(struct rs_area *a, uint64_t w, uint64_t n);
+/* The extent holding area page @w (extents cover the area), or NULL; a
+ * binary search, nothing else: safe in a signal handler. */
+const struct placer_ext *area_find_ext(const struct rs_area *a, uint64_t w);
 
 struct rs_rec;
 
@@ -332,6 +337,22 @@ void pf_cancel(struct rs_pf *pf);
 void pf_helper_end(struct rs_pf *pf);
 void pf_fini(struct rs_pf *pf);
 
+/* ------------------------------------------------ restore-sigbus.c */
+
+/*
+ * TIER_RESTORE_SIGBUS: what the faulting threads report, as atomics (a
+ * signal handler cannot take stat_lock), added into the stats when they
+ * are read; and the reason of the fault that killed the restore.
+ */
+struct rs_sig {
+	atomic_uint_least64_t faults[TIER_CLASS_MAX];
+	atomic_uint_least64_t lazy_pages, pool_bytes, local_bytes, fault_ns;
+	atomic_int threads;		/* contexts open */
+	atomic_bool msg_ready;		/* fate.errmsg is written */
+};
+
+void sig_stats_add(struct rs_sig *g, struct tier_restore_stats *st);
+
 /* ------------------------------------------ the in-process restore */
 
 struct rs_range {			/* readahead: fd, off; populate: addr */
@@ -421,6 +442,7 @@ struct tier_restore {
 	struct rs_pf pf;
 	struct rs_loader ld;
 	struct rs_rec *rec;
+	struct rs_sig sig;
 
 	pthread_t thread;		/* the fault handler */
 	bool have_thread;

@@ -290,8 +290,7 @@ static uint64_t fault_window(const struct rs_serve *srv,
 	return cnt;
 }
 
-/* The extent holding area page @w (extents cover the area). */
-static const struct placer_ext *find_ext(const struct rs_area *a, uint64_t w)
+const struct placer_ext *area_find_ext(const struct rs_area *a, uint64_t w)
 {
 	size_t lo = 0, hi = a->n;
 
@@ -325,7 +324,7 @@ again:
 		rc = serve_install(srv, a, w, 1, NULL, 0, false);
 		return rc > 0 ? 0 : rc;	/* gone: woken */
 	}
-	e = find_ext(a, w);
+	e = area_find_ext(a, w);
 	/*
 	 * A MAP page faults only inside an overlay cluster, and only if the
 	 * object has a hole where it should have the page: fetched like a
@@ -405,7 +404,7 @@ int serve_huge(struct rs_serve *srv, struct rs_area *a, uint64_t hw, bool pf,
 		end = hw;
 	}
 	for (; w < end; w += n) {
-		e = find_ext(a, w);
+		e = area_find_ext(a, w);
 		if (!e)
 			return tier_err(-EFAULT, "restore: page %" PRIu64
 					" is in no extent", a->first + w);

@@ -106,6 +106,13 @@ static struct tier_restore *rs_new(struct tier_snap *snap, void *addr,
 	rs->snap = snap;
 	rs->policy = attr->policy;
 	rs->flags = attr->flags;
+	/*
+	 * SIGBUS: an overlay cluster's holes would fault inside the start's
+	 * own populate (MADV_POPULATE_READ), where no handler can take the
+	 * signal: map each CXL run on its own instead.
+	 */
+	if (rs->flags & TIER_RESTORE_SIGBUS)
+		rs->flags |= TIER_RESTORE_NO_OVERLAY;
 	if (opts)
 		rs->opts = *opts;
 	rs->base = addr;
@@ -145,9 +152,14 @@ static int rs_check_range(const struct tier_snap *snap, void *addr,
 				attr->offset, len, snap->name, snap->size);
 	if (attr->flags & ~(TIER_RESTORE_RECORD | TIER_RESTORE_NO_THREAD |
 			    TIER_RESTORE_NO_OVERLAY | TIER_RESTORE_NO_SPIN |
-			    TIER_RESTORE_POOL_FALLBACK))
+			    TIER_RESTORE_POOL_FALLBACK | TIER_RESTORE_SIGBUS))
 		return tier_err(-EINVAL, "restore: unknown flags %#x",
 				attr->flags);
+	if ((attr->flags & TIER_RESTORE_SIGBUS) &&
+	    (attr->flags & (TIER_RESTORE_RECORD | TIER_RESTORE_NO_THREAD)))
+		return tier_err(-EINVAL, "restore: TIER_RESTORE_SIGBUS serves "
+				"faults in the faulting threads: not with "
+				"RECORD or NO_THREAD");
 	return 0;
 }
 
@@ -277,7 +289,8 @@ static int rs_start_thread(struct tier_restore *rs)
 {
 	int rc;
 
-	if (rs->flags & TIER_RESTORE_NO_THREAD) {
+	/* SIGBUS: the faulting threads serve themselves (restore-sigbus.c) */
+	if (rs->flags & (TIER_RESTORE_NO_THREAD | TIER_RESTORE_SIGBUS)) {
 		if (rs->pop.have_thread)
 			atomic_store(&rs->pop.go, -1);
 		return 0;
@@ -359,7 +372,9 @@ static int rs_open(struct tier_restore *rs, struct plan *plan, bool own,
 	if (!rc)
 		rc = map_clusters(rs);
 	if (!rc && map_needs_uffd(rs))
-		rc = uffd_open(UFFD_F_NONBLOCK, &rs->srv.uffd);
+		rc = uffd_open(UFFD_F_NONBLOCK | (rs->flags & TIER_RESTORE_SIGBUS ?
+						  UFFD_F_SIGBUS : 0),
+			       &rs->srv.uffd);
 	if (!rc && !rs->pop.have_thread)
 		rc = rs_lists(rs);
 	return rc;
@@ -645,6 +660,8 @@ void tier_restore_stats(const struct tier_restore *rs,
 	*ret = f->st;
 	ret->error = atomic_load(&f->error);
 	pthread_mutex_unlock(&f->stat_lock);
+	if (rs->flags & TIER_RESTORE_SIGBUS)
+		sig_stats_add((struct rs_sig *)&rs->sig, ret);
 }
 
 int tier_restore_error(const struct tier_restore *rs)

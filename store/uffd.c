@@ -27,6 +27,11 @@
 
 #define UFFD_PAGE	4096UL
 
+/* In Linux since 4.14; kept here for headers older than that. */
+#ifndef UFFD_FEATURE_SIGBUS
+#define UFFD_FEATURE_SIGBUS	(1 << 7)
+#endif
+
 /* Events we ask for when the kernel has them; none is required. */
 #define UFFD_OPT_FEATURES (UFFD_FEATURE_EVENT_REMOVE | UFFD_FEATURE_EVENT_UNMAP)
 
@@ -100,7 +105,9 @@ int uffd_open(unsigned flags, int *ret_fd)
 	int oflags = O_CLOEXEC;
 	int fd, rc;
 
-	if (flags & ~(UFFD_F_WP | UFFD_F_NONBLOCK))
+	if (flags & ~(UFFD_F_WP | UFFD_F_NONBLOCK | UFFD_F_SIGBUS |
+		      UFFD_F_NOEVENTS) ||
+	    ((flags & UFFD_F_WP) && (flags & UFFD_F_SIGBUS)))
 		return tier_err(-EINVAL, "userfaultfd: unknown flags %#x", flags);
 	if (flags & UFFD_F_NONBLOCK)
 		oflags |= O_NONBLOCK;
@@ -115,7 +122,15 @@ int uffd_open(unsigned flags, int *ret_fd)
 	if (rc)
 		return tier_err(rc, "userfaultfd: %s", strerror(-rc));
 
-	api.features = have & UFFD_OPT_FEATURES;
+	api.features = flags & UFFD_F_NOEVENTS ? 0 : have & UFFD_OPT_FEATURES;
+	if (flags & UFFD_F_SIGBUS) {
+		/* the features are negotiated at run time: headers that know
+		 * the bit say nothing of the kernel we run on */
+		if (!(have & UFFD_FEATURE_SIGBUS))
+			return tier_err(-EOPNOTSUPP,
+					"userfaultfd: no UFFD_FEATURE_SIGBUS in this kernel");
+		api.features = UFFD_FEATURE_SIGBUS;
+	}
 	if (flags & UFFD_F_WP) {
 		if (!(have & UFFD_FEATURE_PAGEFAULT_FLAG_WP))
 			return tier_err(-EOPNOTSUPP,
@@ -243,6 +258,54 @@ int uffd_copy(int fd, uintptr_t dst, const void *src, size_t len,
 			return -EAGAIN;
 		return tier_err(-err, "UFFDIO_COPY %#" PRIxPTR "+%zu: %s",
 				dst, len, strerror(err));
+	}
+	return 0;
+}
+
+int uffd_install_sigsafe(int fd, uintptr_t dst, const void *src, size_t len,
+			 size_t *ret_done)
+{
+	size_t done = 0;
+	int err, tries = 0;
+
+	*ret_done = 0;
+	while (done < len) {
+		struct uffdio_copy c = {
+			.dst = dst + done,
+			.src = (uintptr_t)src + done,
+			.len = len - done,
+			.mode = UFFDIO_COPY_MODE_DONTWAKE,
+		};
+		struct uffdio_zeropage z = {
+			.range = { .start = dst + done, .len = len - done },
+			.mode = UFFDIO_ZEROPAGE_MODE_DONTWAKE,
+		};
+		int64_t got;
+
+		if (src ? ioctl(fd, UFFDIO_COPY, &c) : ioctl(fd, UFFDIO_ZEROPAGE, &z))
+			err = errno;
+		else
+			err = 0;
+		got = src ? c.copy : z.zeropage;
+		if (got > 0)
+			done += got;
+		*ret_done = done;
+		if (!err || done == len)
+			return 0;
+		/*
+		 * The faulting page first: if it is there, someone else served
+		 * it and the access will find it. A page of the window that is
+		 * there ends the window (it is the page's, possibly written:
+		 * never overwritten).
+		 */
+		if (err == EEXIST)
+			return done ? 0 : -EEXIST;
+		/* EAGAIN only while the mm changes under a reader of events;
+		 * this fd has none, but a retry is all it asks (bounded: a
+		 * signal handler must not spin for good) */
+		if ((err == EAGAIN || err == EINTR) && ++tries < 1000)
+			continue;
+		return -err;
 	}
 	return 0;
 }

@@ -15,6 +15,15 @@
 
 #define UFFD_F_WP		(1U << 0)	/* want write-protect (record) */
 #define UFFD_F_NONBLOCK		(1U << 1)
+/* A missing page raises SIGBUS in the faulting thread instead of an
+ * event (UFFD_FEATURE_SIGBUS); no REMOVE/UNMAP events either: with no
+ * reader, a madvise(DONTNEED) would wait for one forever. -EOPNOTSUPP
+ * where the kernel lacks it. */
+#define UFFD_F_SIGBUS		(1U << 2)
+/* No REMOVE/UNMAP events: a handler that serves refaults after a
+ * MADV_DONTNEED from the snapshot again (bench/iso.c's instance reset),
+ * where a REMOVE would hold the madvise until it is read. */
+#define UFFD_F_NOEVENTS		(1U << 3)
 
 /* Opens a userfaultfd and negotiates the API: userfaultfd(2), else
  * /dev/userfaultfd. -EPERM/-EACCES unprivileged, -ENOSYS/-EOPNOTSUPP
@@ -36,6 +45,18 @@ int uffd_copy(int fd, uintptr_t dst, const void *src, size_t len,
 int uffd_zeropage(int fd, uintptr_t dst, size_t len, unsigned mode);
 int uffd_wake(int fd, uintptr_t addr, size_t len);
 /* Write-protect (@wp != 0) or un-protect a range. */
+/*
+ * For a signal handler: installs @len bytes from @src (NULL: zero pages)
+ * at @dst without waking anybody, stopping at the first page already
+ * there. Async-signal-safe (ioctls only, no message written): 0 when
+ * all of it went in, -EEXIST when the first page was already there (a
+ * racing thread installed it: nothing to do), else -errno with
+ * *@ret_done the bytes installed before the failure (a page present
+ * after the first is not a failure: 0, *@ret_done short).
+ */
+int uffd_install_sigsafe(int fd, uintptr_t dst, const void *src, size_t len,
+			 size_t *ret_done);
+
 int uffd_wp(int fd, uintptr_t addr, size_t len, int wp, int dontwake);
 
 enum uffd_ev_kind {
