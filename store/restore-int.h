@@ -388,6 +388,10 @@ struct rs_pop {
 	pthread_t thread;
 	bool have_thread;
 	struct rs_cpus cpus;		/* the start's, for the populator */
+	/* the populator's sleep once idle for long (pop_idle) */
+	pthread_mutex_t idle_lock;
+	pthread_cond_t idle_cond;
+	bool idle_init, sleeping;	/* sleeping: under idle_lock */
 };
 
 /* The readahead loader (PLACER_F_READAHEAD: FaaSnap's). */
@@ -444,6 +448,10 @@ bool pop_wanted(const struct plan *plan);
 int pop_windows(struct rs_pop *pop, uintptr_t a, uintptr_t z);
 int pop_prepare(struct rs_pop *pop);
 bool pop_wait(struct rs_pop *pop, uintptr_t end);
+/* The populator, done: waits until pop.go is no longer 1, its value then. */
+int pop_idle(struct rs_pop *pop);
+/* Sets pop.go to @go, waking the populator if pop_idle put it to sleep. */
+void pop_go(struct rs_pop *pop, int go);
 int pop_work(struct tier_restore *rs, struct pop_batch *b);
 void pop_cancel(struct rs_pop *pop);
 int pop_create(struct rs_pop *pop, void *(*fn)(void *), void *arg);
