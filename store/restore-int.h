@@ -298,6 +298,8 @@ struct piece;
 struct pf_batch;
 struct batch;
 
+#define PF_DEPTH		2	/* batches in flight, posted reads */
+
 /*
  * The COPY extents of one area, cut into batches that any number of
  * threads take one by one (pf_work): the start, and the populator too
@@ -316,6 +318,10 @@ struct rs_pf {
 	struct pool *pool;		/* the helper's: its own connection */
 	struct pool_seg *seg;		/* ... or its own segment handle */
 	struct batch *buf[2];		/* the start's and the helper's */
+	/* a pool with posted reads, one thread: PF_DEPTH batches in flight
+	 * (restore-prefetch.c, pf_pipe) */
+	struct batch *pipe[PF_DEPTH];
+	uint8_t *pipe_buf;		/* their bytes, one mapping */
 };
 
 void pf_init(struct rs_pf *pf, struct rs_serve *srv, struct rs_area *area);
