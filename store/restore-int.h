@@ -44,6 +44,7 @@
 struct cxl_tier;
 struct cxl_obj;
 struct pool;
+struct pool_mr;
 struct pool_seg;
 
 #define PG			TIER_PAGE_SIZE
@@ -322,6 +323,7 @@ struct rs_pf {
 	 * (restore-prefetch.c, pf_pipe) */
 	struct batch *pipe[PF_DEPTH];
 	uint8_t *pipe_buf;		/* their bytes, one mapping */
+	struct pool_mr *pipe_mr;	/* ... registered; NULL: no pipeline */
 };
 
 void pf_init(struct rs_pf *pf, struct rs_serve *srv, struct rs_area *area);

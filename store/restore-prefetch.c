@@ -348,9 +348,8 @@ static int pf_flush(struct rs_pf *pf, struct batch *b, struct pool_seg *seg)
  * ib_read_bw -e (BENCHMARKS.md). A batch is installed only once its
  * reads have arrived and its pages passed the checksum, as pf_flush's;
  * any failure stops the pipeline, and no READ may land in the buffers
- * after it returns (the registration goes first, which fences them).
- * -EOPNOTSUPP: the buffers cannot be registered (no posted reads, or a
- * memlock limit); read the batches the other way.
+ * after it returns (it waits for those in flight, and the registration
+ * goes before the memory, which fences any straggler).
  */
 struct pf_slot {
 	struct batch *b;
@@ -381,23 +380,23 @@ static int pf_post(struct rs_pf *pf, struct pf_slot *sl, struct pool_seg *seg,
 	return rc ? tier_err_ctx(rc, "prefetch") : 0;
 }
 
+/* Done with the pipeline: unpinned and its memory given back (the
+ * mapping goes in pf_fini: an munmap now would wait for mmap_lock behind
+ * a populate still running). */
+static void pipe_release(struct rs_pf *pf)
+{
+	pool_mr_unreg(pf->pipe_mr);
+	pf->pipe_mr = NULL;
+	madvise(pf->pipe_buf, PF_DEPTH * BATCH_PAGES * PG, MADV_DONTNEED);
+}
+
 static int pf_pipe(struct rs_pf *pf, struct pool_seg *seg)
 {
 	struct pf_slot sl[PF_DEPTH];
 	uint64_t head = 0, tail = 0, last = 0;
-	struct pool_mr *mr;
 	size_t k;
-	int rc, i;
+	int rc = 0, i;
 
-	rc = pool_mr_reg(pool_seg_pool(seg), pf->pipe_buf,
-			 PF_DEPTH * BATCH_PAGES * PG, &mr);
-	if (rc) {
-		/* e.g. RLIMIT_MEMLOCK: slower, not wrong */
-		if (rc != -EOPNOTSUPP)
-			tier_dbg("prefetch: no pipeline (%s): batches read one by one",
-				 tier_errmsg());
-		return -EOPNOTSUPP;
-	}
 	for (i = 0; i < PF_DEPTH; i++)
 		sl[i] = (struct pf_slot){ .b = pf->pipe[i] };
 	for (;;) {
@@ -405,7 +404,8 @@ static int pf_pipe(struct rs_pf *pf, struct pool_seg *seg)
 
 		while (head - tail < PF_DEPTH &&
 		       (k = atomic_fetch_add(&pf->next, 1)) < pf->nb) {
-			rc = pf_post(pf, &sl[head % PF_DEPTH], seg, mr, k);
+			rc = pf_post(pf, &sl[head % PF_DEPTH], seg,
+				     pf->pipe_mr, k);
 			if (rc)
 				goto fail;
 			if (sl[head % PF_DEPTH].ticket)
@@ -425,7 +425,7 @@ static int pf_pipe(struct rs_pf *pf, struct pool_seg *seg)
 			goto fail;
 		tail++;
 	}
-	pool_mr_unreg(mr);
+	pipe_release(pf);
 	return 0;
 
 fail:
@@ -439,7 +439,7 @@ fail:
 		(void)pool_read_wait(seg, last);
 		tier_err(rc, "%s", why);
 	}
-	pool_mr_unreg(mr);
+	pipe_release(pf);
 	return rc;
 }
 
@@ -564,16 +564,33 @@ void pf_init(struct rs_pf *pf, struct rs_serve *srv, struct rs_area *area)
 	pf->area = area;
 }
 
+static void pipe_free(struct rs_pf *pf)
+{
+	int i;
+
+	pool_mr_unreg(pf->pipe_mr);	/* before the memory it pins */
+	pf->pipe_mr = NULL;
+	for (i = 0; i < PF_DEPTH; i++) {
+		free(pf->pipe[i]);
+		pf->pipe[i] = NULL;
+	}
+	if (pf->pipe_buf)
+		munmap(pf->pipe_buf, PF_DEPTH * BATCH_PAGES * PG);
+	pf->pipe_buf = NULL;
+}
+
 /*
- * The pipeline's batches and their buffers, one mapping registered by
- * pf_pipe (which pins its pages: not filled here, unlike a bounce
- * buffer).
+ * The pipeline's batches and their buffers: one mapping, registered here
+ * (which pins and so fills its pages, while the start maps), not timed
+ * in the prefetch, as a bounce buffer's fill and the connection's own
+ * registration are not. A registration refused (a memlock limit, say)
+ * leaves the pipeline off: slower, not wrong.
  */
 static int pipe_prepare(struct rs_pf *pf)
 {
 	size_t len = PF_DEPTH * BATCH_PAGES * PG;
 	void *m;
-	int i;
+	int i, rc;
 
 	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -586,6 +603,13 @@ static int pipe_prepare(struct rs_pf *pf)
 		if (!pf->pipe[i])
 			return tier_err(-ENOMEM, "restore: out of memory");
 		pf->pipe[i]->bounce = pf->pipe_buf + i * BATCH_PAGES * PG;
+	}
+	rc = pool_mr_reg(pool_seg_pool(pf->srv->src->seg), m, len,
+			 &pf->pipe_mr);
+	if (rc) {
+		tier_dbg("prefetch: no pipeline (%s): batches read one by one",
+			 tier_errmsg());
+		pipe_free(pf);
 	}
 	return 0;
 }
@@ -629,9 +653,8 @@ int pf_prepare(struct rs_pf *pf, bool helper, bool tcp_any)
 		pf->buf[k] = calloc(1, sizeof(*pf->buf[k]));
 		if (!pf->buf[k])
 			return tier_err(-ENOMEM, "restore: out of memory");
-		/* the pipeline's batches have their own; this one gets a
-		 * bounce buffer on first need if the pipeline cannot run */
-		if (((pool && !view) || other) && !pf->pipe_buf) {
+		/* the pipeline's batches have buffers of their own */
+		if (((pool && !view) || other) && !pf->pipe_mr) {
 			pf->buf[k]->bounce = bounce_get();
 			if (!pf->buf[k]->bounce)
 				return tier_err(-ENOMEM, "restore: out of memory");
@@ -645,12 +668,8 @@ int pf_work(struct rs_pf *pf, struct pool_seg *seg, struct batch *b)
 	size_t k;
 	int rc = 0;
 
-	if (pf->pipe_buf && seg == pf->srv->src->seg) {
-		rc = pf_pipe(pf, seg);
-		if (rc != -EOPNOTSUPP)
-			return rc;
-		rc = 0;
-	}
+	if (pf->pipe_mr && seg == pf->srv->src->seg)
+		return pf_pipe(pf, seg);
 
 	while ((k = atomic_fetch_add(&pf->next, 1)) < pf->nb) {
 		const struct pf_batch *pb = &pf->b[k];
@@ -694,13 +713,7 @@ void pf_fini(struct rs_pf *pf)
 		free(pf->buf[k]);
 		pf->buf[k] = NULL;
 	}
-	for (k = 0; k < PF_DEPTH; k++) {
-		free(pf->pipe[k]);
-		pf->pipe[k] = NULL;
-	}
-	if (pf->pipe_buf)
-		munmap(pf->pipe_buf, PF_DEPTH * BATCH_PAGES * PG);
-	pf->pipe_buf = NULL;
+	pipe_free(pf);
 	free(pf->p);
 	free(pf->b);
 	pf->p = NULL;
