@@ -5,8 +5,8 @@
  * batch, read in place from a file pool's page cache, or posted reads
  * into registered buffers with the next batch in flight: pf_pipe),
  * verified and installed with UFFDIO_COPY / UFFDIO_ZEROPAGE without
- * waking, before the guest runs. Any thread may take batches (pf_work): restore.c's
- * start and its populator share them; a front end serving another
+ * waking, before the guest runs. Any thread may take batches (pf_work):
+ * restore.c's start and its populator share them; a front end serving another
  * process's uffd runs it the same way, as it needs only the area, the
  * fault server's uffd and the sources.
  */
@@ -343,13 +343,12 @@ static int pf_flush(struct rs_pf *pf, struct batch *b, struct pool_seg *seg)
  * registered buffers, while a batch that arrived is verified and
  * installed. pf_flush's way the link idles while the CPU works on a batch
  * and the CPU while the link reads one, and every byte is copied once
- * more, from the transport's bounce buffer: under TCG, where soft-RoCE
- * and the restore share the vCPUs, the prefetch ran at half of
- * ib_read_bw -e (BENCHMARKS.md). A batch is installed only once its
- * reads have arrived and its pages passed the checksum, as pf_flush's;
- * any failure stops the pipeline, and no READ may land in the buffers
- * after it returns (it waits for those in flight, and the registration
- * goes before the memory, which fences any straggler).
+ * more, from the transport's bounce buffer (BENCHMARKS.md, RDMA
+ * throughput, compares the two in one guest). A batch is installed only
+ * once its reads have arrived and its pages passed the checksum, as
+ * pf_flush's; any failure stops the pipeline, and no READ may land in
+ * the buffers after it returns (it waits for those in flight, and the
+ * registration goes before the memory, which fences any straggler).
  */
 struct pf_slot {
 	struct batch *b;
