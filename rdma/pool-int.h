@@ -40,6 +40,21 @@ struct pool_ops {
 	/* NULL: no async-signal-safe read (pool_readv_sigsafe) */
 	int (*readv_sigsafe)(struct pool_seg *s, const struct pool_iov *iov,
 			     unsigned n, struct sigstr *why);
+	/* NULL: no posted reads (pool_can_post: false) */
+	int (*mr_reg)(struct pool *p, struct pool_mr *mr);
+	void (*mr_unreg)(struct pool_mr *mr);
+	int (*read_post)(struct pool_seg *s, const struct pool_iov *iov,
+			 unsigned n, struct pool_mr *mr, uint64_t *ticket);
+	int (*read_wait)(struct pool_seg *s, uint64_t ticket);
+};
+
+/* A caller's buffer registered for posted reads (pool_mr_reg). */
+struct pool_mr {
+	struct pool *pool;
+	uint8_t *base;
+	size_t len;
+	void *priv;		/* the transport's registration */
+	uint32_t lkey;		/* rdma */
 };
 
 /*

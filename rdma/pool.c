@@ -361,6 +361,81 @@ int pool_readv_sigsafe(struct pool_seg *s, const struct pool_iov *iov,
 	return rc;
 }
 
+struct pool *pool_seg_pool(const struct pool_seg *s)
+{
+	return s->pool;
+}
+
+bool pool_can_post(const struct pool *p)
+{
+	return p->ops->mr_reg != NULL;
+}
+
+int pool_mr_reg(struct pool *p, void *buf, size_t len, struct pool_mr **ret)
+{
+	struct pool_mr *mr;
+	int rc;
+
+	if (!p->ops->mr_reg)
+		return -EOPNOTSUPP;
+	if (!buf || !len)
+		return tier_err(-EINVAL, "pool %s: no buffer to register", p->uri);
+	mr = calloc(1, sizeof(*mr));
+	if (!mr)
+		return tier_err(-ENOMEM, "out of memory");
+	mr->pool = p;
+	mr->base = buf;
+	mr->len = len;
+	rc = p->ops->mr_reg(p, mr);
+	if (rc) {
+		free(mr);
+		return rc;
+	}
+	*ret = mr;
+	return 0;
+}
+
+void pool_mr_unreg(struct pool_mr *mr)
+{
+	if (!mr)
+		return;
+	mr->pool->ops->mr_unreg(mr);
+	free(mr);
+}
+
+int pool_read_post(struct pool_seg *s, const struct pool_iov *iov, unsigned n,
+		   struct pool_mr *mr, uint64_t *ret_ticket)
+{
+	unsigned i;
+
+	if (!s->pool->ops->read_post || mr->pool != s->pool)
+		return tier_err(-EINVAL, "pool %s: segment '%s': posted read without a buffer registered with this pool",
+				s->pool->uri, s->name);
+	for (i = 0; i < n; i++) {
+		const uint8_t *b = iov[i].buf;
+
+		if (iov[i].off > s->size || iov[i].len > s->size - iov[i].off)
+			return tier_err(-ERANGE, "pool %s: segment '%s': range of %zu bytes at offset %llu beyond its size %llu",
+					s->pool->uri, s->name, iov[i].len,
+					(unsigned long long)iov[i].off,
+					(unsigned long long)s->size);
+		if (b < mr->base || iov[i].len > mr->len ||
+		    (size_t)(b - mr->base) > mr->len - iov[i].len)
+			return tier_err(-EINVAL, "pool %s: segment '%s': read into %p+%zu outside the registered buffer",
+					s->pool->uri, s->name, iov[i].buf,
+					iov[i].len);
+	}
+	return s->pool->ops->read_post(s, iov, n, mr, ret_ticket);
+}
+
+int pool_read_wait(struct pool_seg *s, uint64_t ticket)
+{
+	if (!s->pool->ops->read_wait)
+		return tier_err(-EINVAL, "pool %s: segment '%s': no posted reads",
+				s->pool->uri, s->name);
+	return s->pool->ops->read_wait(s, ticket);
+}
+
 int pool_seg_view(struct pool_seg *s, uint64_t off, size_t len,
 		  const void **ret)
 {

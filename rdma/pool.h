@@ -14,6 +14,7 @@
  * restorer opens one handle per thread.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,6 +67,33 @@ struct pool_iov {
  * them as garbage.
  */
 int pool_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n);
+
+/*
+ * Reads posted straight into the caller's memory, several batches in
+ * flight at once, where the transport can (rdma: one-sided READs into a
+ * registered buffer, no bounce copy): a caller overlaps what it does with
+ * one batch's bytes with the reading of the next. -EOPNOTSUPP (no
+ * message) from pool_mr_reg: the transport has none, use pool_readv.
+ *
+ * pool_mr_reg registers [@buf, @buf + @len) with the pool's connection;
+ * unregister it before pool_close, and only once no read into it is
+ * outstanding (pool_read_wait of its last ticket returned, whatever it
+ * returned). pool_read_post starts reading @iov, every buf inside @mr,
+ * and gives a ticket; pool_read_wait returns 0 once every range of that
+ * post and of the posts before it has arrived. Any failure breaks the
+ * connection: every outstanding post fails, the buffers are garbage, and
+ * the message names the pool and the segment. pool_readv and the control
+ * calls on the handle wait for outstanding posts first.
+ */
+struct pool_mr;
+
+bool pool_can_post(const struct pool *p);
+struct pool *pool_seg_pool(const struct pool_seg *s);
+int pool_mr_reg(struct pool *p, void *buf, size_t len, struct pool_mr **ret);
+void pool_mr_unreg(struct pool_mr *mr);
+int pool_read_post(struct pool_seg *s, const struct pool_iov *iov, unsigned n,
+		   struct pool_mr *mr, uint64_t *ret_ticket);
+int pool_read_wait(struct pool_seg *s, uint64_t ticket);
 
 /*
  * Where the transport holds the segment in this address space (file: a

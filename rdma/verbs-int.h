@@ -3,9 +3,10 @@
 #define TIER_VERBS_INT_H
 
 /*
- * Private to the RDMA transport's two files: verbs.c (the client, and the
- * helpers below) and verbs-server.c (the listener). They are the only
- * files that call ibv_* and rdma_*.
+ * Private to the RDMA transport's files: verbs.c (the client, and the
+ * helpers below), verbs-post.c (the client's posted reads) and
+ * verbs-server.c (the listener). They are the only files that call ibv_*
+ * and rdma_*.
  */
 
 #include <stdbool.h>
@@ -30,7 +31,7 @@
 #define V_CM_TIMEOUT_MS	3000
 #define V_IO_TIMEOUT_MS	10000
 
-enum { WR_SEND = 1, WR_RECV, WR_READ };
+enum { WR_SEND = 1, WR_RECV, WR_READ, WR_PREAD };
 
 /* A completion queue with its channel, waited on with a timeout. */
 struct vcq {
@@ -51,5 +52,50 @@ int verbs_post_recv(struct ibv_qp *qp, uint64_t wr_id, void *buf,
 int verbs_post_send(struct ibv_qp *qp, uint64_t wr_id, void *buf,
 		    uint32_t len, struct ibv_mr *mr);
 unsigned verbs_timeout_ms(void);
+
+struct pool;
+struct pool_mr;
+struct pool_seg;
+struct pool_iov;
+struct vpost;
+
+/* The client's connection (verbs.c), p->priv of an rdma:// pool. */
+struct vpool {
+	struct rdma_event_channel *ch;
+	struct rdma_cm_id *id;
+	struct ibv_pd *pd;
+	struct vcq q;
+	bool qp;
+	bool connected;
+	bool broken;
+	uint8_t *ctl;			/* send half, then receive half */
+	struct ibv_mr *ctl_mr;
+	uint8_t *bounce;
+	struct ibv_mr *bounce_mr;
+	uint64_t next_id;
+	uint32_t max_data;		/* WRITE payload per message */
+	unsigned timeout_ms;
+	struct vpost *post;		/* verbs-post.c: posted reads, or NULL */
+};
+
+struct vpool *vp_of(struct pool *p);
+/* The connection is unusable from now on (its calls fail at once). */
+void v_break(struct pool *p);
+/* v_break, and the reason naming the pool, @seg (or NULL) and @op. */
+int v_fail(struct pool *p, const char *seg, unsigned op, int rc,
+	   const char *why);
+/* 1..@n completions, all successful; else v_fail. */
+int v_poll(struct pool *p, const char *seg, unsigned op, struct ibv_wc *wc,
+	   int n);
+
+/* verbs-post.c: reads posted into a caller's registered memory. */
+int vpost_mr_reg(struct pool *p, struct pool_mr *mr);
+void vpost_mr_unreg(struct pool_mr *mr);
+int vpost_read(struct pool_seg *s, const struct pool_iov *iov, unsigned n,
+	       struct pool_mr *mr, uint64_t *ticket);
+int vpost_wait(struct pool_seg *s, uint64_t ticket);
+/* Waits for every posted read (before a call that polls the queue). */
+int vpost_drain(struct pool *p, const char *seg);
+void vpost_free(struct vpool *v);
 
 #endif

@@ -8,7 +8,8 @@
  * SEND into a RECV buffer of V_CTL_SIZE bytes. Data never goes through
  * messages: OPEN answers the address and rkey of the segment's memory on
  * the server, and the client reads ranges with chains of one-sided RDMA
- * READs into a registered bounce buffer, then copies them out. The server
+ * READs into a registered bounce buffer, then copies them out, or posts
+ * them straight into a caller's registered buffer (verbs-post.c). The server
  * side (verbs-server.c) reuses server.c's request handler (srv_conn_msg).
  *
  * Everything waits with a timeout: CM events by polling the event
@@ -233,29 +234,12 @@ unsigned verbs_timeout_ms(void)
 
 /* ------------------------------------------------------------- client */
 
-struct vpool {
-	struct rdma_event_channel *ch;
-	struct rdma_cm_id *id;
-	struct ibv_pd *pd;
-	struct vcq q;
-	bool qp;
-	bool connected;
-	bool broken;
-	uint8_t *ctl;			/* send half, then receive half */
-	struct ibv_mr *ctl_mr;
-	uint8_t *bounce;
-	struct ibv_mr *bounce_mr;
-	uint64_t next_id;
-	uint32_t max_data;		/* WRITE payload per message */
-	unsigned timeout_ms;
-};
-
-static struct vpool *vp_of(struct pool *p)
+struct vpool *vp_of(struct pool *p)
 {
 	return p->priv;
 }
 
-static void v_break(struct pool *p)
+void v_break(struct pool *p)
 {
 	struct vpool *v = vp_of(p);
 
@@ -264,8 +248,8 @@ static void v_break(struct pool *p)
 	v->broken = true;
 }
 
-static int v_fail(struct pool *p, const char *seg, unsigned op, int rc,
-		  const char *why)
+int v_fail(struct pool *p, const char *seg, unsigned op, int rc,
+	   const char *why)
 {
 	char what[POOL_NAME_MAX + 32] = "";
 
@@ -308,8 +292,8 @@ static bool v_cm_gone(struct vpool *v)
  * Waits for 1..@n completions into @wc; any error completion is fatal,
  * as is a disconnect. The timeout is for a lack of progress.
  */
-static int v_poll(struct pool *p, const char *seg, unsigned op,
-		  struct ibv_wc *wc, int n)
+int v_poll(struct pool *p, const char *seg, unsigned op, struct ibv_wc *wc,
+	   int n)
 {
 	struct vpool *v = vp_of(p);
 
@@ -372,6 +356,10 @@ static int vcall(struct pool *p, const char *seg, unsigned op,
 	unsigned i;
 	int rc;
 
+	/* a posted read's completion must not be taken for the reply's */
+	rc = vpost_drain(p, seg);
+	if (rc)
+		return rc;
 	if (v->broken)
 		return tier_err(-ECONNRESET, "pool %s: %s%s%sconnection lost earlier",
 				p->uri, seg ? "segment '" : "", seg ? seg : "",
@@ -456,6 +444,7 @@ static void v_close(struct pool *p)
 		ibv_dereg_mr(v->bounce_mr);
 	free(v->ctl);
 	free(v->bounce);
+	vpost_free(v);
 	vcq_destroy(&v->q);
 	if (v->pd)
 		ibv_dealloc_pd(v->pd);
@@ -614,6 +603,9 @@ static int v_readv(struct pool_seg *s, const struct pool_iov *iov, unsigned n)
 	struct ibv_wc wc[16];
 	int rc, k, got;
 
+	rc = vpost_drain(p, s->name);
+	if (rc)
+		return rc;
 	if (v->broken)
 		return tier_err(-ECONNRESET, "pool %s: segment '%s': connection lost earlier",
 				p->uri, s->name);
@@ -652,6 +644,10 @@ static const struct pool_ops verbs_ops = {
 	.seg_close = ctl_seg_close,
 	.readv = v_readv,
 	.remove = ctl_remove,
+	.mr_reg = vpost_mr_reg,
+	.mr_unreg = vpost_mr_unreg,
+	.read_post = vpost_read,
+	.read_wait = vpost_wait,
 };
 
 static int v_hello(struct pool *p)

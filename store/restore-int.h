@@ -46,6 +46,7 @@
 struct cxl_tier;
 struct cxl_obj;
 struct pool;
+struct pool_mr;
 struct pool_seg;
 
 #define PG			TIER_PAGE_SIZE
@@ -307,6 +308,8 @@ struct piece;
 struct pf_batch;
 struct batch;
 
+#define PF_DEPTH		2	/* batches in flight, posted reads */
+
 /*
  * The COPY extents of one area, cut into batches that any number of
  * threads take one by one (pf_work): the start, and the populator too
@@ -325,6 +328,11 @@ struct rs_pf {
 	struct pool *pool;		/* the helper's: its own connection */
 	struct pool_seg *seg;		/* ... or its own segment handle */
 	struct batch *buf[2];		/* the start's and the helper's */
+	/* a pool with posted reads, one thread: PF_DEPTH batches in flight
+	 * (restore-prefetch.c, pf_pipe) */
+	struct batch *pipe[PF_DEPTH];
+	uint8_t *pipe_buf;		/* their bytes, one mapping */
+	struct pool_mr *pipe_mr;	/* ... registered; NULL: no pipeline */
 };
 
 void pf_init(struct rs_pf *pf, struct rs_serve *srv, struct rs_area *area);
@@ -413,6 +421,10 @@ struct rs_pop {
 	pthread_t thread;
 	bool have_thread;
 	struct rs_cpus cpus;		/* the start's, for the populator */
+	/* the populator's sleep once idle for long (pop_idle) */
+	pthread_mutex_t idle_lock;
+	pthread_cond_t idle_cond;
+	bool idle_init, sleeping;	/* sleeping: under idle_lock */
 };
 
 /* The readahead loader (PLACER_F_READAHEAD: FaaSnap's). */
@@ -470,6 +482,10 @@ bool pop_wanted(const struct plan *plan);
 int pop_windows(struct rs_pop *pop, uintptr_t a, uintptr_t z);
 int pop_prepare(struct rs_pop *pop);
 bool pop_wait(struct rs_pop *pop, uintptr_t end);
+/* The populator, done: waits until pop.go is no longer 1, its value then. */
+int pop_idle(struct rs_pop *pop);
+/* Sets pop.go to @go, waking the populator if pop_idle put it to sleep. */
+void pop_go(struct rs_pop *pop, int go);
 int pop_work(struct tier_restore *rs, struct pop_batch *b);
 void pop_cancel(struct rs_pop *pop);
 int pop_create(struct rs_pop *pop, void *(*fn)(void *), void *arg);

@@ -177,6 +177,53 @@ bool pop_wait(struct rs_pop *pop, uintptr_t end)
 	}
 }
 
+/*
+ * How long the populator, done with its share, spins for the start
+ * before it sleeps. Long enough for a fill both threads share (they end
+ * within a small batch of each other), short against a prefetch the
+ * start does alone, which on a pool whose transport needs the CPU (an
+ * RDMA pool over soft-RoCE: its requester and responder run on the same
+ * vCPUs) a spinning thread slows by the vCPU it takes: the restore's
+ * prefetch ran at the speed of ib_read_bw polling, not of its -e
+ * (BENCHMARKS.md). After a fill that long the handler's wake-up (0.1-3
+ * ms on this VM) is a small part of it, and faults wait in the queue.
+ */
+#define POP_IDLE_SPIN_NS	(2 * 1000 * 1000ULL)
+
+int pop_idle(struct rs_pop *pop)
+{
+	uint64_t end = rs_now_ns() + POP_IDLE_SPIN_NS;
+	int go;
+
+	while ((go = atomic_load_explicit(&pop->go, memory_order_acquire)) == 1) {
+		if (rs_now_ns() < end) {
+			sched_yield();
+			continue;
+		}
+		pthread_mutex_lock(&pop->idle_lock);
+		pop->sleeping = true;
+		while ((go = atomic_load_explicit(&pop->go,
+						  memory_order_acquire)) == 1)
+			pthread_cond_wait(&pop->idle_cond, &pop->idle_lock);
+		pop->sleeping = false;
+		pthread_mutex_unlock(&pop->idle_lock);
+	}
+	return go;
+}
+
+/* The store comes before the lock, so a populator that checked pop.go
+ * under it either sees the new value or is waiting for the signal. */
+void pop_go(struct rs_pop *pop, int go)
+{
+	atomic_store_explicit(&pop->go, go, memory_order_release);
+	if (!pop->idle_init)
+		return;
+	pthread_mutex_lock(&pop->idle_lock);
+	if (pop->sleeping)
+		pthread_cond_signal(&pop->idle_cond);
+	pthread_mutex_unlock(&pop->idle_lock);
+}
+
 /* No thread takes another chunk. */
 void pop_cancel(struct rs_pop *pop)
 {
@@ -298,8 +345,14 @@ void rs_cpus_restore(const struct rs_cpus *c)
 /* The populator, started elsewhere (rs_spawn_elsewhere). */
 int pop_create(struct rs_pop *pop, void *(*fn)(void *), void *arg)
 {
-	int rc = rs_spawn_elsewhere(&pop->thread, fn, arg, &pop->cpus);
+	int rc;
 
+	if (!pop->idle_init) {
+		pthread_mutex_init(&pop->idle_lock, NULL);
+		pthread_cond_init(&pop->idle_cond, NULL);
+		pop->idle_init = true;
+	}
+	rc = rs_spawn_elsewhere(&pop->thread, fn, arg, &pop->cpus);
 	if (!rc)
 		pop->have_thread = true;
 	return rc;
@@ -317,6 +370,11 @@ void pop_fini(struct rs_pop *pop)
 	}
 	free(pop->r);
 	pop->r = NULL;
+	if (pop->idle_init) {
+		pthread_mutex_destroy(&pop->idle_lock);
+		pthread_cond_destroy(&pop->idle_cond);
+		pop->idle_init = false;
+	}
 }
 
 /* ---------------------------------------------------------- loader */

@@ -2,14 +2,16 @@
 /*
  * The prefetcher: an area's COPY extents fetched in batches of up to
  * 2 MiB, smaller toward the end (one pool_readv of many ranges per
- * batch, or read in place from a file pool's page cache), verified and
- * installed with UFFDIO_COPY / UFFDIO_ZEROPAGE without waking, before
- * the guest runs. Any thread may take batches (pf_work): restore.c's
- * start and its populator share them; a front end serving another
+ * batch, read in place from a file pool's page cache, or posted reads
+ * into registered buffers with the next batch in flight: pf_pipe),
+ * verified and installed with UFFDIO_COPY / UFFDIO_ZEROPAGE without
+ * waking, before the guest runs. Any thread may take batches (pf_work):
+ * restore.c's start and its populator share them; a front end serving another
  * process's uffd runs it the same way, as it needs only the area, the
  * fault server's uffd and the sources.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -18,6 +20,7 @@
 #include "rdma/pool.h"
 #include "store/restore-int.h"
 #include "util/err.h"
+#include "util/log.h"
 
 #define BATCH_PAGES		512	/* 2 MiB per batch */
 #define BATCH_MIN		64
@@ -146,13 +149,12 @@ static int use_bounce(struct batch *b, bool pool)
 	return 0;
 }
 
-/* The batch's pool pieces in one round trip: packed pieces follow each
- * other in the segment and in the bounce buffer, so they make one range
- * (one pread for a file pool). */
-static int fetch_pool(struct batch *b, struct pool_seg *seg, bool *other)
+/* The batch's pool pieces as ranges: packed pieces follow each other in
+ * the segment and in the bounce buffer, so they make one range (one
+ * pread for a file pool); *@other: pieces of other sources too. */
+static unsigned pool_ranges(struct batch *b, bool *other)
 {
 	unsigned i, niov = 0;
-	int rc;
 
 	for (i = 0; i < b->n; i++) {
 		struct pool_iov *last = niov ? &b->iov[niov - 1] : NULL;
@@ -172,6 +174,15 @@ static int fetch_pool(struct batch *b, struct pool_seg *seg, bool *other)
 			.off = b->p[i].off, .len = b->p[i].np * PG,
 		};
 	}
+	return niov;
+}
+
+/* The batch's pool pieces in one round trip. */
+static int fetch_pool(struct batch *b, struct pool_seg *seg, bool *other)
+{
+	unsigned i, niov = pool_ranges(b, other);
+	int rc;
+
 	if (!niov)
 		return 0;
 	rc = pool_view(seg, b, niov);
@@ -275,20 +286,20 @@ static int install(struct rs_pf *pf, struct batch *b, uint64_t *n)
 	return 0;
 }
 
-/* Fetch, verify, install, count: one batch. */
-static int pf_flush(struct rs_pf *pf, struct batch *b, struct pool_seg *seg)
+/* Verify, install, count: a batch whose pool pieces have arrived (@other:
+ * it has pieces of other sources, still to read). */
+static int pf_finish(struct rs_pf *pf, struct batch *b, bool other)
 {
 	struct rs_fate *f = pf->srv->fate;
 	uint64_t pool = 0, local = 0, installed = 0;
-	bool other = false;
 	unsigned i;
 	int rc;
 
-	rc = fetch_pool(b, seg, &other);
-	if (!rc && other)
+	if (other) {
 		rc = fetch_other(pf, b);
-	if (rc)
-		return rc;
+		if (rc)
+			return rc;
+	}
 	for (i = 0; i < b->n; i++) {
 		struct piece *p = &b->p[i];
 
@@ -314,6 +325,121 @@ static int pf_flush(struct rs_pf *pf, struct batch *b, struct pool_seg *seg)
 	b->n = 0;
 	b->pages = 0;
 	return 0;
+}
+
+/* Fetch, verify, install, count: one batch. */
+static int pf_flush(struct rs_pf *pf, struct batch *b, struct pool_seg *seg)
+{
+	bool other = false;
+	int rc;
+
+	rc = fetch_pool(b, seg, &other);
+	return rc ? rc : pf_finish(pf, b, other);
+}
+
+/*
+ * The pipeline of a pool with posted reads (RDMA), one thread: the next
+ * PF_DEPTH - 1 batches' READs are in flight, straight into their own
+ * registered buffers, while a batch that arrived is verified and
+ * installed. pf_flush's way the link idles while the CPU works on a batch
+ * and the CPU while the link reads one, and every byte is copied once
+ * more, from the transport's bounce buffer (BENCHMARKS.md, RDMA
+ * throughput, compares the two in one guest). A batch is installed only
+ * once its reads have arrived and its pages passed the checksum, as
+ * pf_flush's; any failure stops the pipeline, and no READ may land in
+ * the buffers after it returns (it waits for those in flight, and the
+ * registration goes before the memory, which fences any straggler).
+ */
+struct pf_slot {
+	struct batch *b;
+	uint64_t ticket;		/* 0: nothing posted */
+	bool other;
+};
+
+static int pf_post(struct rs_pf *pf, struct pf_slot *sl, struct pool_seg *seg,
+		   struct pool_mr *mr, size_t k)
+{
+	const struct pf_batch *pb = &pf->b[k];
+	struct batch *b = sl->b;
+	unsigned i, niov;
+	int rc;
+
+	memcpy(b->p, pf->p + pb->first, pb->n * sizeof(*b->p));
+	b->n = pb->n;
+	sl->other = false;
+	sl->ticket = 0;
+	niov = pool_ranges(b, &sl->other);
+	if (!niov)
+		return 0;
+	rc = use_bounce(b, true);	/* its own slice of pipe_buf */
+	for (i = 0; i < niov && !rc; i++)
+		b->iov[i].buf = b->p[b->iov_piece[i]].buf;
+	if (!rc)
+		rc = pool_read_post(seg, b->iov, niov, mr, &sl->ticket);
+	return rc ? tier_err_ctx(rc, "prefetch") : 0;
+}
+
+/* Done with the pipeline: unpinned and its memory given back (the
+ * mapping goes in pf_fini: an munmap now would wait for mmap_lock behind
+ * a populate still running). */
+static void pipe_release(struct rs_pf *pf)
+{
+	pool_mr_unreg(pf->pipe_mr);
+	pf->pipe_mr = NULL;
+	madvise(pf->pipe_buf, PF_DEPTH * BATCH_PAGES * PG, MADV_DONTNEED);
+}
+
+static int pf_pipe(struct rs_pf *pf, struct pool_seg *seg)
+{
+	struct pf_slot sl[PF_DEPTH];
+	uint64_t head = 0, tail = 0, last = 0;
+	size_t k;
+	int rc = 0, i;
+
+	for (i = 0; i < PF_DEPTH; i++)
+		sl[i] = (struct pf_slot){ .b = pf->pipe[i] };
+	for (;;) {
+		struct pf_slot *t;
+
+		while (head - tail < PF_DEPTH &&
+		       (k = atomic_fetch_add(&pf->next, 1)) < pf->nb) {
+			rc = pf_post(pf, &sl[head % PF_DEPTH], seg,
+				     pf->pipe_mr, k);
+			if (rc)
+				goto fail;
+			if (sl[head % PF_DEPTH].ticket)
+				last = sl[head % PF_DEPTH].ticket;
+			head++;
+		}
+		if (tail == head)
+			break;
+		t = &sl[tail % PF_DEPTH];
+		rc = t->ticket ? pool_read_wait(seg, t->ticket) : 0;
+		if (rc) {
+			rc = tier_err_ctx(rc, "prefetch");
+			goto fail;
+		}
+		rc = pf_finish(pf, t->b, t->other);
+		if (rc)
+			goto fail;
+		tail++;
+	}
+	pipe_release(pf);
+	return 0;
+
+fail:
+	pf_cancel(pf);
+	if (last) {
+		/* the later batches' READs, before their buffers go; the
+		 * first failure is the one to report */
+		char why[512];
+
+		snprintf(why, sizeof(why), "%s", tier_errmsg());
+		(void)pool_read_wait(seg, last);
+		tier_err(rc, "%s", why);
+	}
+	pipe_release(pf);
+	return rc;
 }
 
 /*
@@ -437,6 +563,56 @@ void pf_init(struct rs_pf *pf, struct rs_serve *srv, struct rs_area *area)
 	pf->area = area;
 }
 
+static void pipe_free(struct rs_pf *pf)
+{
+	int i;
+
+	pool_mr_unreg(pf->pipe_mr);	/* before the memory it pins */
+	pf->pipe_mr = NULL;
+	for (i = 0; i < PF_DEPTH; i++) {
+		free(pf->pipe[i]);
+		pf->pipe[i] = NULL;
+	}
+	if (pf->pipe_buf)
+		munmap(pf->pipe_buf, PF_DEPTH * BATCH_PAGES * PG);
+	pf->pipe_buf = NULL;
+}
+
+/*
+ * The pipeline's batches and their buffers: one mapping, registered here
+ * (which pins and so fills its pages, while the start maps), not timed
+ * in the prefetch, as a bounce buffer's fill and the connection's own
+ * registration are not. A registration refused (a memlock limit, say)
+ * leaves the pipeline off: slower, not wrong.
+ */
+static int pipe_prepare(struct rs_pf *pf)
+{
+	size_t len = PF_DEPTH * BATCH_PAGES * PG;
+	void *m;
+	int i, rc;
+
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED)
+		return tier_err(-ENOMEM, "restore: out of memory");
+	madvise(m, len, MADV_HUGEPAGE);
+	pf->pipe_buf = m;
+	for (i = 0; i < PF_DEPTH; i++) {
+		pf->pipe[i] = calloc(1, sizeof(*pf->pipe[i]));
+		if (!pf->pipe[i])
+			return tier_err(-ENOMEM, "restore: out of memory");
+		pf->pipe[i]->bounce = pf->pipe_buf + i * BATCH_PAGES * PG;
+	}
+	rc = pool_mr_reg(pool_seg_pool(pf->srv->src->seg), m, len,
+			 &pf->pipe_mr);
+	if (rc) {
+		tier_dbg("prefetch: no pipeline (%s): batches read one by one",
+			 tier_errmsg());
+		pipe_free(pf);
+	}
+	return 0;
+}
+
 /*
  * Everything the prefetch needs that takes mmap_lock for writing (the
  * segment's mapping, bounce buffers, the batches' memory) is made here,
@@ -466,11 +642,18 @@ int pf_prepare(struct rs_pf *pf, bool helper, bool tcp_any)
 	}
 	if (pool)
 		view = pool_seg_view(pf->srv->src->seg, 0, 1, &v) == 0;
+	if (pool && !view && !pf->help &&
+	    pool_can_post(pool_seg_pool(pf->srv->src->seg))) {
+		rc = pipe_prepare(pf);
+		if (rc)
+			return rc;
+	}
 	for (k = 0; k < (pf->help ? 2 : 1); k++) {
 		pf->buf[k] = calloc(1, sizeof(*pf->buf[k]));
 		if (!pf->buf[k])
 			return tier_err(-ENOMEM, "restore: out of memory");
-		if ((pool && !view) || other) {
+		/* the pipeline's batches have buffers of their own */
+		if (((pool && !view) || other) && !pf->pipe_mr) {
 			pf->buf[k]->bounce = bounce_get();
 			if (!pf->buf[k]->bounce)
 				return tier_err(-ENOMEM, "restore: out of memory");
@@ -483,6 +666,9 @@ int pf_work(struct rs_pf *pf, struct pool_seg *seg, struct batch *b)
 {
 	size_t k;
 	int rc = 0;
+
+	if (pf->pipe_mr && seg == pf->srv->src->seg)
+		return pf_pipe(pf, seg);
 
 	while ((k = atomic_fetch_add(&pf->next, 1)) < pf->nb) {
 		const struct pf_batch *pb = &pf->b[k];
@@ -526,6 +712,7 @@ void pf_fini(struct rs_pf *pf)
 		free(pf->buf[k]);
 		pf->buf[k] = NULL;
 	}
+	pipe_free(pf);
 	free(pf->p);
 	free(pf->b);
 	pf->p = NULL;

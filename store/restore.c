@@ -26,11 +26,13 @@
  * that list once the batches are gone), and then becomes the fault
  * handler: no thread to make, no idle vCPU to wake.
  *
- * The start and the populator meet through atomics, never sleeping (on
- * this VM a sleeping thread waited 0.1-3 ms for its vCPU): pop.go (the
+ * The start and the populator meet through atomics, spinning (on this
+ * VM a sleeping thread waited 0.1-3 ms for its vCPU): pop.go (the
  * extents and sources are ready, or stop, or serve), pop.lists (rs_lists
  * is done), pop.ready (mapped and registered up to there), pop.done (its
- * results are set). What the fill needs that takes mmap_lock for writing
+ * results are set). Only a populator left idle for long, while the start
+ * prefetches alone, sleeps (pop_idle): its spinning took a vCPU from the
+ * transport. What the fill needs that takes mmap_lock for writing
  * (the pool segment's mapping, bounce buffers, batch memory) is made in
  * rs_lists, before either thread populates through process_madvise,
  * which holds it for reading: an mmap queued behind such a call stalled
@@ -247,9 +249,7 @@ static void *rs_populator(void *arg)
 	rs_cpus_restore(&rs->pop.cpus);
 	rs_populate_all(rs);
 	atomic_store_explicit(&rs->pop.done, true, memory_order_release);
-	while (atomic_load_explicit(&rs->pop.go, memory_order_acquire) == 1)
-		sched_yield();
-	if (atomic_load(&rs->pop.go) == POP_SERVE)
+	if (pop_idle(&rs->pop) == POP_SERVE)
 		return serve_thread(&rs->srv);
 	return NULL;
 }
@@ -292,7 +292,7 @@ static int rs_start_thread(struct tier_restore *rs)
 	/* SIGBUS: the faulting threads serve themselves (restore-sigbus.c) */
 	if (rs->flags & (TIER_RESTORE_NO_THREAD | TIER_RESTORE_SIGBUS)) {
 		if (rs->pop.have_thread)
-			atomic_store(&rs->pop.go, -1);
+			pop_go(&rs->pop, -1);
 		return 0;
 	}
 	rs->srv.stop_fd = eventfd(0, EFD_CLOEXEC);
@@ -302,8 +302,7 @@ static int rs_start_thread(struct tier_restore *rs)
 		rs->thread = rs->pop.thread;
 		rs->have_thread = true;
 		rs->pop.have_thread = false;
-		atomic_store_explicit(&rs->pop.go, POP_SERVE,
-				      memory_order_release);
+		pop_go(&rs->pop, POP_SERVE);
 		return 0;
 	}
 	rc = pthread_create(&rs->thread, NULL, serve_thread, &rs->srv);
@@ -325,7 +324,7 @@ static void rs_stop_threads(struct tier_restore *rs)
 		rs->have_thread = false;
 	}
 	if (rs->pop.have_thread) {
-		atomic_store(&rs->pop.go, -1);
+		pop_go(&rs->pop, -1);
 		pthread_join(rs->pop.thread, NULL);
 		rs->pop.have_thread = false;
 	}
@@ -487,7 +486,7 @@ static int rs_start(struct tier_snap *snap, struct plan *plan, bool own,
 			goto err;
 		t_thread = rs_now_ns() - t_thread;
 	} else if (rs->pop.have_thread) {
-		atomic_store(&rs->pop.go, -1);	/* nothing to serve */
+		pop_go(&rs->pop, -1);	/* nothing to serve */
 	}
 	rs->fate.st.setup_ns = rs_now_ns() - t0;
 	tier_dbg("restore of %s: %zu extents, setup %" PRIu64 " us: plan+open %"

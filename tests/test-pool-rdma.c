@@ -198,6 +198,68 @@ static void check_whole(struct pool_seg *s, unsigned seed)
 	free(got);
 }
 
+/*
+ * Posted reads into a registered buffer: several posts in flight (more
+ * READs than the send queue holds, a range cut into several READs), each
+ * ticket's bytes right once its wait returns; a pool_readv between drains
+ * them first; ranges outside the buffer or the segment are refused.
+ */
+static void test_posted(struct pool_seg *s, struct pool *p, unsigned seed)
+{
+	size_t len = 3 * MiB, size = pool_seg_size(s), j;
+	uint8_t *buf = malloc(len), one[64];
+	struct pool_iov iov[4][40], bad;
+	uint64_t ticket[4];
+	struct pool_mr *mr;
+	unsigned k, i;
+
+	t_assert(buf && size > 600 * 1024);
+	memset(buf, 0xee, len);
+	t_ok(pool_mr_reg(p, buf, len, &mr));
+	for (k = 0; k < 4; k++) {
+		for (i = 0; i < 40; i++) {
+			size_t n = k == 3 && i == 0 ? 600 * 1024 : 1 + rnd() % 9000;
+
+			iov[k][i] = (struct pool_iov){
+				.off = rnd() % (size - n + 1),
+				.buf = buf + k * 768 * 1024 + i * 9000,
+				.len = n,
+			};
+			if (k == 3 && i > 0)
+				iov[k][i].buf = buf + 2304 * 1024 + 600 * 1024 +
+						i * 4096;
+			if (k == 3 && i > 0)
+				iov[k][i].len = iov[k][i].len % 4096 + 1;
+		}
+		t_ok(pool_read_post(s, iov[k], 40, mr, &ticket[k]));
+	}
+	t_ok(pool_read_wait(s, ticket[0]));
+	/* a synchronous read while posts are outstanding */
+	bad = (struct pool_iov){ .off = 0, .buf = one, .len = sizeof(one) };
+	t_ok(pool_readv(s, &bad, 1));
+	t_eq(one[5], pat(5, seed));
+	for (k = 1; k < 4; k++)
+		t_ok(pool_read_wait(s, ticket[k]));
+	for (k = 0; k < 4; k++)
+		for (i = 0; i < 40; i++) {
+			const uint8_t *b = iov[k][i].buf;
+
+			for (j = 0; j < iov[k][i].len; j++)
+				if (b[j] != pat(iov[k][i].off + j, seed)) {
+					fprintf(stderr, "post %u range %u byte %zu: %#x != %#x\n",
+						k, i, j, b[j],
+						pat(iov[k][i].off + j, seed));
+					exit(T_FAIL);
+				}
+		}
+	bad = (struct pool_iov){ .off = 0, .buf = buf + len - 10, .len = 20 };
+	t_fails(pool_read_post(s, &bad, 1, mr, &ticket[0]), -EINVAL);
+	bad = (struct pool_iov){ .off = size - 10, .buf = buf, .len = 20 };
+	t_fails(pool_read_post(s, &bad, 1, mr, &ticket[0]), -ERANGE);
+	pool_mr_unreg(mr);
+	free(buf);
+}
+
 struct reader {
 	uint16_t port;
 	int rc;
@@ -255,8 +317,10 @@ static void test_server_killed(void)
 	uint8_t *buf = malloc(len);
 	struct pool_iov iov = { .off = 0, .buf = buf, .len = len };
 	struct pool_seg *s;
+	struct pool_mr *mr;
 	struct pool *p;
 	uint16_t port;
+	uint64_t tk;
 	int pfd[2], st, rc;
 	pid_t pid;
 
@@ -276,8 +340,20 @@ static void test_server_killed(void)
 	put_seg(p, "snapk/tiered", len, 7);
 	t_ok(pool_seg_open(p, "snapk/tiered", &s));
 	check_whole(s, 7);
+	t_ok(pool_mr_reg(p, buf, len, &mr));
 	t_assert(kill(pid, SIGKILL) == 0);
 	t_assert(waitpid(pid, &st, 0) == pid);
+	/* a posted read fails, at the post or at the wait, naming the segment */
+	rc = pool_read_post(s, &iov, 1, mr, &tk);
+	if (!rc)
+		rc = pool_read_wait(s, tk);
+	if (rc != -ECONNRESET && rc != -ETIMEDOUT && rc != -EPIPE) {
+		fprintf(stderr, "posted read after SIGKILL = %d: %s\n", rc,
+			tier_errmsg());
+		exit(T_FAIL);
+	}
+	t_assert(strstr(tier_errmsg(), "snapk/tiered"));
+	pool_mr_unreg(mr);
 	rc = pool_readv(s, &iov, 1);
 	if (rc != -ECONNRESET && rc != -ETIMEDOUT && rc != -EPIPE) {
 		fprintf(stderr, "readv after SIGKILL = %d: %s\n", rc, tier_errmsg());
@@ -441,6 +517,7 @@ int main(int argc, char **argv)
 	iov.off = size - sizeof(buf);
 	t_ok(pool_readv(s, &iov, 1));
 	t_eq(buf[sizeof(buf) - 1], pat(size - 1, 1));
+	test_posted(s, b, 1);
 
 	/* Replaced and removed while open: the old registration stays valid. */
 	put_seg(a, "snap2/tiered", 100000, 2);
