@@ -25,11 +25,18 @@
 
 #define N_INST	4
 
-static const struct { const struct wasm_mod *m; int32_t arg; } fns[] = {
+/*
+ * test-wasm [LISTEN [small]]: the pool server listens on LISTEN (default
+ * tcp://127.0.0.1:0; the guest suite passes rdma://10.9.0.1:0), and
+ * "small" (the guest suite, where a fault costs a millisecond) shrinks
+ * the functions, the instances and the policies to tiered and aquifer.
+ */
+static struct { const struct wasm_mod *m; int32_t arg; } fns[] = {
 	{ &wasm_mod_dict, 20000 },	/* words */
 	{ &wasm_mod_image, 512 },	/* pixels a side */
 	{ &wasm_mod_index, 100000 },	/* keys */
 };
+static unsigned n_inst = N_INST, npol = 6;
 /* Recorded: the first three. The rest are inputs the trace never saw,
  * so their pages come lazily from the pool; negative ones miss. */
 static const int32_t inputs[] = { 5, 17, 333, 12345, 6000, -4, 19999, 777, 2, 15000 };
@@ -50,11 +57,12 @@ static void cleanup(void)
 		fprintf(stderr, "cleanup: %s failed\n", cmd);
 }
 
-/* A real pool server on an ephemeral port; returns the port. */
-static int start_pool(const char *tierctl)
+/* A real pool server on an ephemeral port; @uri gets its pool= URI. */
+static void start_pool(const char *tierctl, const char *listen, char *uri,
+		      size_t len)
 {
 	char dir[64], line[256];
-	int p[2], port = 0;
+	int p[2], found = 0;
 	FILE *f;
 
 	snprintf(dir, sizeof(dir), "%s/pool", tmp);
@@ -65,16 +73,20 @@ static int start_pool(const char *tierctl)
 		dup2(p[1], 1);
 		close(p[0]);
 		execl(tierctl, tierctl, "pool", "serve", "--no-auth", "--listen",
-		      "tcp://127.0.0.1:0", "--dir", dir, (char *)NULL);
+		      listen, "--dir", dir, (char *)NULL);
 		_exit(127);
 	}
 	close(p[1]);
 	f = fdopen(p[0], "r");
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "listening on tcp://127.0.0.1:%d", &port) == 1)
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strncmp(line, "listening on ", 13)) {
+			snprintf(uri, len, "pool=%s", line + 13);
+			found = 1;
 			break;
-	t_assert(port > 0);
-	return port;
+		}
+	}
+	t_assert(found);
 }
 
 static void one_line(const char *what, const char *want)
@@ -99,10 +111,9 @@ static uint64_t pfn(const void *addr)
 }
 
 static const enum tier_policy policies[] = {
-	TIER_POLICY_TIERED, TIER_POLICY_VANILLA, TIER_POLICY_REAP,
-	TIER_POLICY_FAASNAP, TIER_POLICY_AQUIFER, TIER_POLICY_EAGER,
+	TIER_POLICY_TIERED, TIER_POLICY_AQUIFER, TIER_POLICY_VANILLA,
+	TIER_POLICY_REAP, TIER_POLICY_FAASNAP, TIER_POLICY_EAGER,
 };
-#define NPOL	(sizeof(policies) / sizeof(policies[0]))
 
 static void check_policy(struct tier_snap *snap, const struct wasm_mod *m,
 			 enum tier_policy pol, struct wasm_inst *ref,
@@ -110,13 +121,14 @@ static void check_policy(struct tier_snap *snap, const struct wasm_mod *m,
 {
 	struct tier_restore_attr ra = { .policy = pol };
 	struct wasm_inst *in[N_INST];
+	unsigned n = n_inst;
 	size_t rlen, len;
 	const uint8_t *rmem = wasm_inst_mem(ref, &rlen);
 	uint8_t *plan = NULL;
 	unsigned i, k;
 	uint64_t p, np = tier_snap_npages(snap), ncxl = 0;
 
-	for (i = 0; i < N_INST; i++)
+	for (i = 0; i < n; i++)
 		t_ok(wasm_restore(m, snap, &ra, &in[i]));
 
 	/* one extra instance: every page equals the snapshot's, untouched
@@ -133,7 +145,7 @@ static void check_policy(struct tier_snap *snap, const struct wasm_mod *m,
 		wasm_inst_free(v);
 	}
 
-	for (i = 0; i < N_INST; i++) {
+	for (i = 0; i < n; i++) {
 		struct tier_restore_stats st;
 		uint8_t *mem;
 
@@ -170,38 +182,46 @@ static void check_policy(struct tier_snap *snap, const struct wasm_mod *m,
 			f0 = pfn(wasm_inst_mem(in[0], &len) + p * 4096);
 			if (!f0)
 				continue;	/* not touched: not mapped yet */
-			for (i = 1; i < N_INST; i++)
+			for (i = 1; i < n; i++)
 				t_eq(pfn(wasm_inst_mem(in[i], &len) + p * 4096), f0);
 			ncxl++;
 		}
 		free(plan);
-		printf("%s: %llu CXL pages shared by %d instances\n", m->name,
-		       (unsigned long long)ncxl, N_INST);
+		printf("%s: %llu CXL pages shared by %u instances\n", m->name,
+		       (unsigned long long)ncxl, n);
 		t_assert(ncxl > 0);
 	}
-	for (i = 0; i < N_INST; i++)
+	for (i = 0; i < n; i++)
 		wasm_inst_free(in[i]);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	const char *tierctl = getenv("TIERCTL");
-	char pool[64], cxl[96], path[4096];
+	const char *listen = argc > 1 ? argv[1] : "tcp://127.0.0.1:0";
+	char pool[300], cxl[96], path[4096];
 	struct tier_store *store;
 	struct tier_snap *snaps[3];
 	int32_t want[3][NIN];
 	struct wasm_inst *refs[3];
 	unsigned f, k, q;
-	int port, fd;
+	int fd;
 
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (geteuid() != 0)
 		t_skip("needs root (userfaultfd, pagemap frames)");
 	if (!tierctl)
 		t_skip("TIERCTL not set (run under meson test)");
 	t_assert(mkdtemp(tmp));
 	atexit(cleanup);
-	port = start_pool(tierctl);
-	snprintf(pool, sizeof(pool), "pool=tcp://127.0.0.1:%d", port);
+	if (argc > 2 && !strcmp(argv[2], "small")) {
+		fns[0].arg = 2000;
+		fns[1].arg = 128;
+		fns[2].arg = 5000;
+		n_inst = 2;
+		npol = 2;
+	}
+	start_pool(tierctl, listen, pool, sizeof(pool));
 	snprintf(cxl, sizeof(cxl), "cxl=dir:%s/cxl", tmp);
 	snprintf(path, sizeof(path), "%s/store", tmp);
 	t_ok(tier_store_open(path, &store));
@@ -233,12 +253,12 @@ int main(void)
 		t_ok(tier_restore_save_trace(wasm_inst_restore(r), "call"));
 		wasm_inst_free(r);
 
-		for (q = 0; q < NPOL; q++) {
+		for (q = 0; q < npol; q++) {
 			t_ok(tier_place(snaps[f], policies[q], &pa));
 			check_policy(snaps[f], m, policies[q], refs[f], want[f]);
 		}
-		printf("%s: %zu inputs x %d instances x %zu policies match\n",
-		       m->name, NIN, N_INST, NPOL);
+		printf("%s: %zu inputs x %u instances x %u policies match\n",
+		       m->name, NIN, n_inst, npol);
 	}
 
 	/* a module that is not the snapshot's */
