@@ -23,7 +23,7 @@
 
 #include "wasm/host.h"
 
-#define REPS	5
+#define REPS	7
 
 static const struct { const struct wasm_mod *m; int32_t arg; } fns[] = {
 	{ &wasm_mod_dict, 200000 },
@@ -110,7 +110,7 @@ static uint64_t median(uint64_t *v, int n)
 }
 
 struct res {
-	uint64_t ns, local, faults[TIER_CLASS_MAX], n_local, n_ns;
+	uint64_t ns, local, faults[TIER_CLASS_MAX], prefetched, n_local, n_ns;
 };
 
 static void restore_run(struct tier_snap *snap, const struct wasm_mod *m,
@@ -136,6 +136,7 @@ static void restore_run(struct tier_snap *snap, const struct wasm_mod *m,
 			tier_restore_stats(wasm_inst_restore(in[0]), &st);
 			for (c = 0; c < TIER_CLASS_MAX; c++)
 				r->faults[c] = st.faults[c];
+			r->prefetched = st.prefetched_pages;
 			r->local = local_pages(in[0]);
 		}
 		wasm_inst_free(in[0]);
@@ -174,7 +175,7 @@ int main(int argc, char **argv)
 	if (tier_store_open(path, &store))
 		die("store");
 
-	printf("| function | memory MiB | cold init -> result ms | eager ms | tiered ms | tiered/cold | tiered/eager | floor ms eager / tiered | tiered faults ro/rw/cold | local KiB tiered / eager | local ratio | N=%u local MiB tiered / eager | N=%u ms tiered / eager |\n",
+	printf("| function | memory MiB | cold init -> result ms | eager ms | tiered ms | tiered/cold | tiered/eager | floor ms eager / tiered | tiered faults zero/ro/rw/cold, prefetched | local KiB tiered / eager | local ratio | N=%u local MiB tiered / eager | N=%u ms tiered / eager |\n",
 	       n, n);
 	printf("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
 	for (f = 0; f < 3; f++) {
@@ -250,13 +251,15 @@ int main(int argc, char **argv)
 		restore_run(snap, m, TIER_POLICY_EAGER, want, n, &er);
 		/* tiered's floor: its local pages copied at memcpy's rate */
 		tfloor_ns = warm_ns + copy_ns * tr.local / (nz ? nz : 1);
-		printf("| %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f / %.3f | %llu/%llu/%llu | %llu / %llu | %.2f | %.1f / %.1f | %.1f / %.1f |\n",
+		printf("| %s | %.1f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f / %.3f | %llu/%llu/%llu/%llu, %llu | %llu / %llu | %.2f | %.1f / %.1f | %.1f / %.1f |\n",
 		       m->name, len / 1048576.0, cold_ns / 1e6, er.ns / 1e6,
 		       tr.ns / 1e6, (double)tr.ns / cold_ns,
 		       (double)tr.ns / er.ns, floor_ns / 1e6, tfloor_ns / 1e6,
+		       (unsigned long long)tr.faults[TIER_CLASS_ZERO],
 		       (unsigned long long)tr.faults[TIER_CLASS_RO],
 		       (unsigned long long)tr.faults[TIER_CLASS_RW],
 		       (unsigned long long)tr.faults[TIER_CLASS_COLD],
+		       (unsigned long long)tr.prefetched,
 		       (unsigned long long)tr.local * 4,
 		       (unsigned long long)er.local * 4,
 		       (double)tr.local / er.local,
