@@ -311,6 +311,16 @@ int main(int argc, char **argv)
 		t_assert(!x);
 	}
 
+	/* a truncated memory image in the store: the snapshot does not open */
+	{
+		struct tier_snap *x = NULL;
+
+		snprintf(path, sizeof(path), "%s/store/snapshots/index/image", tmp);
+		t_assert(truncate(path, tier_snap_size(snaps[2]) - 4096) == 0);
+		t_fails(tier_snap_open(store, "index", &x), -EBADMSG);
+		one_line("truncated memory", "snapshot index: image truncated");
+	}
+
 	for (f = 0; f < 3; f++) {
 		wasm_inst_free(refs[f]);
 		tier_snap_close(snaps[f]);
