@@ -107,6 +107,18 @@ struct tier_import_attr {
  */
 int tier_import(struct tier_store *store, const char *name, const char *image,
 		const struct tier_import_attr *attr);
+/*
+ * tier_import() of an image read from @fd (a file, block device or memfd,
+ * from offset 0 to its end with pread; the fd is not closed), or from the
+ * @len bytes at @addr (an in-process runtime's memory, e.g. a WebAssembly
+ * instance's linear memory: read once, never kept). The memory must not
+ * change during the call.
+ */
+int tier_import_fd(struct tier_store *store, const char *name, int fd,
+		   const struct tier_import_attr *attr);
+int tier_import_mem(struct tier_store *store, const char *name,
+		    const void *addr, size_t len,
+		    const struct tier_import_attr *attr);
 
 /* ----------------------------------------------------------- snapshots */
 

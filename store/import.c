@@ -50,6 +50,7 @@ static int image_size(int fd, const char *image, uint64_t *ret)
 struct scan {
 	struct tier_snap *s;		/* sizes, bitmap, checksums */
 	int in, out;
+	const char *mem;		/* tier_import_mem(): the image itself */
 	const char *image, *out_path;
 	uint64_t zcsum;
 	int no_seek_data;		/* lseek(SEEK_DATA) unsupported */
@@ -135,12 +136,17 @@ static int scan_image(struct scan *sc)
 	struct tier_snap *s = sc->s;
 	uint64_t off = 0, len, p, first, next_progress = PROGRESS_EVERY;
 	uint64_t dstart, dend;
-	char *buf;
+	const char *data;
+	char *buf = NULL;
 	int rc = 0;
 
-	if (posix_memalign((void **)&buf, TIER_PAGE_SIZE, CHUNK))
-		return tier_err(-ENOMEM, "out of memory");
-	posix_fadvise(sc->in, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (sc->mem) {
+		sc->no_seek_data = 1;	/* no holes to find in memory */
+	} else {
+		if (posix_memalign((void **)&buf, TIER_PAGE_SIZE, CHUNK))
+			return tier_err(-ENOMEM, "out of memory");
+		posix_fadvise(sc->in, 0, 0, POSIX_FADV_SEQUENTIAL);
+	}
 
 	dstart = dend = 0;
 	while (off < s->size) {
@@ -153,12 +159,15 @@ static int scan_image(struct scan *sc)
 				break;
 		}
 		len = dend - off < CHUNK ? dend - off : CHUNK;
-		rc = pread_full(sc->in, buf, len, off, sc->image);
-		if (rc)
-			break;
+		data = sc->mem ? sc->mem + off : buf;
+		if (!sc->mem) {
+			rc = pread_full(sc->in, buf, len, off, sc->image);
+			if (rc)
+				break;
+		}
 		first = off >> TIER_PAGE_SHIFT;
 		for (p = 0; p < len >> TIER_PAGE_SHIFT; p++) {
-			const char *page = buf + (p << TIER_PAGE_SHIFT);
+			const char *page = data + (p << TIER_PAGE_SHIFT);
 			uint64_t i = first + p;
 
 			if (tier_is_zero(page, TIER_PAGE_SIZE)) {
@@ -169,7 +178,7 @@ static int scan_image(struct scan *sc)
 				s->csum[i] = tier_csum(page, TIER_PAGE_SIZE);
 			}
 		}
-		rc = write_runs(sc, buf, first,
+		rc = write_runs(sc, data, first,
 				first + (len >> TIER_PAGE_SHIFT));
 		if (rc)
 			break;
@@ -243,8 +252,9 @@ static int publish(const char *tmp, const char *final, const char *snaps,
  * device state if there is one, then the manifest. The caller removes
  * @tmp on failure.
  */
-static int write_snapshot(struct tier_snap *s, int in, const char *image,
-			  const char *tmp, const struct tier_import_attr *attr)
+static int write_snapshot(struct tier_snap *s, int in, const void *mem,
+			  const char *image, const char *tmp,
+			  const struct tier_import_attr *attr)
 {
 	static const uint64_t zero[TIER_PAGE_SIZE / 8];
 	struct atomic_file af = { .fd = -1 };
@@ -263,7 +273,7 @@ static int write_snapshot(struct tier_snap *s, int in, const char *image,
 		goto err_abort;
 	}
 	sc = (struct scan){
-		.s = s, .in = in, .out = af.fd, .image = image,
+		.s = s, .in = in, .mem = mem, .out = af.fd, .image = image,
 		.out_path = path, .attr = attr,
 		.zcsum = tier_csum(zero, sizeof(zero)),
 	};
@@ -293,16 +303,21 @@ err_abort:
 	return rc;
 }
 
-int tier_import(struct tier_store *store, const char *name, const char *image,
-		const struct tier_import_attr *attr)
+/*
+ * The import of an image read from @in (or, when @mem is not NULL, read
+ * from memory: @in is then -1) of @size bytes; @image names it in
+ * messages. Does not close @in.
+ */
+static int import_image(struct tier_store *store, const char *name, int in,
+			const void *mem, uint64_t size, const char *image,
+			const struct tier_import_attr *attr)
 {
 	static const struct tier_import_attr no_attr;
 	char snaps[4096 + 16], final[4096 + 96], tmp[4096 + 128];
 	struct tier_region whole;
 	struct tier_snap s = { .image_fd = -1 };
 	struct stat st;
-	uint64_t size = 0;
-	int in, rc;
+	int rc;
 
 	if (!attr)
 		attr = &no_attr;
@@ -313,18 +328,10 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 	snprintf(final, sizeof(final), "%s/%s", snaps, name);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp.%d", snaps, name, (int)getpid());
 
-	in = open(image, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return tier_err(-errno, "%s: %m", image);
-	rc = image_size(in, image, &size);
-	if (rc)
-		goto err_close;
-	if (size == 0 || size % TIER_PAGE_SIZE) {
-		rc = tier_err(-EINVAL,
-			      "%s: size %llu is not a positive multiple of the page size (%llu)",
-			      image, (unsigned long long)size, TIER_PAGE_SIZE);
-		goto err_close;
-	}
+	if (size == 0 || size % TIER_PAGE_SIZE)
+		return tier_err(-EINVAL,
+				"%s: size %llu is not a positive multiple of the page size (%llu)",
+				image, (unsigned long long)size, TIER_PAGE_SIZE);
 	whole = (struct tier_region){ 0, size };
 	s.regions = (struct tier_region *)attr->regions;
 	s.nregions = attr->nregions;
@@ -332,19 +339,16 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 		s.regions = &whole;
 		s.nregions = 1;
 	} else if (!attr->regions) {
-		rc = tier_err(-EINVAL, "%s: %u regions but no table", image,
-			      attr->nregions);
-		goto err_close;
+		return tier_err(-EINVAL, "%s: %u regions but no table", image,
+				attr->nregions);
 	}
 	rc = fmt_check_regions(s.regions, s.nregions, size, image, -EINVAL);
 	if (rc)
-		goto err_close;
-	if (!(attr->flags & TIER_IMPORT_REPLACE) && lstat(final, &st) == 0) {
-		rc = tier_err(-EEXIST,
-			      "snapshot %s already exists in %s (replace it, or remove it first)",
-			      name, store->path);
-		goto err_close;
-	}
+		return rc;
+	if (!(attr->flags & TIER_IMPORT_REPLACE) && lstat(final, &st) == 0)
+		return tier_err(-EEXIST,
+				"snapshot %s already exists in %s (replace it, or remove it first)",
+				name, store->path);
 
 	snprintf(s.name, sizeof(s.name), "%s", name);
 	s.store = store;
@@ -366,7 +370,7 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 		goto err_free;
 	}
 
-	rc = write_snapshot(&s, in, image, tmp, attr);
+	rc = write_snapshot(&s, in, mem, image, tmp, attr);
 	if (rc)
 		goto err_rmdir;
 
@@ -378,7 +382,6 @@ int tier_import(struct tier_store *store, const char *name, const char *image,
 
 	free(s.zero);
 	free(s.csum);
-	close(in);
 	return 0;
 
 err_rmdir:
@@ -386,7 +389,49 @@ err_rmdir:
 err_free:
 	free(s.zero);
 	free(s.csum);
-err_close:
+	return rc;
+}
+
+int tier_import(struct tier_store *store, const char *name, const char *image,
+		const struct tier_import_attr *attr)
+{
+	uint64_t size = 0;
+	int in, rc;
+
+	in = open(image, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return tier_err(-errno, "%s: %m", image);
+	rc = image_size(in, image, &size);
+	if (!rc)
+		rc = import_image(store, name, in, NULL, size, image, attr);
 	close(in);
 	return rc;
+}
+
+int tier_import_fd(struct tier_store *store, const char *name, int fd,
+		   const struct tier_import_attr *attr)
+{
+	char label[32];
+	uint64_t size = 0;
+	int rc;
+
+	snprintf(label, sizeof(label), "image fd %d", fd);
+	if (fd < 0)
+		return tier_err(-EBADF, "%s: not an open file", label);
+	rc = image_size(fd, label, &size);
+	if (rc)
+		return rc;
+	return import_image(store, name, fd, NULL, size, label, attr);
+}
+
+int tier_import_mem(struct tier_store *store, const char *name,
+		    const void *addr, size_t len,
+		    const struct tier_import_attr *attr)
+{
+	char label[64];
+
+	snprintf(label, sizeof(label), "image at %p", addr);
+	if (!addr)
+		return tier_err(-EINVAL, "%s: no memory", label);
+	return import_image(store, name, -1, addr, len, label, attr);
 }

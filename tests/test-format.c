@@ -694,6 +694,27 @@ static void test_import(void)
 	t_assert(!strcmp(names, "a-first,regions,sparse,vm,"));
 	check_no_temp();
 
+	/* From an open fd and from memory: the snapshot a file gives. */
+	fd = open(img, O_RDONLY);
+	t_assert(fd >= 0);
+	t_ok(tier_import_fd(st, "by-fd", fd, NULL));
+	check_snap(st, "by-fd", img);
+	{
+		void *buf;
+
+		t_assert(posix_memalign(&buf, PAGE, I_PAGES * PAGE) == 0);
+		t_assert(pread(fd, buf, I_PAGES * PAGE, 0) == I_PAGES * PAGE);
+		t_ok(tier_import_mem(st, "by-mem", buf, I_PAGES * PAGE, NULL));
+		check_snap(st, "by-mem", img);
+		t_fails(tier_import_mem(st, "odd-mem", buf, PAGE + 1, NULL), -EINVAL);
+		t_assert(strstr(tier_errmsg(), "is not a positive multiple of the page size"));
+		free(buf);
+	}
+	close(fd);
+	t_fails(tier_import_fd(st, "bad-fd", -1, NULL), -EBADF);
+	t_fails(tier_import_mem(st, "no-mem", NULL, PAGE, NULL), -EINVAL);
+	check_no_temp();
+
 	tier_store_close(st);
 	*strrchr(root, '/') = '\0';
 	t_ok(store_rmtree(root));
