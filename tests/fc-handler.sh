@@ -147,10 +147,14 @@ hsnap=vm
 start_handler() {
 	local name=$1 i
 	shift
+	# an earlier handler's "listening on" must not answer for this one
+	# (the background shell may not have truncated the file yet)
+	rm -f "$tmp/$name.out" "$tmp/$name.err"
 	"$T" fc-handler "$hsnap" --socket "$tmp/$name.sock" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
 	hpid=$!
 	kids+=("$hpid")
-	for i in $(seq 100); do
+	# bounded generously: a loaded 2-core machine took over 5 s
+	for i in $(seq 600); do
 		grep -q "^listening on $tmp/$name.sock\$" "$tmp/$name.out" 2>/dev/null && return 0
 		kill -0 "$hpid" 2>/dev/null || break
 		sleep 0.05
@@ -173,7 +177,7 @@ harness() {
 # wait_for FILE PATTERN [SECS]: until a line of FILE matches
 wait_for() {
 	local i
-	for i in $(seq $((${3:-5} * 20))); do
+	for i in $(seq $((${3:-20} * 20))); do
 		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
 		sleep 0.05
 	done
