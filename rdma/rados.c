@@ -745,28 +745,46 @@ static const struct pool_ops rados_ops = {
 
 /*
  * Bounded waits: without them librados retries a dead cluster or an
- * unreachable placement group forever, and a restore must fail closed
- * instead. The conf file and CEPH_ARGS, read after, may change them.
+ * unreachable placement group forever (or 300 s to mount), and a restore
+ * must fail closed instead. Set only where the conf file and CEPH_ARGS
+ * left Ceph's own default: rados_conf_set overrides both (Ceph's
+ * "override" level), so setting them first would take the operator's
+ * choice away.
  */
-static const char *const defaults[][2] = {
-	{ "client_mount_timeout", "30" },
-	{ "rados_mon_op_timeout", "30" },
-	{ "rados_osd_op_timeout", "30" },
+static const struct {
+	const char *name;
+	double ceph;		/* Ceph's default */
+	const char *ours;
+} defaults[] = {
+	{ "client_mount_timeout", 300, "30" },
+	{ "rados_mon_op_timeout", 0, "30" },
+	{ "rados_osd_op_timeout", 0, "30" },
 };
+
+static int set_defaults(struct pool *p, rados_t cl)
+{
+	char buf[64];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		rc = rados_conf_get(cl, defaults[i].name, buf, sizeof(buf));
+		if (rc == 0 && strtod(buf, NULL) != defaults[i].ceph)
+			continue;	/* the conf or CEPH_ARGS said */
+		rc = rados_conf_set(cl, defaults[i].name, defaults[i].ours);
+		if (rc < 0)
+			return tier_err(rc, "pool %s: Ceph option %s: %m",
+					p->uri, defaults[i].name);
+	}
+	return 0;
+}
 
 static int rados_setup(struct pool *p, const struct uri_rados *u,
 		       rados_t cl)
 {
 	const char *what = "";
-	size_t i;
 	int rc;
 
-	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-		rc = rados_conf_set(cl, defaults[i][0], defaults[i][1]);
-		if (rc < 0)
-			return tier_err(rc, "pool %s: Ceph option %s: %m",
-					p->uri, defaults[i][0]);
-	}
 	/* NULL: Ceph's search ($CEPH_CONF, /etc/ceph/ceph.conf, ...) */
 	rc = rados_conf_read_file(cl, u->conf[0] ? u->conf : NULL);
 	if (rc < 0 && (u->conf[0] || rc != -ENOENT))
@@ -776,6 +794,9 @@ static int rados_setup(struct pool *p, const struct uri_rados *u,
 	rc = rados_conf_parse_env(cl, NULL);
 	if (rc < 0)
 		return tier_err(rc, "pool %s: $CEPH_ARGS: %m", p->uri);
+	rc = set_defaults(p, cl);
+	if (rc)
+		return rc;
 	if (u->keyring[0]) {
 		rc = rados_conf_set(cl, "keyring", u->keyring);
 		if (rc < 0)
