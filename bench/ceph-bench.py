@@ -191,7 +191,7 @@ def main():
     args = ap.parse_args()
     tierctl = f"{args.build}/tierctl/tierctl"
     tmp = tempfile.mkdtemp(prefix="tier-ceph-bench.")
-    own = None
+    own = srv = None
     res = {"mib": args.mib, "reps": args.reps}
     try:
         cdir = args.ceph_dir
@@ -257,6 +257,8 @@ def main():
             res["floor"].update({"read_32k_" + k: v for k, v in
                                  floor_lat(cdir, ns).items()})
     finally:
+        if srv and srv.proc.poll() is None:
+            srv.proc.kill()
         if own:
             subprocess.run([f"{SRC}/emu/ceph-cluster.sh", "stop", own])
         shutil.rmtree(tmp, ignore_errors=True)
