@@ -26,8 +26,14 @@
 #include "rdma/pool-int.h"
 #include "util/err.h"
 
-/* Ceph's usual object size (RBD, CephFS); reads of a page stay cheap. */
-#define RADOS_STRIPE	(4U << 20)
+/*
+ * Measured (bench/ceph-bench.py --only-sweep, BENCHMARKS.md): a
+ * scattered prefetch read 38 / 79 / 92 MB/s from objects of 1 / 4 / 16
+ * MiB (another run 33 / 63 / 125), a fault's window cost the same from
+ * each (p50 262-288 us): fewer, larger objects mean fewer operations a
+ * batch. Larger ones near the OSDs' limits and recover in bigger pieces.
+ */
+#define RADOS_STRIPE	(16U << 20)
 /* Completions in flight per batch of a readv, write or remove. */
 #define RADOS_BATCH	256
 #define COMMIT_MAX	512
@@ -745,28 +751,46 @@ static const struct pool_ops rados_ops = {
 
 /*
  * Bounded waits: without them librados retries a dead cluster or an
- * unreachable placement group forever, and a restore must fail closed
- * instead. The conf file and CEPH_ARGS, read after, may change them.
+ * unreachable placement group forever (or 300 s to mount), and a restore
+ * must fail closed instead. Set only where the conf file and CEPH_ARGS
+ * left Ceph's own default: rados_conf_set overrides both (Ceph's
+ * "override" level), so setting them first would take the operator's
+ * choice away.
  */
-static const char *const defaults[][2] = {
-	{ "client_mount_timeout", "30" },
-	{ "rados_mon_op_timeout", "30" },
-	{ "rados_osd_op_timeout", "30" },
+static const struct {
+	const char *name;
+	double ceph;		/* Ceph's default */
+	const char *ours;
+} defaults[] = {
+	{ "client_mount_timeout", 300, "30" },
+	{ "rados_mon_op_timeout", 0, "30" },
+	{ "rados_osd_op_timeout", 0, "30" },
 };
+
+static int set_defaults(struct pool *p, rados_t cl)
+{
+	char buf[64];
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+		rc = rados_conf_get(cl, defaults[i].name, buf, sizeof(buf));
+		if (rc == 0 && strtod(buf, NULL) != defaults[i].ceph)
+			continue;	/* the conf or CEPH_ARGS said */
+		rc = rados_conf_set(cl, defaults[i].name, defaults[i].ours);
+		if (rc < 0)
+			return tier_err(rc, "pool %s: Ceph option %s: %m",
+					p->uri, defaults[i].name);
+	}
+	return 0;
+}
 
 static int rados_setup(struct pool *p, const struct uri_rados *u,
 		       rados_t cl)
 {
 	const char *what = "";
-	size_t i;
 	int rc;
 
-	for (i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-		rc = rados_conf_set(cl, defaults[i][0], defaults[i][1]);
-		if (rc < 0)
-			return tier_err(rc, "pool %s: Ceph option %s: %m",
-					p->uri, defaults[i][0]);
-	}
 	/* NULL: Ceph's search ($CEPH_CONF, /etc/ceph/ceph.conf, ...) */
 	rc = rados_conf_read_file(cl, u->conf[0] ? u->conf : NULL);
 	if (rc < 0 && (u->conf[0] || rc != -ENOENT))
@@ -776,6 +800,9 @@ static int rados_setup(struct pool *p, const struct uri_rados *u,
 	rc = rados_conf_parse_env(cl, NULL);
 	if (rc < 0)
 		return tier_err(rc, "pool %s: $CEPH_ARGS: %m", p->uri);
+	rc = set_defaults(p, cl);
+	if (rc)
+		return rc;
 	if (u->keyring[0]) {
 		rc = rados_conf_set(cl, "keyring", u->keyring);
 		if (rc < 0)

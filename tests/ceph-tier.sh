@@ -101,7 +101,12 @@ start_server() {
 		kill -0 "$srv_pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	grep -q listening "$tmp/srv.out" || { bad "pool serve did not start: $(cat "$tmp/srv.err")"; return 1; }
+	if ! grep -q listening "$tmp/srv.out"; then
+		wait "$srv_pid"
+		bad "pool serve did not start (exit status $?): $(cat "$tmp/srv.err")"
+		srv_pid=
+		return 1
+	fi
 	port=$(sed -n 's/^listening on tcp:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$tmp/srv.out")
 }
 kill_server() {

@@ -59,7 +59,7 @@ one_line() {
 }
 
 # 24 MiB: page p zero when p % 4 == 0, else a pattern unique to the page;
-# the pool segment spans several 4 MiB objects.
+# the pool segment spans two 16 MiB objects.
 python3 - "$tmp/img" "$tmp/hot.trace" "$tmp/cold.txt" <<'EOF'
 import sys
 n = 6144

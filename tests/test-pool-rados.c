@@ -23,7 +23,7 @@
 #include "rdma/pool.h"
 #include "util/uri.h"
 
-#define STRIPE	(4U << 20)	/* rados.c's object size */
+#define STRIPE	(4U << 20)	/* the URI's object_size: several objects in little data */
 
 static char dir[2048], conf[2100], keyring[2100];
 static bool own_cluster;
@@ -117,7 +117,7 @@ static void open_pool(const char *nspace, struct pool **ret)
 	char s[12000];
 	struct tier_uri u;
 
-	snprintf(s, sizeof(s), "pool=rados://tier/%s?id=tier&conf=%s&keyring=%s",
+	snprintf(s, sizeof(s), "pool=rados://tier/%s?id=tier&conf=%s&keyring=%s&object_size=4M",
 		 nspace, conf, keyring);
 	t_ok(uri_parse(s, URI_WANT_POOL, &u));
 	t_ok(pool_open(&u, ret));
