@@ -452,8 +452,16 @@ static int read_batch(struct pool_seg *s, unsigned nr, size_t bytes)
 			tp->riov, nr, bytes);
 }
 
-static int tcp_readv(struct pool_seg *s, const struct pool_iov *iov,
-		     unsigned n)
+/*
+ * Packs @iov into READs of at most max_ranges ranges and max_data bytes
+ * (a range longer than a READ may carry is split across several) and
+ * sends each through @batch. Only stores and calls: the signal-safe read
+ * shares it.
+ */
+static int split_reads(struct pool_seg *s, const struct pool_iov *iov,
+		       unsigned n,
+		       int (*batch)(struct pool_seg *, unsigned, size_t, void *),
+		       void *arg)
 {
 	struct tcp_pool *tp = tp_of(s->pool);
 	unsigned i, nr = 0;
@@ -465,7 +473,6 @@ static int tcp_readv(struct pool_seg *s, const struct pool_iov *iov,
 		uint64_t off = iov[i].off;
 		size_t len = iov[i].len;
 
-		/* A range longer than a READ may carry is split across several. */
 		while (len) {
 			size_t room = tp->max_data - bytes;
 			size_t take = len < room ? len : room;
@@ -482,7 +489,7 @@ static int tcp_readv(struct pool_seg *s, const struct pool_iov *iov,
 			off += take;
 			len -= take;
 			if (nr == tp->max_ranges || bytes == tp->max_data) {
-				rc = read_batch(s, nr, bytes);
+				rc = batch(s, nr, bytes, arg);
 				if (rc)
 					return rc;
 				nr = 0;
@@ -490,9 +497,20 @@ static int tcp_readv(struct pool_seg *s, const struct pool_iov *iov,
 			}
 		}
 	}
-	if (nr)
-		return read_batch(s, nr, bytes);
-	return 0;
+	return nr ? batch(s, nr, bytes, arg) : 0;
+}
+
+static int read_batch_cb(struct pool_seg *s, unsigned nr, size_t bytes,
+			 void *arg)
+{
+	(void)arg;
+	return read_batch(s, nr, bytes);
+}
+
+static int tcp_readv(struct pool_seg *s, const struct pool_iov *iov,
+		     unsigned n)
+{
+	return split_reads(s, iov, n, read_batch_cb, NULL);
 }
 
 /*
@@ -580,44 +598,16 @@ static int sig_batch(struct pool_seg *s, unsigned nr, size_t bytes,
 	return 0;
 }
 
+static int sig_batch_cb(struct pool_seg *s, unsigned nr, size_t bytes,
+			void *why)
+{
+	return sig_batch(s, nr, bytes, why);
+}
+
 static int tcp_readv_sigsafe(struct pool_seg *s, const struct pool_iov *iov,
 			     unsigned n, struct sigstr *why)
 {
-	struct tcp_pool *tp = tp_of(s->pool);
-	unsigned i, nr = 0;
-	size_t bytes = 0;
-	int rc;
-
-	for (i = 0; i < n; i++) {
-		char *b = iov[i].buf;
-		uint64_t off = iov[i].off;
-		size_t len = iov[i].len;
-
-		while (len) {
-			size_t room = tp->max_data - bytes;
-			size_t take = len < room ? len : room;
-			struct pool_range *r = &tp->ranges[nr];
-
-			r->off = off;
-			r->len = take;
-			r->id = s->id;
-			proto_range_swap(r);
-			tp->riov[nr] = (struct iovec){ b, take };
-			nr++;
-			bytes += take;
-			b += take;
-			off += take;
-			len -= take;
-			if (nr == tp->max_ranges || bytes == tp->max_data) {
-				rc = sig_batch(s, nr, bytes, why);
-				if (rc)
-					return rc;
-				nr = 0;
-				bytes = 0;
-			}
-		}
-	}
-	return nr ? sig_batch(s, nr, bytes, why) : 0;
+	return split_reads(s, iov, n, sig_batch_cb, why);
 }
 
 static const struct pool_ops tcp_ops = {
