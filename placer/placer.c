@@ -53,7 +53,6 @@ struct ctx {
 	uint64_t n;
 	uint64_t need;		/* runs that make a page hot; 0: no traces */
 	uint64_t gap;		/* bridge runs of at most this many pages */
-	uint64_t cluster_gap;	/* identity: zero runs joined into a cluster */
 	uint64_t zero_block;
 	uint64_t cxl_cap;	/* pages; 0: unlimited */
 	uint8_t *cls;		/* enum tier_class per page */
