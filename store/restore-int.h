@@ -193,6 +193,8 @@ void area_mark_installed(struct rs_area *a, uint64_t w, uint64_t n);
 /* The extent holding area page @w (extents cover the area), or NULL; a
  * binary search, nothing else: safe in a signal handler. */
 const struct placer_ext *area_find_ext(const struct rs_area *a, uint64_t w);
+uint64_t area_fault_window(const struct rs_area *a, const struct placer_ext *e,
+			   uint64_t w, uint64_t max, bool bits);
 
 struct rs_rec;
 

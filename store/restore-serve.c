@@ -262,16 +262,18 @@ int serve_install(struct rs_serve *srv, struct rs_area *a, uint64_t w,
 	}
 }
 
-/* How many pages from @w on a fault may fetch: same source, contiguous in
- * it, lazy, not yet installed nor removed, within the window. */
-static uint64_t fault_window(const struct rs_serve *srv,
-			     const struct rs_area *a,
-			     const struct placer_ext *e, uint64_t w)
+/*
+ * How many pages from @w on a fault may fetch: same source, contiguous
+ * in it, lazy, within @max; with @bits, not yet installed nor removed
+ * (the SIGBUS mode keeps no such bitmap: restore-sigbus.c). Pure.
+ */
+uint64_t area_fault_window(const struct rs_area *a, const struct placer_ext *e,
+			   uint64_t w, uint64_t max, bool bits)
 {
 	const struct placer_ext *end = a->ext + a->n;
 	uint64_t cnt = 1, next = w + 1;
 
-	while (cnt < srv->window) {
+	while (cnt < max) {
 		if (next >= e->page + e->npages) {
 			const struct placer_ext *f = e + 1;
 
@@ -282,7 +284,8 @@ static uint64_t fault_window(const struct rs_serve *srv,
 				break;
 			e = f;
 		}
-		if (bit_test(a->installed, next) || bit_test(a->removed, next))
+		if (bits && (bit_test(a->installed, next) ||
+			     bit_test(a->removed, next)))
 			break;
 		cnt++;
 		next++;
@@ -337,7 +340,8 @@ again:
 				a->first + w);
 
 	src = e->source;
-	cnt = e->method == PLACER_M_LAZY ? fault_window(srv, a, e, w) : 1;
+	cnt = e->method == PLACER_M_LAZY ?
+	      area_fault_window(a, e, w, srv->window, true) : 1;
 	if (src == PLACER_SRC_NONE) {
 		rc = serve_install(srv, a, w, cnt, NULL, UFFD_COPY_DONTWAKE,
 				   false);

@@ -228,35 +228,6 @@ static int sig_read(struct tier_restore_thread *t, unsigned src, uint64_t off,
 	return -EINVAL;
 }
 
-/* Pages from @w on one fault takes: lazy, of one source and contiguous
- * in it, within the window (restore-serve.c's fault_window, without the
- * installed bitmap: see the top). */
-static uint64_t sig_window(const struct tier_restore_thread *t,
-			   const struct rs_area *a, const struct placer_ext *e,
-			   uint64_t w)
-{
-	const struct placer_ext *end = a->ext + a->n;
-	uint64_t cnt = 1, next = w + 1;
-
-	if (e->method != PLACER_M_LAZY)
-		return 1;
-	while (cnt < t->window && next < a->npages) {
-		if (next >= e->page + e->npages) {
-			const struct placer_ext *f = e + 1;
-
-			if (f >= end || f->method != PLACER_M_LAZY ||
-			    f->source != e->source ||
-			    (e->source != PLACER_SRC_NONE &&
-			     f->src_off != ext_off(e, next)))
-				break;
-			e = f;
-		}
-		cnt++;
-		next++;
-	}
-	return cnt;
-}
-
 /* The restore is dead: the first to fail gives it its reason. */
 static int sig_fail(struct tier_restore_thread *t, int rc)
 {
@@ -312,7 +283,8 @@ static int sig_fault(struct tier_restore_thread *t, uintptr_t addr,
 		return sig_fail(t, -EFAULT);
 	}
 	src = e->source;
-	cnt = sig_window(t, a, e, w);
+	cnt = e->method == PLACER_M_LAZY ?
+	      area_fault_window(a, e, w, t->window, false) : 1;
 	if (src != PLACER_SRC_NONE) {
 		rc = sig_read(t, src, ext_off(e, w), cnt * PG, why);
 		if (rc)
