@@ -425,7 +425,9 @@ void tier_restore_thread_close(struct tier_restore_thread *t);
  * page (and the prefetch window after it) from its tier, checks it
  * against the snapshot's checksum and installs it: 0, return from the
  * handler and the access is retried. -ENOENT: @addr is not a page this
- * restore serves (some other fault: chain to the next handler). Any
+ * restore serves through userfaultfd: a page it mapped from a file that
+ * was cut short (tier_restore_sigbus_reason says so) or some other
+ * fault (chain to the next handler); the restore is not failed. Any
  * other -errno: the page cannot be had (a dead pool, a corrupt page, a
  * restore already dead); it is never replaced by a zero page and the
  * restore is dead (tier_restore_error), so end the instance (siglongjmp

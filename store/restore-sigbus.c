@@ -279,8 +279,10 @@ static int sig_fault(struct tier_restore_thread *t, uintptr_t addr,
 	e = area_find_ext(a, w);
 	if (!e || !(e->method == PLACER_M_LAZY || e->method == PLACER_M_COPY ||
 		    (e->method == PLACER_M_MAP && a->ovl && a->ovl[e - a->ext]))) {
-		ss_str(why, "faulted but is not served by userfaultfd");
-		return sig_fail(t, -EFAULT);
+		/* no page of userfaultfd's: a zero-copy page past the end
+		 * of a file cut short (tier_restore_sigbus_reason names
+		 * it), or a SIGBUS of nothing of ours; the caller decides */
+		return -ENOENT;
 	}
 	src = e->source;
 	cnt = e->method == PLACER_M_LAZY ?
@@ -351,7 +353,7 @@ int tier_restore_fault(struct tier_restore_thread *t, const void *addr)
 	}
 	ss_init(&why, t->errmsg, sizeof(t->errmsg));
 	rc = sig_fault(t, p, &why);
-	if (!rc)
+	if (!rc || rc == -ENOENT)
 		t->errmsg[0] = '\0';
 	atomic_store(&t->busy, false);
 	errno = saved;

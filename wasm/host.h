@@ -37,6 +37,7 @@ extern const struct wasm_mod wasm_mod_dict, wasm_mod_image, wasm_mod_index;
 extern const struct wasm_mod *const wasm_mods[];
 
 struct wasm_inst;
+struct wasm_fault;
 
 /* A new instance of @m as instantiation leaves it (no constructor run). */
 int wasm_inst_new(const struct wasm_mod *m, struct wasm_inst **ret);
@@ -58,6 +59,9 @@ uint8_t *wasm_inst_mem(const struct wasm_inst *in, size_t *len);
 uint32_t wasm_inst_stack_pointer(const struct wasm_inst *in);
 /* The restore serving the memory, or NULL (cold, or after a failure). */
 struct tier_restore *wasm_inst_restore(struct wasm_inst *in);
+/* Faults of its memory served in the touching thread's SIGBUS handler
+ * (TIER_RESTORE_SIGBUS), since the restore. */
+unsigned long wasm_inst_sigbus_faults(const struct wasm_inst *in);
 
 /*
  * Imports @in's linear memory and instance state into @store as snapshot
@@ -68,7 +72,11 @@ int wasm_snapshot(struct wasm_inst *in, struct tier_store *store,
 /*
  * A new instance of @m with the memory and state of @snap, restored
  * through tier_restore_start(@attr; its on_error is the host's). Fails
- * if @snap was not taken of @m.
+ * if @snap was not taken of @m. With TIER_RESTORE_SIGBUS in @attr->flags
+ * the thread that touches a lazy page fetches it itself, in the host's
+ * SIGBUS handler (fault.c): tcp:// and file pools (not rdma://, rados://).
+ * A touch of such an instance's memory from outside a call is served
+ * too, from one thread at a time (the instance has one fetch context).
  */
 int wasm_restore(const struct wasm_mod *m, struct tier_snap *snap,
 		 const struct tier_restore_attr *attr, struct wasm_inst **ret);
@@ -77,7 +85,21 @@ int wasm_restore(const struct wasm_mod *m, struct tier_snap *snap,
 void *wasm_inst_raw(struct wasm_inst *in);
 struct wasm_inst *wasm_inst_alloc(const struct wasm_mod *m);
 void wasm_inst_attach(struct wasm_inst *in, struct tier_snap *snap,
-		      struct tier_restore *rs);
+		      struct tier_restore *rs, struct wasm_fault *fault);
+
+/* internal to the host: fault.c, the process's SIGBUS handler */
+/* Registers [@mem, +@len) of a restore; a fetch context if @flags has
+ * TIER_RESTORE_SIGBUS. Close it before stopping @rs. */
+int wasm_fault_open(struct tier_restore *rs, void *mem, size_t len,
+		    unsigned flags, struct wasm_fault **ret);
+void wasm_fault_close(struct wasm_fault *f);
+/* This thread now runs a call into @f's instance (NULL: none), and no
+ * longer does. */
+void wasm_fault_enter(struct wasm_fault *f);
+void wasm_fault_leave(void);
+/* The -errno of the page that could not be had, the reason in @why; 0. */
+int wasm_fault_error(const struct wasm_fault *f, const char **why);
+unsigned long wasm_fault_served(const struct wasm_fault *f);
 void wasm_on_error(struct tier_restore *rs, int err, const char *msg,
 		   void *arg);
 

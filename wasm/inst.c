@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Instances: their lifetime, calls into them, and what happens when the
- * restore under one dies. A page the pool cannot give leaves the calling
- * thread blocked in its fault (the restorer never hands out a zero page);
- * a reaper thread then stops that restore, which makes the memory
- * inaccessible and closes the userfaultfd, so the blocked access retries,
- * faults, and wasm-rt's SIGSEGV handler turns it into a trap: the call
- * fails with the restore's reason, never returns a wrong result.
+ * restore under one dies. With the handler thread, a page the pool cannot
+ * give leaves the calling thread blocked in its fault (the restorer never
+ * hands out a zero page); a reaper thread then stops that restore, which
+ * makes the memory inaccessible and closes the userfaultfd, so the blocked
+ * access retries, faults, and wasm-rt's SIGSEGV handler turns it into a
+ * trap. With TIER_RESTORE_SIGBUS the calling thread's own SIGBUS handler
+ * (fault.c) fails to fetch the page and traps. Either way the call fails
+ * with the restore's reason, never returns a wrong result, and the
+ * instance stays dead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +33,7 @@ struct wasm_inst {
 	pthread_cond_t stopped;
 	struct tier_snap *snap;			/* restored: of this snapshot */
 	struct tier_restore *rs;		/* NULL once stopped */
+	struct wasm_fault *fault;		/* its SIGBUS side; NULL once stopped */
 	int dead;				/* the restore's -errno */
 	char why[200];
 };
@@ -44,6 +48,8 @@ static void *reaper(void *arg)
 
 	while (read(reaper_pipe[0], &in, sizeof(in)) == sizeof(in)) {
 		pthread_mutex_lock(&in->lock);
+		wasm_fault_close(in->fault);
+		in->fault = NULL;
 		tier_restore_stop(in->rs);
 		in->rs = NULL;
 		pthread_cond_broadcast(&in->stopped);
@@ -115,11 +121,12 @@ int wasm_inst_new(const struct wasm_mod *m, struct wasm_inst **ret)
 }
 
 void wasm_inst_attach(struct wasm_inst *in, struct tier_snap *snap,
-		      struct tier_restore *rs)
+		      struct tier_restore *rs, struct wasm_fault *fault)
 {
 	pthread_mutex_lock(&in->lock);
 	in->snap = snap;
 	in->rs = rs;
+	in->fault = fault;
 	pthread_mutex_unlock(&in->lock);
 }
 
@@ -135,6 +142,24 @@ static const char *trap_name(wasm_rt_trap_t t)
 	}
 }
 
+static const char *inst_name(const struct wasm_inst *in)
+{
+	return in->snap ? tier_snap_name(in->snap) : in->mod->name;
+}
+
+/* The instance's restore died (in its handler thread or in a SIGBUS of
+ * this thread's): its -errno, the reason in @why; else 0. in->lock held. */
+static int dead(struct wasm_inst *in, const char **why)
+{
+	int rc = wasm_fault_error(in->fault, why);
+
+	if (!rc && in->dead) {
+		rc = in->dead;
+		*why = in->why;
+	}
+	return rc;
+}
+
 /* Runs @fn(@arg) (or the constructors when @ctors) under the unwind
  * target; a trap or a dead restore becomes a one-line error. */
 static int run(struct wasm_inst *in, const char *what, int ctors,
@@ -142,10 +167,19 @@ static int run(struct wasm_inst *in, const char *what, int ctors,
 {
 	volatile uint32_t r = 0;
 	wasm_rt_trap_t trap;
+	const char *why;
 	int rc;
+
+	pthread_mutex_lock(&in->lock);
+	rc = dead(in, &why);
+	pthread_mutex_unlock(&in->lock);
+	if (rc)		/* stays dead: no call into what is left of it */
+		return tier_err(rc, "instance of %s: %s(%d): %s", inst_name(in),
+				what, arg, why);
 
 	/* wasm-rt traps to one process-wide jmp_buf */
 	pthread_mutex_lock(&call_lock);
+	wasm_fault_enter(in->fault);
 	trap = wasm_rt_impl_try();
 	if (!trap) {
 		if (ctors)
@@ -153,18 +187,17 @@ static int run(struct wasm_inst *in, const char *what, int ctors,
 		else
 			r = fn(in->inst, (uint32_t)arg);
 	}
+	wasm_fault_leave();
 	pthread_mutex_unlock(&call_lock);
 
-	rc = 0;
 	pthread_mutex_lock(&in->lock);
-	if (in->dead) {
-		rc = tier_err(in->dead, "instance of %s: %s(%d): %s",
-			      in->snap ? tier_snap_name(in->snap) : in->mod->name,
-			      what, arg, in->why);
+	rc = dead(in, &why);
+	if (rc) {
+		rc = tier_err(rc, "instance of %s: %s(%d): %s", inst_name(in),
+			      what, arg, why);
 	} else if (trap) {
 		rc = tier_err(-EFAULT, "instance of %s: %s(%d): %s%s%s",
-			      in->snap ? tier_snap_name(in->snap) : in->mod->name,
-			      what, arg, trap_name(trap),
+			      inst_name(in), what, arg, trap_name(trap),
 			      in->wasi.msglen ? ": " : "", in->wasi.msg);
 	}
 	pthread_mutex_unlock(&in->lock);
@@ -210,6 +243,8 @@ void wasm_inst_free(struct wasm_inst *in)
 	pthread_mutex_lock(&in->lock);
 	while (in->dead && in->rs)	/* the reaper has it */
 		pthread_cond_wait(&in->stopped, &in->lock);
+	wasm_fault_close(in->fault);	/* before the restore it serves */
+	in->fault = NULL;
 	tier_restore_stop(in->rs);
 	in->rs = NULL;
 	pthread_mutex_unlock(&in->lock);
@@ -243,6 +278,11 @@ uint32_t wasm_inst_stack_pointer(const struct wasm_inst *in)
 struct tier_restore *wasm_inst_restore(struct wasm_inst *in)
 {
 	return in->rs;
+}
+
+unsigned long wasm_inst_sigbus_faults(const struct wasm_inst *in)
+{
+	return wasm_fault_served(in->fault);
 }
 
 void *wasm_inst_raw(struct wasm_inst *in)

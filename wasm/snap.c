@@ -106,6 +106,7 @@ int wasm_restore(const struct wasm_mod *m, struct tier_snap *snap,
 	const char *name = tier_snap_name(snap);
 	struct tier_restore_attr ra = attr ? *attr : (struct tier_restore_attr){ 0 };
 	struct tier_restore *rs;
+	struct wasm_fault *fault;
 	struct wasm_state st;
 	struct wasm_inst *in;
 	wasm_rt_memory_t *mem;
@@ -136,8 +137,13 @@ int wasm_restore(const struct wasm_mod *m, struct tier_snap *snap,
 	rc = tier_restore_start(snap, mem->data, mem->size, &ra, &rs);
 	if (rc)
 		goto err_free;
+	rc = wasm_fault_open(rs, mem->data, mem->size, ra.flags, &fault);
+	if (rc) {
+		tier_restore_stop(rs);
+		goto err_free;
+	}
 	*m->stack_pointer(wasm_inst_raw(in)) = st.stack_pointer;
-	wasm_inst_attach(in, snap, rs);
+	wasm_inst_attach(in, snap, rs, fault);
 	*ret = in;
 	return 0;
 
