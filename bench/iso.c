@@ -5,8 +5,8 @@
  * back to back; an instance's memory starts as a snapshot of M pages,
  * the instance reads every cache line of K of them and writes one word
  * of each (the value it read: the sums it checks stay those of the
- * snapshot), and the memory is reset for the next instance. Six ways to
- * give every instance the snapshot's memory:
+ * snapshot), and the memory is reset for the next instance. Seven ways
+ * to give every instance the snapshot's memory:
  *
  *   none      one mapping, filled once, never reset: no isolation at all
  *             (the instance sees the last one's writes); the reference
@@ -17,8 +17,9 @@
  *             its private pages) and closes it: mmap_lock for writing
  *   uffd      anonymous memory registered with a userfaultfd, reset by
  *             MADV_DONTNEED; a handler thread per instance thread copies
- *             each faulting page and the 7 after it (the library's
- *             default window) in from the snapshot in memory
+ *             each faulting page and the window after it (--window,
+ *             8 pages by default as the library's) in from the snapshot
+ *             in memory
  *   sigbus    the library: tier_restore_start(TIER_RESTORE_SIGBUS) of the
  *             snapshot imported and placed in a store (every page cold,
  *             in a file pool), reset by MADV_DONTNEED; the faulting thread
@@ -27,9 +28,16 @@
  *             XXH3 and installs it (more work a fault than uffd's copy)
  *   eager     anonymous memory, the whole snapshot memcpy'd in at each
  *             instance's start, reset by MADV_DONTNEED
+ *   cow       no protection change and no userfault: one MAP_PRIVATE
+ *             mapping of the snapshot (the memfd) kept for good, reset
+ *             by MADV_DONTNEED (mmap_lock for reading), its pages faulted
+ *             back by the kernel, copy-on-write of the snapshot's shared
+ *             page cache pages
  *
  * --work W adds W more passes over each touched page's cache lines: the
  * instance's own compute, against which the memory's setup is weighed.
+ * --window N: pages a uffd or sigbus fault installs (sigbus: the
+ * restore's prefetch attribute).
  *
  * Every cell is --reps slices of --seconds, each right after a slice of
  * none with as many threads; it prints (medians over the slices)
@@ -62,16 +70,16 @@
 #include "store/uffd.h"
 
 #define PG		4096
-#define WINDOW		8
 #define MAX_THREADS	256
 
-enum mode { M_NONE, M_MMAP, M_MPROTECT, M_UFFD, M_SIGBUS, M_EAGER, M_COUNT };
+enum mode { M_NONE, M_MMAP, M_MPROTECT, M_UFFD, M_SIGBUS, M_EAGER, M_COW,
+	    M_COUNT };
 
 static const char *const mode_names[M_COUNT] = {
-	"none", "mmap", "mprotect", "uffd", "sigbus", "eager",
+	"none", "mmap", "mprotect", "uffd", "sigbus", "eager", "cow",
 };
 
-static size_t npages = 256, ntouch, nwork;
+static size_t npages = 256, ntouch, nwork, window = 8;
 static double seconds = 2;		/* a slice */
 static unsigned reps = 5;
 static uint8_t *snap_mem;		/* the snapshot's bytes */
@@ -154,7 +162,7 @@ static void *handler_run(void *arg)
 			if (ev[i].kind != UFFD_EV_FAULT)
 				continue;
 			p = (ev[i].addr - (uintptr_t)h->base) / PG;
-			cnt = npages - p < WINDOW ? npages - p : WINDOW;
+			cnt = npages - p < window ? npages - p : window;
 			/* an EEXIST page of the window is skipped and woken */
 			if (uffd_copy(h->uffd, ev[i].addr, snap_mem + p * PG,
 				      cnt * PG, 0))
@@ -214,7 +222,8 @@ static void reset(uint8_t *mem)
 
 static void setup(struct worker *w)
 {
-	struct tier_restore_attr attr = { .flags = TIER_RESTORE_SIGBUS };
+	struct tier_restore_attr attr = { .flags = TIER_RESTORE_SIGBUS,
+					  .prefetch = (unsigned)window };
 
 	switch (w->mode) {
 	case M_NONE:
@@ -222,6 +231,12 @@ static void setup(struct worker *w)
 		memcpy(w->mem, snap_mem, npages * PG);
 		break;
 	case M_MMAP:
+		break;
+	case M_COW:
+		w->mem = mmap(NULL, npages * PG, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE, snap_fd, 0);
+		if (w->mem == MAP_FAILED)
+			die("mmap");
 		break;
 	case M_MPROTECT:
 		w->mem = mmap(NULL, npages * PG, PROT_NONE, MAP_PRIVATE,
@@ -302,6 +317,7 @@ static void *work(void *arg)
 			break;
 		case M_UFFD:
 		case M_SIGBUS:
+		case M_COW:
 			instance(w->mem);
 			reset(w->mem);
 			break;
@@ -482,7 +498,7 @@ static void make_snapshot(const char *dir)
 static const char usage[] =
 	"usage: tier-iso --dir DIR [--threads 1,2,8,64] [--modes LIST]\n"
 	"                [--pages N] [--touch N] [--work W] [--seconds S]\n"
-	"                [--reps R] [--json]\n";
+	"                [--reps R] [--window N] [--json]\n";
 
 int main(int argc, char **argv)
 {
@@ -495,19 +511,20 @@ int main(int argc, char **argv)
 		{ "seconds", required_argument, NULL, 's' },
 		{ "work", required_argument, NULL, 'w' },
 		{ "reps", required_argument, NULL, 'r' },
+		{ "window", required_argument, NULL, 'W' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
 	const char *dir = NULL, *threads = "1,2,8,64";
-	char modes[256] = "none,mmap,mprotect,uffd,sigbus,eager";
+	char modes[256] = "none,mmap,mprotect,uffd,sigbus,eager,cow";
 	unsigned nt[16], nnt = 0, i, m;
 	bool json = false, want[M_COUNT] = { 0 };
 	char *s, *tok, *save;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:t:m:p:k:s:w:r:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:t:m:p:k:s:w:r:W:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 't': threads = optarg; break;
@@ -517,12 +534,14 @@ int main(int argc, char **argv)
 		case 's': seconds = strtod(optarg, NULL); break;
 		case 'w': nwork = strtoul(optarg, NULL, 0); break;
 		case 'r': reps = strtoul(optarg, NULL, 0); break;
+		case 'W': window = strtoul(optarg, NULL, 0); break;
 		case 'j': json = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
 		}
 	}
-	if (!dir || !npages || seconds <= 0 || !reps || reps > MAX_REPS) {
+	if (!dir || !npages || seconds <= 0 || !reps || reps > MAX_REPS ||
+	    !window) {
 		fputs(usage, stderr);
 		return 2;
 	}
