@@ -31,7 +31,7 @@
 #define MAX_FAULTS	1024	/* registered instances at once */
 
 struct wasm_fault {
-	struct tier_restore *rs;
+	_Atomic(struct tier_restore *) rs;	/* NULL once detached */
 	struct tier_restore_thread *t;	/* SIGBUS mode only */
 	uintptr_t lo, hi;		/* the linear memory */
 	volatile sig_atomic_t err;	/* the page that could not be had */
@@ -83,9 +83,10 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	uintptr_t a = (uintptr_t)si->si_addr;
 	struct wasm_fault *f = in_call && a >= in_call->lo && a < in_call->hi ?
 			       in_call : by_addr(a);
+	struct tier_restore *rs = f ? atomic_load(&f->rs) : NULL;
 	int saved = errno, rc = -ENOENT;
 
-	if (!f) {
+	if (!rs) {
 		errno = saved;
 		chain(sig, si, uc);
 		return;
@@ -100,7 +101,7 @@ static void on_sigbus(int sig, siginfo_t *si, void *uc)
 	if (rc == -ENOENT) {
 		/* not a lazy page: a zero-copy page past a truncated object's
 		 * end, or no page of tier's at all */
-		if (tier_restore_sigbus_reason(f->rs, si->si_addr, f->why,
+		if (tier_restore_sigbus_reason(rs, si->si_addr, f->why,
 					       sizeof(f->why)) != 0) {
 			errno = saved;
 			chain(sig, si, uc);
@@ -151,7 +152,7 @@ int wasm_fault_open(struct tier_restore *rs, void *mem, size_t len,
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return tier_err(-ENOMEM, "wasm host: out of memory");
-	f->rs = rs;
+	atomic_init(&f->rs, rs);
 	f->lo = (uintptr_t)mem;
 	f->hi = (uintptr_t)mem + len;
 	if (flags & TIER_RESTORE_SIGBUS) {
@@ -195,6 +196,12 @@ void wasm_fault_close(struct wasm_fault *f)
 	pthread_mutex_unlock(&faults_lock);
 	tier_restore_thread_close(f->t);
 	free(f);
+}
+
+void wasm_fault_detach(struct wasm_fault *f)
+{
+	if (f && !f->t)
+		atomic_store(&f->rs, NULL);
 }
 
 void wasm_fault_enter(struct wasm_fault *f)

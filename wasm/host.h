@@ -93,6 +93,9 @@ void wasm_inst_attach(struct wasm_inst *in, struct tier_snap *snap,
 int wasm_fault_open(struct tier_restore *rs, void *mem, size_t len,
 		    unsigned flags, struct wasm_fault **ret);
 void wasm_fault_close(struct wasm_fault *f);
+/* Handler-thread mode: @f's restore is about to be stopped (by the
+ * reaper); its SIGBUSes are no longer this restore's. */
+void wasm_fault_detach(struct wasm_fault *f);
 /* This thread now runs a call into @f's instance (NULL: none), and no
  * longer does. */
 void wasm_fault_enter(struct wasm_fault *f);

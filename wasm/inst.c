@@ -48,8 +48,9 @@ static void *reaper(void *arg)
 
 	while (read(reaper_pipe[0], &in, sizeof(in)) == sizeof(in)) {
 		pthread_mutex_lock(&in->lock);
-		wasm_fault_close(in->fault);
-		in->fault = NULL;
+		/* the calling thread still names in->fault as its call's:
+		 * it stays allocated until wasm_inst_free */
+		wasm_fault_detach(in->fault);
 		tier_restore_stop(in->rs);
 		in->rs = NULL;
 		pthread_cond_broadcast(&in->stopped);
