@@ -33,6 +33,10 @@
  *             by MADV_DONTNEED (mmap_lock for reading), its pages faulted
  *             back by the kernel, copy-on-write of the snapshot's shared
  *             page cache pages
+ *   zero      no protection and no snapshot: anonymous memory reset by
+ *             MADV_DONTNEED, every touched page a zero-fill fault of the
+ *             kernel's (its sums checked to be 0): what an instance's
+ *             fresh memory costs with nothing restored into it
  *
  * --work W adds W more passes over each touched page's cache lines: the
  * instance's own compute, against which the memory's setup is weighed.
@@ -40,9 +44,11 @@
  * restore's prefetch attribute).
  *
  * Every cell is --reps slices of --seconds, each right after a slice of
- * none with as many threads; it prints (medians over the slices)
- * instances per second, that against the none slices, the CPU time an instance cost (getrusage: user + system,
- * over the instances) and that against none (none's over the mode's: a
+ * the reference (--ref, none unless told) with as many threads; it
+ * prints (medians over the slices) instances per second, that against
+ * the reference's slices, the CPU time an instance cost (getrusage: user
+ * + system, over the instances) and that against the reference's (its
+ * over the mode's: a
  * throughput ratio that a machine shared with other work does not
  * skew), the CPU the process used as a share of min(T, cores), its
  * system share, and the machine's busy share (/proc/stat: other
@@ -73,10 +79,10 @@
 #define MAX_THREADS	256
 
 enum mode { M_NONE, M_MMAP, M_MPROTECT, M_UFFD, M_SIGBUS, M_EAGER, M_COW,
-	    M_COUNT };
+	    M_ZERO, M_COUNT };
 
 static const char *const mode_names[M_COUNT] = {
-	"none", "mmap", "mprotect", "uffd", "sigbus", "eager", "cow",
+	"none", "mmap", "mprotect", "uffd", "sigbus", "eager", "cow", "zero",
 };
 
 static size_t npages = 256, ntouch, nwork, window = 8;
@@ -104,8 +110,8 @@ static void die(const char *what)
 }
 
 /* The instance: every cache line of the touched pages read, one word
- * written back; the sums must be the snapshot's. */
-static void instance(uint8_t *mem)
+ * written back; the sums must be the snapshot's (0 for zero memory). */
+static void instance(uint8_t *mem, bool zero)
 {
 	size_t i, r, stride = npages / ntouch;
 	static __thread volatile uint64_t junk;
@@ -122,7 +128,7 @@ static void instance(uint8_t *mem)
 			for (l = 0; l < PG / 8; l += 8)
 				junk += w[l] ^ r;
 		w[1] = w[1];
-		if (s != line_sum[i * stride]) {
+		if (s != (zero ? 0 : line_sum[i * stride])) {
 			fprintf(stderr, "tier-iso: page %zu: wrong bytes\n",
 				i * stride);
 			exit(1);
@@ -261,6 +267,7 @@ static void setup(struct worker *w)
 			die("tier_restore_start");
 		break;
 	case M_EAGER:
+	case M_ZERO:
 		w->mem = anon(PROT_READ | PROT_WRITE);
 		break;
 	default:
@@ -297,20 +304,24 @@ static void *work(void *arg)
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		switch (w->mode) {
 		case M_NONE:
-			instance(w->mem);
+			instance(w->mem, false);
+			break;
+		case M_ZERO:
+			instance(w->mem, true);
+			reset(w->mem);
 			break;
 		case M_MMAP:
 			p = mmap(NULL, npages * PG, PROT_READ | PROT_WRITE,
 				 MAP_PRIVATE, snap_fd, 0);
 			if (p == MAP_FAILED)
 				die("mmap");
-			instance(p);
+			instance(p, false);
 			munmap(p, npages * PG);
 			break;
 		case M_MPROTECT:
 			if (mprotect(w->mem, npages * PG, PROT_READ | PROT_WRITE))
 				die("mprotect");
-			instance(w->mem);
+			instance(w->mem, false);
 			reset(w->mem);
 			if (mprotect(w->mem, npages * PG, PROT_NONE))
 				die("mprotect");
@@ -318,12 +329,12 @@ static void *work(void *arg)
 		case M_UFFD:
 		case M_SIGBUS:
 		case M_COW:
-			instance(w->mem);
+			instance(w->mem, false);
 			reset(w->mem);
 			break;
 		case M_EAGER:
 			memcpy(w->mem, snap_mem, npages * PG);
-			instance(w->mem);
+			instance(w->mem, false);
 			reset(w->mem);
 			break;
 		default:
@@ -405,6 +416,8 @@ static struct cell median_cell(const struct cell *c, unsigned n)
 #undef MED
 	return m;
 }
+
+static enum mode ref = M_NONE;	/* --ref: the reference of the ratios */
 
 static struct cell run_cell(enum mode mode, unsigned nt)
 {
@@ -498,7 +511,7 @@ static void make_snapshot(const char *dir)
 static const char usage[] =
 	"usage: tier-iso --dir DIR [--threads 1,2,8,64] [--modes LIST]\n"
 	"                [--pages N] [--touch N] [--work W] [--seconds S]\n"
-	"                [--reps R] [--window N] [--json]\n";
+	"                [--reps R] [--window N] [--ref MODE] [--json]\n";
 
 int main(int argc, char **argv)
 {
@@ -512,19 +525,20 @@ int main(int argc, char **argv)
 		{ "work", required_argument, NULL, 'w' },
 		{ "reps", required_argument, NULL, 'r' },
 		{ "window", required_argument, NULL, 'W' },
+		{ "ref", required_argument, NULL, 'R' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
 	};
 	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
 	const char *dir = NULL, *threads = "1,2,8,64";
-	char modes[256] = "none,mmap,mprotect,uffd,sigbus,eager,cow";
+	char modes[256] = "none,mmap,mprotect,uffd,sigbus,eager,cow,zero";
 	unsigned nt[16], nnt = 0, i, m;
 	bool json = false, want[M_COUNT] = { 0 };
 	char *s, *tok, *save;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "d:t:m:p:k:s:w:r:W:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:t:m:p:k:s:w:r:W:R:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': dir = optarg; break;
 		case 't': threads = optarg; break;
@@ -535,6 +549,14 @@ int main(int argc, char **argv)
 		case 'w': nwork = strtoul(optarg, NULL, 0); break;
 		case 'r': reps = strtoul(optarg, NULL, 0); break;
 		case 'W': window = strtoul(optarg, NULL, 0); break;
+		case 'R':
+			for (ref = 0; ref < M_COUNT && strcmp(optarg, mode_names[ref]); ref++)
+				;
+			if (ref == M_COUNT) {
+				fprintf(stderr, "tier-iso: unknown mode '%s'\n", optarg);
+				return 2;
+			}
+			break;
 		case 'j': json = true; break;
 		case 'h': fputs(usage, stdout); return 0;
 		default: fputs(usage, stderr); return 2;
@@ -568,15 +590,16 @@ int main(int argc, char **argv)
 		}
 		want[m] = true;
 	}
-	want[M_NONE] = true;		/* the reference of every ratio */
+	want[ref] = true;		/* the reference of every ratio */
 	if (sigaction(SIGBUS, &sa, NULL))
 		die("sigaction");
 	make_snapshot(dir);
 
 	if (!json)
-		printf("%-9s %7s %12s %10s %8s %10s %8s %6s %6s %8s\n", "mode",
-		       "threads", "instances/s", "none/s", "vs none",
-		       "cpu_us/inst", "vs none", "cpu", "sys", "machine");
+		printf("%-9s %7s %12s %10s %8s %10s %8s %6s %6s %8s   (ref: %s)\n",
+		       "mode", "threads", "instances/s", "ref/s", "vs ref",
+		       "cpu_us/inst", "vs ref", "cpu", "sys", "machine",
+		       mode_names[ref]);
 	for (m = 0; m < M_COUNT; m++) {
 		if (!want[m])
 			continue;
@@ -590,8 +613,8 @@ int main(int argc, char **argv)
 			unsigned k;
 
 			for (k = 0; k < reps; k++) {
-				sb[k] = run_cell(M_NONE, nt[i]);
-				sr[k] = m == M_NONE ? sb[k] : run_cell(m, nt[i]);
+				sb[k] = run_cell(ref, nt[i]);
+				sr[k] = m == ref ? sb[k] : run_cell(m, nt[i]);
 				rr[k] = sr[k].rate / sb[k].rate;
 				cr[k] = sb[k].cpu_us / sr[k].cpu_us;
 			}
@@ -602,11 +625,11 @@ int main(int argc, char **argv)
 			if (json)
 				printf("{\"mode\":\"%s\",\"threads\":%u,\"pages\":%zu,"
 				       "\"touch\":%zu,\"work\":%zu,\"rate\":%.1f,"
-				       "\"none_rate\":%.1f,\"ratio\":%.3f,"
+				       "\"ref\":\"%s\",\"ref_rate\":%.1f,\"ratio\":%.3f,"
 				       "\"cpu_us\":%.1f,\"cpu_ratio\":%.3f,"
 				       "\"cpu\":%.3f,\"sys_share\":%.3f,"
 				       "\"machine_busy\":%.3f}\n", mode_names[m],
-				       nt[i], npages, ntouch, nwork, r.rate, b.rate,
+				       nt[i], npages, ntouch, nwork, r.rate, mode_names[ref], b.rate,
 				       r.ratio, r.cpu_us, r.cpu_ratio, r.cpu,
 				       r.sys_share, r.machine);
 			else

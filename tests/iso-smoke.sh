@@ -14,8 +14,8 @@ trap 'rm -rf "$out"' EXIT INT TERM
 "$iso" --dir "$out" --threads 1,3 --pages 64 --seconds 0.05 --reps 1 \
 	--json > "$out/rows"
 n=$(grep -c '"rate":' "$out/rows")
-[ "$n" = 14 ] || { echo "tier-iso: $n rows, expected 14"; cat "$out/rows"; exit 1; }
-for m in none mmap mprotect uffd sigbus eager cow; do
+[ "$n" = 16 ] || { echo "tier-iso: $n rows, expected 16"; cat "$out/rows"; exit 1; }
+for m in none mmap mprotect uffd sigbus eager cow zero; do
 	[ "$(grep -c "\"mode\":\"$m\"" "$out/rows")" = 2 ] ||
 		{ echo "tier-iso: no two rows of $m"; cat "$out/rows"; exit 1; }
 done
