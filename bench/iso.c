@@ -5,11 +5,17 @@
  * back to back; an instance's memory starts as a snapshot of M pages,
  * the instance reads every cache line of K of them and writes one word
  * of each (the value it read: the sums it checks stay those of the
- * snapshot), and the memory is reset for the next instance. Seven ways
- * to give every instance the snapshot's memory:
+ * snapshot), and the memory is reset for the next instance. The ways
+ * to give every instance its memory:
  *
- *   none      one mapping, filled once, never reset: no isolation at all
- *             (the instance sees the last one's writes); the reference
+ *   none      no protection (Faasm's reference): anonymous memory reset
+ *             by MADV_DONTNEED, every touched page a zero-fill fault of
+ *             the kernel's (its sums checked to be 0): an instance's fresh
+ *             memory with nothing restored into it and nothing guarding
+ *             it; the reference of the ratios unless --ref says otherwise
+ *   reuse     one mapping, filled once, never reset: no isolation at all
+ *             (an instance sees the last one's writes), so nothing to
+ *             refill: what touching warm memory costs, for scale
  *   mmap      a new MAP_PRIVATE mapping of the snapshot (a memfd) per
  *             instance, munmap after: mmap_lock taken for writing twice
  *   mprotect  one such mapping kept, PROT_NONE between instances: each
@@ -33,10 +39,6 @@
  *             by MADV_DONTNEED (mmap_lock for reading), its pages faulted
  *             back by the kernel, copy-on-write of the snapshot's shared
  *             page cache pages
- *   zero      no protection and no snapshot: anonymous memory reset by
- *             MADV_DONTNEED, every touched page a zero-fill fault of the
- *             kernel's (its sums checked to be 0): what an instance's
- *             fresh memory costs with nothing restored into it
  *
  * --work W adds W more passes over each touched page's cache lines: the
  * instance's own compute, against which the memory's setup is weighed.
@@ -78,11 +80,11 @@
 #define PG		4096
 #define MAX_THREADS	256
 
-enum mode { M_NONE, M_MMAP, M_MPROTECT, M_UFFD, M_SIGBUS, M_EAGER, M_COW,
-	    M_ZERO, M_COUNT };
+enum mode { M_NONE, M_REUSE, M_MMAP, M_MPROTECT, M_UFFD, M_SIGBUS, M_EAGER,
+	    M_COW, M_COUNT };
 
 static const char *const mode_names[M_COUNT] = {
-	"none", "mmap", "mprotect", "uffd", "sigbus", "eager", "cow", "zero",
+	"none", "reuse", "mmap", "mprotect", "uffd", "sigbus", "eager", "cow",
 };
 
 static size_t npages = 256, ntouch, nwork, window = 8;
@@ -232,7 +234,7 @@ static void setup(struct worker *w)
 					  .prefetch = (unsigned)window };
 
 	switch (w->mode) {
-	case M_NONE:
+	case M_REUSE:
 		w->mem = anon(PROT_READ | PROT_WRITE);
 		memcpy(w->mem, snap_mem, npages * PG);
 		break;
@@ -267,7 +269,7 @@ static void setup(struct worker *w)
 			die("tier_restore_start");
 		break;
 	case M_EAGER:
-	case M_ZERO:
+	case M_NONE:
 		w->mem = anon(PROT_READ | PROT_WRITE);
 		break;
 	default:
@@ -303,10 +305,10 @@ static void *work(void *arg)
 	pthread_barrier_wait(w->go);
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		switch (w->mode) {
-		case M_NONE:
+		case M_REUSE:
 			instance(w->mem, false);
 			break;
-		case M_ZERO:
+		case M_NONE:
 			instance(w->mem, true);
 			reset(w->mem);
 			break;
@@ -532,7 +534,7 @@ int main(int argc, char **argv)
 	};
 	struct sigaction sa = { .sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO };
 	const char *dir = NULL, *threads = "1,2,8,64";
-	char modes[256] = "none,mmap,mprotect,uffd,sigbus,eager,cow,zero";
+	char modes[256] = "none,reuse,mmap,mprotect,uffd,sigbus,eager,cow";
 	unsigned nt[16], nnt = 0, i, m;
 	bool json = false, want[M_COUNT] = { 0 };
 	char *s, *tok, *save;

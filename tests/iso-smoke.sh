@@ -15,7 +15,7 @@ trap 'rm -rf "$out"' EXIT INT TERM
 	--json > "$out/rows"
 n=$(grep -c '"rate":' "$out/rows")
 [ "$n" = 16 ] || { echo "tier-iso: $n rows, expected 16"; cat "$out/rows"; exit 1; }
-for m in none mmap mprotect uffd sigbus eager cow zero; do
+for m in none reuse mmap mprotect uffd sigbus eager cow; do
 	[ "$(grep -c "\"mode\":\"$m\"" "$out/rows")" = 2 ] ||
 		{ echo "tier-iso: no two rows of $m"; cat "$out/rows"; exit 1; }
 done
