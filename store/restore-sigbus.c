@@ -8,11 +8,11 @@
  * from its tier, checks it against the snapshot's checksum and installs
  * it with UFFDIO_COPY. Returning from the handler retries the access.
  * For in-process runtimes (a WebAssembly host): no handler thread to
- * wake, no second CPU, and no mmap_lock taken for writing (the ioctls
- * take it for reading), which is why Faasm found such runtimes scale
- * with it (BENCHMARKS.md, "Faults in the faulting thread": per instance
- * the cheapest lazy mode here; the scaling itself needs more than this
- * machine's 2 cores to show).
+ * wake, no second CPU, no mmap_lock taken for writing (the ioctls take
+ * it for reading) and no TLB shootdown (a page is installed where there
+ * was none, never copied on write from a shared one), which is why Faasm
+ * found such runtimes scale with it (BENCHMARKS.md, "Faults in the
+ * faulting thread": 5.7x no protection's throughput at 64 threads).
  *
  * Everything on the fault path must be async-signal-safe, since the
  * signal may land anywhere, inside malloc or holding any lock of the
