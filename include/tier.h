@@ -336,7 +336,10 @@ struct tier_restore_attr {
  * own threads), NOT for VMMs: KVM reaches guest memory from the kernel,
  * where a missing page is no signal but an -EFAULT from KVM_RUN, and
  * any syscall handed a page not yet in (read(2) into it, say) fails
- * with EFAULT the same way: touch such buffers first. on_error is not
+ * with EFAULT the same way: touch such buffers first. madvise(
+ * MADV_DONTNEED) of restored pages resets them to the snapshot: their
+ * next touch fetches them again (with the handler thread such pages read
+ * as zero afterwards, as a balloon expects). on_error is not
  * called (the failure is tier_restore_fault's answer). -EOPNOTSUPP from
  * tier_restore_start where the kernel lacks the feature. Not with
  * TIER_RESTORE_RECORD or TIER_RESTORE_NO_THREAD.
