@@ -3,8 +3,9 @@
  * Plans: the placer's extents for one policy, with the tier URIs the data
  * went to. A restore executes a plan as written, so decoding insists on a
  * well-formed one: extents sorted, disjoint, covering every page once.
- * store/place.c writes plans; the restorer and tier_plan_info() (also in
- * store/place.c) load them.
+ * store/place.c writes plans; the restorer loads them, and so do
+ * tier_plan_info() and tier_plan_pages() here, which say what a plan
+ * holds without restoring it.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -15,8 +16,10 @@
 #include "store/fmt.h"
 #include "store/snap.h"
 #include "util/err.h"
+#include "tier.h"
 #include "util/file.h"
 
+#define PG		TIER_PAGE_SIZE
 #define HDR_SIZE	sizeof(struct fmt_plan_hdr)
 #define EXT_SIZE	sizeof(struct fmt_plan_ext)
 #define OFF(f)		offsetof(struct fmt_plan_hdr, f)
@@ -253,4 +256,118 @@ void plan_free(struct plan *plan)
 	free(plan->ext);
 	plan->ext = NULL;
 	plan->n = 0;
+}
+
+/*
+ * Mappings a restore makes, as the placer counts them: one mmap per run
+ * of MAP extents of one source whose bytes follow each other, one uffd
+ * registration per run of adjacent COPY/LAZY extents; a plan whose CXL
+ * object has the identity layout (every CXL extent at src_off = page <<
+ * 12) is counted per cluster, as a restore from a shmem tier maps it.
+ */
+static int plan_identity(const struct placer_ext *ext, size_t n)
+{
+	int identity = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (ext[i].source != PLACER_SRC_CXL)
+			continue;
+		if (ext[i].src_off != ext[i].page * PG)
+			return 0;
+		identity = 1;
+	}
+	return identity;
+}
+
+static uint64_t count_mappings(const struct placer_ext *ext, size_t n)
+{
+	return placer_count_mappings(ext, n, plan_identity(ext, n));
+}
+
+int tier_plan_info(struct tier_snap *snap, enum tier_policy policy,
+		   struct tier_plan_info *ret)
+{
+	struct tier_plan_info info = { 0 };
+	struct plan plan;
+	int rc, identity;
+
+	rc = plan_load(snap, policy, &plan);
+	if (rc)
+		return rc;
+	info.policy = plan.hdr.policy;
+	snprintf(info.cxl, sizeof(info.cxl), "%s", plan.hdr.cxl);
+	{
+		const char *backing;
+
+		store_pool_split(plan.hdr.pool, info.pool, &backing);
+		snprintf(info.backing, sizeof(info.backing), "%s", backing);
+	}
+	info.extents = plan.n;
+	info.mappings = count_mappings(plan.ext, plan.n);
+	identity = plan_identity(plan.ext, plan.n);
+	for (size_t i = 0; i < plan.n; i++) {
+		const struct placer_ext *e = &plan.ext[i];
+		uint64_t end = e->src_off + e->npages * PG;
+
+		if (e->cls < TIER_CLASS_MAX)
+			info.pages[e->cls] += e->npages;
+		/* identity: a sparse object holding just these pages */
+		if (identity && e->source == PLACER_SRC_CXL) {
+			info.cxl_bytes += e->npages * PG;
+			continue;
+		}
+		/* An object is as large as its furthest extent reaches. */
+		if (e->source == PLACER_SRC_CXL && end > info.cxl_bytes)
+			info.cxl_bytes = end;
+		else if (e->source == PLACER_SRC_POOL && end > info.pool_bytes)
+			info.pool_bytes = end;
+		else if (e->source == PLACER_SRC_LOCAL && end > info.local_bytes)
+			info.local_bytes = end;
+	}
+	plan_free(&plan);
+	*ret = info;
+	return 0;
+}
+
+static uint8_t tier_of(uint8_t source)
+{
+	switch (source) {
+	case PLACER_SRC_IMAGE:
+		return TIER_TIER_IMAGE;
+	case PLACER_SRC_LOCAL:
+		return TIER_TIER_LOCAL;
+	case PLACER_SRC_CXL:
+		return TIER_TIER_CXL;
+	case PLACER_SRC_POOL:
+		return TIER_TIER_POOL;
+	default:
+		return TIER_TIER_NONE;
+	}
+}
+
+int tier_plan_pages(struct tier_snap *snap, enum tier_policy policy,
+		    uint8_t **ret)
+{
+	struct plan plan;
+	uint8_t *map;
+	int rc;
+
+	rc = plan_load(snap, policy, &plan);
+	if (rc)
+		return rc;
+	map = calloc(snap->npages ? snap->npages : 1, 1);
+	if (!map) {
+		plan_free(&plan);
+		return tier_err(-ENOMEM, "out of memory");
+	}
+	/* plan_load checked the extents cover exactly [0, npages). */
+	for (size_t i = 0; i < plan.n; i++) {
+		const struct placer_ext *e = &plan.ext[i];
+		uint8_t v = (e->cls & 0xf) | tier_of(e->source) << 4;
+
+		memset(map + e->page, v, e->npages);
+	}
+	plan_free(&plan);
+	*ret = map;
+	return 0;
 }
