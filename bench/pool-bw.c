@@ -161,6 +161,12 @@ int main(int argc, char **argv)
 	char *tok;
 	int c, rc;
 
+	/* as tierctl: the guest's rxe pair is picked by the source address */
+	if (tier_set_pool_opts(&(struct tier_pool_opts){
+		    .rdma_src = getenv("TIER_POOL_RDMA_SRC") })) {
+		fprintf(stderr, "pool-bw: %s\n", tier_errmsg());
+		return 2;
+	}
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'u':

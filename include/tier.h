@@ -469,6 +469,26 @@ enum tier_log_level { TIER_LOG_ERR = 3, TIER_LOG_INFO = 6, TIER_LOG_DEBUG = 7 };
 void tier_set_log_fn(void (*fn)(int level, const char *msg, void *arg),
 		     void *arg);
 
+/* ------------------------------------------------------- pool settings */
+
+/*
+ * Process-wide settings of the pool connections opened after the call
+ * (a program sets them once, before it opens anything: tierctl from its
+ * TIER_POOL_TIMEOUT_MS and TIER_POOL_RDMA_SRC). Zero-filled fields, or
+ * NULL, keep the defaults. -EINVAL for a timeout past an hour or a
+ * source address that does not fit.
+ */
+struct tier_pool_opts {
+	/* A request's I/O timeout on tcp:// and rdma:// (a stalled
+	 * server fails the read after it); 0: 10 s. */
+	unsigned timeout_ms;
+	/* rdma://: the local address to connect from, which picks the
+	 * device on a host with several (the two ends of a soft-RoCE
+	 * pair); NULL: the route's. */
+	const char *rdma_src;
+};
+int tier_set_pool_opts(const struct tier_pool_opts *opts);
+
 const char *tier_version(void);
 
 #ifdef __cplusplus

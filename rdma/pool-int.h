@@ -18,6 +18,12 @@
 #include "util/sigstr.h"
 
 #define POOL_NAME_MAX	127	/* "SNAP/POLICY", without the NUL */
+#define POOL_IO_TIMEOUT_MS	10000	/* a request's, unless tier_set_pool_opts */
+
+/* tier_set_pool_opts' settings (pool.c): the I/O timeout in ms, and the
+ * rdma:// source address or NULL. */
+unsigned pool_opt_timeout_ms(void);
+const char *pool_opt_rdma_src(void);
 
 struct pool_ops {
 	void (*close)(struct pool *p);

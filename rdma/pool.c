@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -472,4 +473,54 @@ int pool_list(struct pool *p, const char *snap,
 		return tier_err(-EOPNOTSUPP, "pool %s cannot list its segments; name them (SNAP/POLICY.GEN)",
 				p->uri);
 	return p->ops->list(p, snap, fn, arg);
+}
+
+/* ------------------------------------------------------------ settings */
+
+static struct {
+	pthread_mutex_t lock;
+	unsigned timeout_ms;
+	char rdma_src[64];
+} opts = { .lock = PTHREAD_MUTEX_INITIALIZER, .timeout_ms = POOL_IO_TIMEOUT_MS };
+
+int tier_set_pool_opts(const struct tier_pool_opts *o)
+{
+	const struct tier_pool_opts none = { 0 };
+
+	if (!o)
+		o = &none;
+	if (o->timeout_ms > 3600U * 1000)
+		return tier_err(-EINVAL, "pool timeout %u ms: more than an hour",
+				o->timeout_ms);
+	if (o->rdma_src && strlen(o->rdma_src) >= sizeof(opts.rdma_src))
+		return tier_err(-EINVAL, "pool RDMA source address '%.40s...': too long",
+				o->rdma_src);
+	pthread_mutex_lock(&opts.lock);
+	opts.timeout_ms = o->timeout_ms ? o->timeout_ms : POOL_IO_TIMEOUT_MS;
+	snprintf(opts.rdma_src, sizeof(opts.rdma_src), "%s",
+		 o->rdma_src ? o->rdma_src : "");
+	pthread_mutex_unlock(&opts.lock);
+	return 0;
+}
+
+unsigned pool_opt_timeout_ms(void)
+{
+	unsigned v;
+
+	pthread_mutex_lock(&opts.lock);
+	v = opts.timeout_ms;
+	pthread_mutex_unlock(&opts.lock);
+	return v;
+}
+
+/* The string lives as long as the process; a later set between a reader's
+ * load and its use would be a program setting it while it connects. */
+const char *pool_opt_rdma_src(void)
+{
+	const char *s;
+
+	pthread_mutex_lock(&opts.lock);
+	s = opts.rdma_src[0] ? opts.rdma_src : NULL;
+	pthread_mutex_unlock(&opts.lock);
+	return s;
 }

@@ -30,7 +30,6 @@
 #include "util/log.h"
 
 #define TCP_CONNECT_TIMEOUT_MS	3000
-#define TCP_IO_TIMEOUT_MS	10000
 
 struct tcp_pool {
 	int fd;			/* -1 once the connection is lost */
@@ -50,19 +49,11 @@ static struct tcp_pool *tp_of(struct pool *p)
 	return p->priv;
 }
 
-/* TIER_POOL_TIMEOUT_MS overrides the I/O timeout (tests, slow links). */
+/* tier_set_pool_opts may change it (slow links; tests that stall a
+ * server) */
 static unsigned io_timeout_ms(void)
 {
-	const char *s = getenv("TIER_POOL_TIMEOUT_MS");
-	char *end;
-	unsigned long v;
-
-	if (!s || !*s)
-		return TCP_IO_TIMEOUT_MS;
-	v = strtoul(s, &end, 10);
-	if (*end || v == 0 || v > 3600 * 1000)
-		return TCP_IO_TIMEOUT_MS;
-	return v;
+	return pool_opt_timeout_ms();
 }
 
 static void tcp_drop(struct pool *p)

@@ -29,7 +29,6 @@
 #define V_REPLY_SIZE	512		/* server: a reply, never READ data */
 #define V_RD_ATOM	16		/* outstanding RDMA READs we ask for */
 #define V_CM_TIMEOUT_MS	3000
-#define V_IO_TIMEOUT_MS	10000
 
 enum { WR_SEND = 1, WR_RECV, WR_READ, WR_PREAD };
 

@@ -220,16 +220,7 @@ int verbs_post_send(struct ibv_qp *qp, uint64_t wr_id, void *buf,
 
 unsigned verbs_timeout_ms(void)
 {
-	const char *s = getenv("TIER_POOL_TIMEOUT_MS");
-	unsigned long v;
-	char *end;
-
-	if (!s || !*s)
-		return V_IO_TIMEOUT_MS;
-	v = strtoul(s, &end, 10);
-	if (*end || v == 0 || v > 3600 * 1000)
-		return V_IO_TIMEOUT_MS;
-	return v;
+	return pool_opt_timeout_ms();
 }
 
 /* ------------------------------------------------------------- client */
@@ -682,14 +673,14 @@ static int v_hello(struct pool *p)
 }
 
 /*
- * TIER_POOL_RDMA_SRC picks the local address (and so the device) on a
- * host with several, e.g. the two ends of a soft-RoCE veth pair.
+ * tier_set_pool_opts' rdma_src picks the local address (and so the
+ * device) on a host with several, e.g. the two ends of a soft-RoCE veth
+ * pair.
  */
 static int resolve_src(struct pool *p, const char **ret)
 {
-	*ret = getenv("TIER_POOL_RDMA_SRC");
-	if (*ret && !**ret)
-		*ret = NULL;
+	(void)p;
+	*ret = pool_opt_rdma_src();
 	return 0;
 }
 

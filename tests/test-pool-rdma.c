@@ -490,11 +490,13 @@ int main(int argc, char **argv)
 		t_skip("set TIER_TEST_RDMA_ADDR to an address of an RDMA device "
 		       "(emu/run-in-guest.sh --rxe: 10.9.0.1, with TIER_POOL_RDMA_SRC=10.9.0.2)");
 
+	/* TCG soft-RoCE on a busy host can stall for seconds; a dead server
+	 * is still noticed at once through its disconnect. The source
+	 * address picks the client's end of the guest's rxe pair. */
+	t_ok(tier_set_pool_opts(&(struct tier_pool_opts){
+		.timeout_ms = 30000, .rdma_src = getenv("TIER_POOL_RDMA_SRC") }));
 	if (argc == 2 && !strcmp(argv[1], "--serve"))
 		return serve_child();
-	/* TCG soft-RoCE on a busy host can stall for seconds; a dead server
-	 * is still noticed at once through its disconnect. */
-	setenv("TIER_POOL_TIMEOUT_MS", "30000", 0);
 
 	srv_start(&sv, NULL);
 	a = connect_pool(sv.port);

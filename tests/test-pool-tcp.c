@@ -917,9 +917,9 @@ int main(int argc, char **argv)
 	test_server_killed("/proc/self/exe");
 	fake_read(FAKE_HALF_DATA, -ECONNRESET, -EPIPE);
 	fake_read(FAKE_WRONG_LEN, -EPROTO, -EPROTO);
-	setenv("TIER_POOL_TIMEOUT_MS", "1000", 1);
+	t_ok(tier_set_pool_opts(&(struct tier_pool_opts){ .timeout_ms = 1000 }));
 	fake_read(FAKE_HANG, -ETIMEDOUT, -ETIMEDOUT);
-	unsetenv("TIER_POOL_TIMEOUT_MS");
+	t_ok(tier_set_pool_opts(NULL));
 
 	test_persistence();
 	test_full_disk();

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* tierctl's main: the command table (one file per command, declared in
  * tierctl/tierctl.h), its dispatch and "tierctl help". */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,10 +120,41 @@ static int cmd_help(int argc, char **argv)
 	return dispatch("tierctl", cmds, n, args);
 }
 
+/*
+ * The pool settings the environment gives (tierctl.1, ENVIRONMENT); the
+ * library reads no environment of its own but TIER_LOG.
+ */
+static int pool_env(void)
+{
+	const char *t = getenv("TIER_POOL_TIMEOUT_MS");
+	struct tier_pool_opts o = { .rdma_src = getenv("TIER_POOL_RDMA_SRC") };
+	char *end;
+
+	if (o.rdma_src && !*o.rdma_src)
+		o.rdma_src = NULL;
+	if (t && *t) {
+		unsigned long v = strtoul(t, &end, 10);
+
+		if (*end || !v || v > 3600UL * 1000) {
+			fprintf(stderr, "tierctl: TIER_POOL_TIMEOUT_MS=%s: not a number of milliseconds from 1 to 3600000\n",
+				t);
+			return -EINVAL;
+		}
+		o.timeout_ms = (unsigned)v;
+	}
+	if (tier_set_pool_opts(&o)) {
+		fprintf(stderr, "tierctl: %s\n", tier_errmsg());
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rc;
 
+	if (pool_env())
+		return 2;
 	if (argc == 2 && !strcmp(argv[1], "--version"))
 		rc = cmd_version(1, argv);
 	else

@@ -327,6 +327,13 @@ static void take_over(void *addr, size_t len)
 		die("TIER_QEMU_SNAP is not set");
 	ad.record = !strcmp(env("TIER_QEMU_MODE", "restore"), "record");
 
+	/* the pool settings tierctl takes from its environment (the
+	 * timeout is checked there; here a bad one keeps the default) */
+	rc = tier_set_pool_opts(&(struct tier_pool_opts){
+		.timeout_ms = (unsigned)strtoul(env("TIER_POOL_TIMEOUT_MS", "0"), NULL, 10),
+		.rdma_src = getenv("TIER_POOL_RDMA_SRC") });
+	if (rc)
+		die("%s", tier_errmsg());
 	rc = tier_store_open(getenv("TIER_STORE"), &ad.store);
 	if (!rc)
 		rc = tier_snap_open(ad.store, snapname, &ad.snap);

@@ -326,6 +326,9 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	self_exe = argv[0];
+	/* the guest suite's client end of the rxe pair, as for tierctl */
+	t_ok(tier_set_pool_opts(&(struct tier_pool_opts){
+		.rdma_src = getenv("TIER_POOL_RDMA_SRC") }));
 	if (argc == 5 && !strcmp(argv[1], "child"))
 		return child(argv[2], argv[3], argv[4]);
 	if (geteuid() != 0)
