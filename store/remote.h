@@ -29,12 +29,15 @@ struct remote_region {
 #define REMOTE_KEEP_REMOVED	(1U << 1)	/* a removed range stays
 						 * registered (zero pages from
 						 * us), not unregistered */
+#define REMOTE_POOL_FALLBACK	(1U << 2)	/* as TIER_RESTORE_POOL_FALLBACK */
 
 struct remote_attr {
 	unsigned flags;			/* REMOTE_* */
 	enum tier_policy policy;	/* which stored plan; 0: tiered */
 	const char *cxl, *pool;		/* override the plan's URIs */
 	unsigned prefetch;		/* pages a lazy fault fetches; 0: 8 */
+	const char *backing;		/* REMOTE_POOL_FALLBACK's copy; NULL:
+					 * the plan's */
 };
 
 struct remote;

@@ -90,6 +90,9 @@ static int open_plan(struct remote *rm, const struct remote_attr *attr)
 {
 	struct tier_restore_attr ta = {
 		.policy = attr->policy, .cxl = attr->cxl, .pool = attr->pool,
+		.flags = attr->flags & REMOTE_POOL_FALLBACK ?
+			 TIER_RESTORE_POOL_FALLBACK : 0,
+		.backing = attr->backing,
 	};
 	struct plan plan;
 	size_t i;

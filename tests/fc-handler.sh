@@ -11,7 +11,9 @@
 #            each, the connection closed, the others still served
 #   hugetlb  2 MiB hugetlb regions (77 without enough huge pages)
 #   fail     a killed handler (the harness's watchdog), stale and live
-#            sockets, the fail policies on a corrupt page, the second stop
+#            sockets, the fail policies on a corrupt page, the second stop,
+#            a TCP pool killed under a VMM (fails closed; with
+#            --pool-fallback, served from the durable copy)
 #   usage    (suite unit) --help, usage errors exit 2, failures 1
 set -uo pipefail
 
@@ -657,6 +659,49 @@ pool_killed() {
 	grep -q "wrong bytes\|byte +0x\|word +0x" "$tmp/h.err" && bad "pool killed: a wrong page: $(cat "$tmp/h.err")"
 	wait_for "$tmp/t.err" "snapshot vmt: pid $hp: page [0-9]+ .*pool $uri.*; killed it \(SIGKILL\)$" ||
 		bad "pool killed: no fail line naming the page and the pool: $(cat "$tmp/t.err")"
+	kill -TERM "$hpid"
+	wait "$hpid"
+
+	pool_fallback
+}
+
+# The same with a durable copy (place --backing file:) and fc-handler
+# --pool-fallback: the pool killed halfway, the VMM's remaining cold pages
+# come from the copy, each checked, and it finishes with every page right.
+pool_fallback() {
+	local pp uri hp rc
+
+	"$T" import --quiet vmb "$tmp/img" &&
+		"$T" trace import --name trained vmb "$tmp/hot.trace" >/dev/null ||
+		{ bad "import vmb"; return; }
+	mkdir -p "$tmp/bpool"
+	"$T" pool serve --no-auth --listen tcp://127.0.0.1:0 --dir "$tmp/bpool" >"$tmp/bpool.out" 2>"$tmp/bpool.err" &
+	pp=$!
+	kids+=("$pp")
+	wait_for "$tmp/bpool.out" "listening on tcp://" || { bad "pool serve: $(cat "$tmp/bpool.err")"; return; }
+	uri=$(sed -n 's/.*listening on \(tcp:\/\/[0-9.:]*\).*/\1/p' "$tmp/bpool.out" | head -1)
+	"$T" place vmb --policy tiered --trace trained --cxl "cxl=dir:$tmp/cxl" --pool "$uri" \
+		--backing "file:$tmp/back" >/dev/null 2>"$tmp/err" ||
+		{ bad "place vmb --backing: $(cat "$tmp/err")"; return; }
+	hsnap=vmb start_handler b --pool-fallback || return
+	"$H" --socket "$tmp/b.sock" --image "$tmp/img" --timeout 20 --threads 4 \
+		--trace "$tmp/shuffled.trace" --pause "$tmp/go2" >"$tmp/h.out" 2>"$tmp/h.err" &
+	hp=$!
+	kids+=("$hp")
+	wait_for "$tmp/h.out" "paused" 10 || bad "pool fallback: the harness did not pause: $(cat "$tmp/h.out" "$tmp/h.err")"
+	kill -KILL "$pp"
+	wait "$pp" 2>/dev/null
+	: >"$tmp/go2"
+	wait "$hp" 2>/dev/null
+	rc=$?
+	[ "$rc" = 0 ] || bad "pool fallback: harness exit $rc, want 0: $(cat "$tmp/h.err" "$tmp/b.err")"
+	grep -q "4096 pages touched, .* 0 wrong" "$tmp/h.out" ||
+		bad "pool fallback: not every page right: $(cat "$tmp/h.out")"
+	grep -q "killed it\|stopped it" "$tmp/b.err" && bad "pool fallback: the handler failed the VMM: $(cat "$tmp/b.err")"
+	# the copy really was read: a VMM started with the pool gone is served
+	harness 0 "pool fallback, pool down from the start" b --threads 2 --trace "$tmp/shuffled.trace"
+	grep -q "4096 pages touched, .* 0 wrong" "$tmp/h.out" ||
+		bad "pool fallback, pool down: $(cat "$tmp/h.out")"
 	kill -TERM "$hpid"
 	wait "$hpid"
 }

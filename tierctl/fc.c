@@ -26,6 +26,10 @@ static const char fc_usage[] =
 	"                       faasnap, aquifer, eager\n"
 	"  --cxl URI            read the CXL tier from URI instead of the plan's\n"
 	"  --pool URI           read the pool from URI instead of the plan's\n"
+	"  --pool-fallback      read a segment the pool cannot open or read\n"
+	"                       from its durable copy (the plan's, from place\n"
+	"                       --backing; or --backing URI), every page checked\n"
+	"  --backing URI        the durable copy for --pool-fallback\n"
 	"  --record NAME        record each VM's first touches as trace NAME\n"
 	"                       (the Nth VM's as NAME-N)\n"
 	"  --prefetch PAGES     pages a lazy fault fetches, the faulting one first\n"
@@ -65,6 +69,8 @@ int cmd_fc_handler(int argc, char **argv)
 		{ "policy",  required_argument, NULL, 'p' },
 		{ "cxl",     required_argument, NULL, 'c' },
 		{ "pool",    required_argument, NULL, 'P' },
+		{ "pool-fallback", no_argument, NULL, 'F' },
+		{ "backing", required_argument, NULL, 'B' },
 		{ "record",  required_argument, NULL, 'r' },
 		{ "prefetch", required_argument, NULL, 'w' },
 		{ "on-fail", required_argument, NULL, 'f' },
@@ -104,6 +110,14 @@ int cmd_fc_handler(int argc, char **argv)
 				return cli_bad(argv[0], fc_usage, "%s", tier_errmsg());
 			attr.pool = optarg;
 			break;
+		case 'F':
+			attr.flags |= FC_HANDLER_POOL_FALLBACK;
+			break;
+		case 'B':
+			if (uri_parse(optarg, URI_WANT_POOL, &uri))
+				return cli_bad(argv[0], fc_usage, "%s", tier_errmsg());
+			attr.backing = optarg;
+			break;
 		case 'r':
 			attr.record = optarg;
 			break;
@@ -131,6 +145,12 @@ int cmd_fc_handler(int argc, char **argv)
 		return cli_usage(fc_usage, 2);
 	if (!sock)
 		return cli_bad(argv[0], fc_usage, "--socket PATH is required");
+	if (attr.backing && !(attr.flags & FC_HANDLER_POOL_FALLBACK))
+		return cli_bad(argv[0], fc_usage,
+			       "--backing is the copy --pool-fallback reads: give both");
+	if ((attr.flags & FC_HANDLER_POOL_FALLBACK) && attr.record)
+		return cli_bad(argv[0], fc_usage,
+			       "--pool-fallback with --record: a recording reads the image, no pool");
 
 	if (cli_open_snap(argv[0], store_path, argv[optind], &store, &snap))
 		return 1;

@@ -225,6 +225,8 @@ static int conn_setup(struct fc_conn *c, char *buf, size_t cap)
 		.policy = h->attr.policy,
 		.cxl = h->attr.cxl,
 		.pool = h->attr.pool,
+		.pool_fallback = h->attr.flags & FC_HANDLER_POOL_FALLBACK,
+		.backing = h->attr.backing,
 		.record = c->record[0] ? c->record : NULL,
 		.prefetch = h->attr.prefetch,
 		.uffd = uffd,

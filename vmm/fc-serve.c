@@ -141,9 +141,10 @@ static int serve_loop(struct fc_session *s, struct remote *rm)
 int fc_session_serve(struct fc_session *s)
 {
 	struct remote_attr attr = {
-		.flags = s->record ? REMOTE_RECORD : 0,
+		.flags = (s->record ? REMOTE_RECORD : 0) |
+			 (s->pool_fallback ? REMOTE_POOL_FALLBACK : 0),
 		.policy = s->policy, .cxl = s->cxl, .pool = s->pool,
-		.prefetch = s->prefetch,
+		.prefetch = s->prefetch, .backing = s->backing,
 	};
 	struct remote_region *r;
 	struct remote *rm;

@@ -19,6 +19,7 @@
  * All calls return 0 (or a count) or -errno with tier_err(); none prints.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -209,6 +210,10 @@ struct fc_session {
 	const char *cxl, *pool;		/* tier URI overrides; NULL: the plan's */
 	const char *record;		/* trace to record, or NULL */
 	unsigned prefetch;		/* pages a lazy fault fetches; 0: 8 */
+	/* read a segment the pool cannot open or read from its durable
+	 * copy (TIER_RESTORE_POOL_FALLBACK): @backing, NULL: the plan's */
+	bool pool_fallback;
+	const char *backing;
 	int uffd;			/* the VMM's: API done, O_NONBLOCK */
 	int sock;			/* its connection; EOF/HUP: the VMM is gone */
 	const struct fc_region *regions; /* checked by fc_check_regions() */
@@ -254,6 +259,8 @@ struct fc_handler;
 struct fc_handler_attr {
 	enum tier_policy policy;
 	const char *cxl, *pool;		/* passed on to each session */
+	const char *backing;		/* FC_HANDLER_POOL_FALLBACK's; NULL:
+					 * the plan's */
 	const char *record;		/* trace NAME: the first VMM's is NAME,
 					 * the Nth's NAME-N */
 	unsigned prefetch;		/* passed on; 0: 8 */
@@ -267,6 +274,7 @@ struct fc_handler_attr {
 };
 
 #define FC_HANDLER_ONCE	(1U << 0)	/* return after the first connection */
+#define FC_HANDLER_POOL_FALLBACK (1U << 1) /* sessions' pool_fallback */
 
 /* Listens on @path (fc_listen) for VMMs restoring @snap, which must
  * outlive the handler. */
