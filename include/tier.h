@@ -329,6 +329,14 @@ struct tier_restore_attr {
  */
 #define TIER_RESTORE_POOL_FALLBACK	(1U << 8)
 /*
+ * madvise(MADV_DONTNEED) of restored pages resets them to the snapshot:
+ * the handler thread fetches them again on their next touch (an
+ * in-process runtime resetting an instance). Without it such pages read
+ * as zero afterwards, as a guest's balloon expects. SIGBUS mode always
+ * resets so (nothing reads its events).
+ */
+#define TIER_RESTORE_DONTNEED_RESETS	(1U << 9)
+/*
  * No fault-handling thread: a lazy page's first touch raises SIGBUS in
  * the touching thread (UFFD_FEATURE_SIGBUS), whose handler calls
  * tier_restore_fault() to fetch, verify and install the page itself.
@@ -339,7 +347,7 @@ struct tier_restore_attr {
  * with EFAULT the same way: touch such buffers first. madvise(
  * MADV_DONTNEED) of restored pages resets them to the snapshot: their
  * next touch fetches them again (with the handler thread such pages read
- * as zero afterwards, as a balloon expects). on_error is not
+ * as zero afterwards unless TIER_RESTORE_DONTNEED_RESETS). on_error is not
  * called (the failure is tier_restore_fault's answer). -EOPNOTSUPP from
  * tier_restore_start where the kernel lacks the feature. Not with
  * TIER_RESTORE_RECORD or TIER_RESTORE_NO_THREAD.

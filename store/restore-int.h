@@ -202,6 +202,9 @@ struct rs_rec;
 					    * service (Firecracker) */
 #define SERVE_REGIONS		(1U << 1) /* the areas are a VMM's regions
 					   * (what the messages call them) */
+#define SERVE_REMOVE_RESETS	(1U << 2) /* a removed page is fetched again
+					   * (TIER_RESTORE_DONTNEED_RESETS),
+					   * not zero */
 
 struct rs_serve {
 	int uffd;

@@ -22,7 +22,9 @@
  * zero, so its pages are marked "removed" and a later fault there gets
  * UFFDIO_ZEROPAGE; with SERVE_UNREGISTER_REMOVED the range is also
  * unregistered (Firecracker's example handler), so later faults never
- * reach us and get the kernel's zero page.
+ * reach us and get the kernel's zero page. With SERVE_REMOVE_RESETS (a
+ * runtime resetting an instance) the pages are only no longer installed:
+ * a later fault fetches them from the plan's source again.
  *
  * Locking: one thread serves at a time (lock); it alone touches the
  * fault queue, the bounce buffer and the source's pool handle. The
@@ -144,7 +146,8 @@ static void mark_removed(struct rs_serve *srv, uintptr_t start, uintptr_t end)
 			uint64_t w = (p - a->base) / PG;
 
 			bit_clear(a->installed, w);
-			bit_set(a->removed, w);
+			if (!(srv->flags & SERVE_REMOVE_RESETS))
+				bit_set(a->removed, w);
 		}
 		/* best effort: a range the VMM unmapped meanwhile is gone
 		 * from the registration anyway */

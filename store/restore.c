@@ -132,6 +132,8 @@ static struct tier_restore *rs_new(struct tier_snap *snap, void *addr,
 	}
 	rs->srv.area = &rs->area;
 	rs->srv.narea = 1;
+	if (attr->flags & TIER_RESTORE_DONTNEED_RESETS)
+		rs->srv.flags |= SERVE_REMOVE_RESETS;
 	if (!(attr->flags & TIER_RESTORE_NO_SPIN))
 		rs->srv.spin_ns = 1000ULL * (attr->spin_us ? attr->spin_us :
 					     TIER_RESTORE_SPIN_DEFAULT_US);
@@ -154,7 +156,8 @@ static int rs_check_range(const struct tier_snap *snap, void *addr,
 				attr->offset, len, snap->name, snap->size);
 	if (attr->flags & ~(TIER_RESTORE_RECORD | TIER_RESTORE_NO_THREAD |
 			    TIER_RESTORE_NO_OVERLAY | TIER_RESTORE_NO_SPIN |
-			    TIER_RESTORE_POOL_FALLBACK | TIER_RESTORE_SIGBUS))
+			    TIER_RESTORE_POOL_FALLBACK | TIER_RESTORE_SIGBUS |
+			    TIER_RESTORE_DONTNEED_RESETS))
 		return tier_err(-EINVAL, "restore: unknown flags %#x",
 				attr->flags);
 	if ((attr->flags & TIER_RESTORE_SIGBUS) &&
