@@ -362,6 +362,7 @@ struct rs_sig {
 	atomic_uint_least64_t lazy_pages, pool_bytes, local_bytes, fault_ns;
 	atomic_int threads;		/* contexts open */
 	atomic_bool msg_ready;		/* fate.errmsg is written */
+	atomic_bool start_conn_lent;	/* src.pool/seg is a context's now */
 };
 
 void sig_stats_add(struct rs_sig *g, struct tier_restore_stats *st);

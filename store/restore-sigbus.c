@@ -65,6 +65,7 @@ struct tier_restore_thread {
 	struct tier_restore *rs;
 	struct pool *pool;		/* this thread's connection, or NULL */
 	struct pool_seg *seg;
+	bool lent;			/* pool/seg are the start's (src), lent */
 	int cxl_fd;			/* the CXL object, or -1: its view */
 	uint8_t *buf;			/* window pages */
 	unsigned window;
@@ -113,12 +114,24 @@ int tier_restore_thread_open(struct tier_restore *rs,
 		rc = tier_err(-ENOMEM, "out of memory");
 		goto err;
 	}
-	/* the start's connection belongs to the start (then to nobody):
-	 * each faulting thread has its own, one request in flight each */
+	/*
+	 * Each faulting thread has a connection of its own, one request in
+	 * flight each. The first one to ask gets the start's: nobody reads
+	 * it once the start returned (the prefetch and the populator are
+	 * done, no fault server runs in this mode), and a connection less
+	 * is a connect and a hello less on an instance's way to its first
+	 * result. It goes back to the restore, which closes it.
+	 */
 	if (rs->src.seg) {
-		rc = src_pool_connect(&rs->src, &t->pool, &t->seg);
-		if (rc)
-			goto err;
+		if (!atomic_exchange(&rs->sig.start_conn_lent, true)) {
+			t->pool = rs->src.pool;
+			t->seg = rs->src.seg;
+			t->lent = true;
+		} else {
+			rc = src_pool_connect(&rs->src, &t->pool, &t->seg);
+			if (rc)
+				goto err;
+		}
 		if (!pool_sigsafe(t->pool)) {
 			rc = tier_err(-EOPNOTSUPP, "restore of %s: this pool's "
 				      "transport cannot be read from a signal "
@@ -140,6 +153,12 @@ int tier_restore_thread_open(struct tier_restore *rs,
 	*ret = t;
 	return 0;
 err:
+	if (t->lent) {		/* back to the restore, open */
+		atomic_store(&rs->sig.start_conn_lent, false);
+		t->lent = false;
+		t->pool = NULL;
+		t->seg = NULL;
+	}
 	t->rs = NULL;
 	tier_restore_thread_close(t);
 	return rc;
@@ -149,7 +168,9 @@ void tier_restore_thread_close(struct tier_restore_thread *t)
 {
 	if (!t)
 		return;
-	if (t->seg || t->pool)
+	if (t->lent)
+		atomic_store(&t->rs->sig.start_conn_lent, false);
+	else if (t->seg || t->pool)
 		src_pool_disconnect(&t->pool, &t->seg);
 	if (t->cxl_fd >= 0)
 		close(t->cxl_fd);
