@@ -66,7 +66,10 @@ echo "lazy faults of three tiered restores of ping: ${all[*]} (median $median)"
 # A pool server for vm-pool's plan.
 "$emu/tier-vm.sh" record "$d" vm-pool ping >/dev/null || bad "record vm-pool"
 start_pool() {
-	"$T" pool serve --no-auth --listen tcp://127.0.0.1:0 >"$d/pool.out" 2>&1 &
+	# emptied here, not by the background job's redirection: that runs
+	# after the fork, so the loop below could read the last server's line
+	: >"$d/pool.out"
+	"$T" pool serve --no-auth --listen tcp://127.0.0.1:0 >>"$d/pool.out" 2>&1 &
 	pool_pid=$!
 	for _ in $(seq 100); do grep -q "listening on" "$d/pool.out" && break; sleep 0.05; done
 	url=$(awk '/listening on/ { print $3 }' "$d/pool.out")
