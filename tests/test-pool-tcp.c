@@ -917,6 +917,19 @@ int main(int argc, char **argv)
 	test_server_killed("/proc/self/exe");
 	fake_read(FAKE_HALF_DATA, -ECONNRESET, -EPIPE);
 	fake_read(FAKE_WRONG_LEN, -EPROTO, -EPROTO);
+	/* the settings' bounds: refused whole, the old ones kept */
+	{
+		char src[100];
+
+		memset(src, '1', sizeof(src) - 1);
+		src[sizeof(src) - 1] = 0;
+		t_fails(tier_set_pool_opts(&(struct tier_pool_opts){
+			.timeout_ms = 3600 * 1000 + 1 }), -EINVAL);
+		t_assert(strstr(tier_errmsg(), "more than an hour"));
+		t_fails(tier_set_pool_opts(&(struct tier_pool_opts){
+			.rdma_src = src }), -EINVAL);
+		t_assert(strstr(tier_errmsg(), "too long"));
+	}
 	t_ok(tier_set_pool_opts(&(struct tier_pool_opts){ .timeout_ms = 1000 }));
 	fake_read(FAKE_HANG, -ETIMEDOUT, -ETIMEDOUT);
 	t_ok(tier_set_pool_opts(NULL));
