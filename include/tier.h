@@ -418,7 +418,8 @@ int tier_restore_sigbus_reason(const struct tier_restore *rs,
 
 /*
  * A faulting thread's context for TIER_RESTORE_SIGBUS: its own pool
- * connection and buffers, opened before the thread touches the memory
+ * connection (the first context opened gets the one the start used) and
+ * buffers, opened before the thread touches the memory
  * (a signal handler can neither allocate nor connect). One thread uses
  * one at a time; keep it where the thread's SIGBUS handler finds it (a
  * thread-local of the runtime's). Close every one before
