@@ -624,37 +624,57 @@ EOF
 	pool_killed
 }
 
+# tcp_snap SNAP DIR PLACE_ARGS...: SNAP imported with the trained trace,
+# a pool server over TCP on $tmp/DIR (its pid $pp, URI $uri), SNAP placed
+# tiered on it with PLACE_ARGS
+tcp_snap() {
+	local snap=$1 dir=$2
+	shift 2
+
+	"$T" import --quiet "$snap" "$tmp/img" &&
+		"$T" trace import --name trained "$snap" "$tmp/hot.trace" >/dev/null ||
+		{ bad "import $snap"; return 1; }
+	mkdir -p "$tmp/$dir"
+	"$T" pool serve --no-auth --listen tcp://127.0.0.1:0 --dir "$tmp/$dir" >"$tmp/$dir.out" 2>"$tmp/$dir.err" &
+	pp=$!
+	kids+=("$pp")
+	wait_for "$tmp/$dir.out" "listening on tcp://" || { bad "pool serve: $(cat "$tmp/$dir.err")"; return 1; }
+	uri=$(sed -n 's/.*listening on \(tcp:\/\/[0-9.:]*\).*/\1/p' "$tmp/$dir.out" | head -1)
+	"$T" place "$snap" --policy tiered --trace trained --cxl "cxl=dir:$tmp/cxl" --pool "$uri" "$@" \
+		>/dev/null 2>"$tmp/err" || { bad "place $snap on $uri $*: $(cat "$tmp/err")"; return 1; }
+}
+
+# kill_pool_midway WHAT SOCK: a harness VMM on SOCK (4 threads, the
+# shuffled trace) paused halfway, the pool server $pp killed, the VMM let
+# go; its pid in $hp, its exit status in $rc
+kill_pool_midway() {
+	local what=$1 sock=$2
+
+	rm -f "$tmp/go"
+	"$H" --socket "$sock" --image "$tmp/img" --timeout 20 --threads 4 \
+		--trace "$tmp/shuffled.trace" --pause "$tmp/go" >"$tmp/h.out" 2>"$tmp/h.err" &
+	hp=$!
+	kids+=("$hp")
+	wait_for "$tmp/h.out" "paused" 10 || bad "$what: the harness did not pause: $(cat "$tmp/h.out" "$tmp/h.err")"
+	kill -KILL "$pp"
+	wait "$pp" 2>/dev/null
+	: >"$tmp/go"
+	wait "$hp" 2>/dev/null
+	rc=$?
+}
+
 # A pool over TCP: served, then killed while a VMM is halfway through:
 # its next cold page cannot be had, so the fail policy kills the VMM,
 # which never read a wrong page.
 pool_killed() {
 	local pp uri hp rc
 
-	"$T" import --quiet vmt "$tmp/img" &&
-		"$T" trace import --name trained vmt "$tmp/hot.trace" >/dev/null ||
-		{ bad "import vmt"; return; }
-	mkdir -p "$tmp/tpool"
-	"$T" pool serve --no-auth --listen tcp://127.0.0.1:0 --dir "$tmp/tpool" >"$tmp/pool.out" 2>"$tmp/pool.err" &
-	pp=$!
-	kids+=("$pp")
-	wait_for "$tmp/pool.out" "listening on tcp://" || { bad "pool serve: $(cat "$tmp/pool.err")"; return; }
-	uri=$(sed -n 's/.*listening on \(tcp:\/\/[0-9.:]*\).*/\1/p' "$tmp/pool.out" | head -1)
-	"$T" place vmt --policy tiered --trace trained --cxl "cxl=dir:$tmp/cxl" --pool "$uri" >/dev/null ||
-		{ bad "place vmt on $uri"; return; }
+	tcp_snap vmt tpool || return
 	hsnap=vmt start_handler t || return
 	harness 0 "tcp pool" t --threads 4 --trace "$tmp/shuffled.trace"
 	grep -q "4096 pages touched, .* 0 wrong" "$tmp/h.out" || bad "tcp pool: $(cat "$tmp/h.out")"
 
-	"$H" --socket "$tmp/t.sock" --image "$tmp/img" --timeout 20 --threads 4 \
-		--trace "$tmp/shuffled.trace" --pause "$tmp/go" >"$tmp/h.out" 2>"$tmp/h.err" &
-	hp=$!
-	kids+=("$hp")
-	wait_for "$tmp/h.out" "paused" 10 || bad "pool killed: the harness did not pause: $(cat "$tmp/h.out" "$tmp/h.err")"
-	kill -KILL "$pp"
-	wait "$pp" 2>/dev/null
-	: >"$tmp/go"
-	wait "$hp" 2>/dev/null
-	rc=$?
+	kill_pool_midway "pool killed" "$tmp/t.sock"
 	[ "$rc" = 137 ] || bad "pool killed: harness exit $rc, want 137 (killed by the fail policy): $(cat "$tmp/h.err")"
 	grep -q "wrong bytes\|byte +0x\|word +0x" "$tmp/h.err" && bad "pool killed: a wrong page: $(cat "$tmp/h.err")"
 	wait_for "$tmp/t.err" "snapshot vmt: pid $hp: page [0-9]+ .*pool $uri.*; killed it \(SIGKILL\)$" ||
@@ -671,29 +691,9 @@ pool_killed() {
 pool_fallback() {
 	local pp uri hp rc
 
-	"$T" import --quiet vmb "$tmp/img" &&
-		"$T" trace import --name trained vmb "$tmp/hot.trace" >/dev/null ||
-		{ bad "import vmb"; return; }
-	mkdir -p "$tmp/bpool"
-	"$T" pool serve --no-auth --listen tcp://127.0.0.1:0 --dir "$tmp/bpool" >"$tmp/bpool.out" 2>"$tmp/bpool.err" &
-	pp=$!
-	kids+=("$pp")
-	wait_for "$tmp/bpool.out" "listening on tcp://" || { bad "pool serve: $(cat "$tmp/bpool.err")"; return; }
-	uri=$(sed -n 's/.*listening on \(tcp:\/\/[0-9.:]*\).*/\1/p' "$tmp/bpool.out" | head -1)
-	"$T" place vmb --policy tiered --trace trained --cxl "cxl=dir:$tmp/cxl" --pool "$uri" \
-		--backing "file:$tmp/back" >/dev/null 2>"$tmp/err" ||
-		{ bad "place vmb --backing: $(cat "$tmp/err")"; return; }
+	tcp_snap vmb bpool --backing "file:$tmp/back" || return
 	hsnap=vmb start_handler b --pool-fallback || return
-	"$H" --socket "$tmp/b.sock" --image "$tmp/img" --timeout 20 --threads 4 \
-		--trace "$tmp/shuffled.trace" --pause "$tmp/go2" >"$tmp/h.out" 2>"$tmp/h.err" &
-	hp=$!
-	kids+=("$hp")
-	wait_for "$tmp/h.out" "paused" 10 || bad "pool fallback: the harness did not pause: $(cat "$tmp/h.out" "$tmp/h.err")"
-	kill -KILL "$pp"
-	wait "$pp" 2>/dev/null
-	: >"$tmp/go2"
-	wait "$hp" 2>/dev/null
-	rc=$?
+	kill_pool_midway "pool fallback" "$tmp/b.sock"
 	[ "$rc" = 0 ] || bad "pool fallback: harness exit $rc, want 0: $(cat "$tmp/h.err" "$tmp/b.err")"
 	grep -q "4096 pages touched, .* 0 wrong" "$tmp/h.out" ||
 		bad "pool fallback: not every page right: $(cat "$tmp/h.out")"
