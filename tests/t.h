@@ -3,8 +3,11 @@
 #define TIER_TESTS_T_H
 
 /* Exit codes meson (and automake) understand; no framework beyond this. */
+#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tier.h"
 
@@ -56,5 +59,35 @@ enum { T_PASS = 0, T_FAIL = 1, T_SKIP = 77, T_ERROR = 99 };
 			exit(T_FAIL);					\
 		}							\
 	} while (0)
+
+/* Runs a shell command made from @fmt; any failure fails the test. */
+static inline void t_sh(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+static inline void t_sh(const char *fmt, ...)
+{
+	char cmd[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof(cmd), fmt, ap);
+	va_end(ap);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "failed: %s\n", cmd);
+		exit(T_FAIL);
+	}
+}
+
+/* Fills a 4 KiB page with xorshift bytes of @seed: test images whose
+ * every page differs from every other. */
+static inline void t_fill_page(void *page, uint64_t seed)
+{
+	uint64_t x = seed;
+	size_t i;
+
+	for (i = 0; i < 4096 / 8; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		memcpy((char *)page + i * 8, &x, 8);
+	}
+}
 
 #endif

@@ -46,7 +46,7 @@ static bool page_zero(uint64_t p)
 static void make_image(const char *path, const char *trace)
 {
 	FILE *f = fopen(trace, "w");
-	uint64_t p, i, x;
+	uint64_t p;
 	int fd;
 
 	t_assert(f);
@@ -55,11 +55,7 @@ static void make_image(const char *path, const char *trace)
 	for (p = 0; p < NP; p++) {
 		if (page_zero(p))
 			continue;
-		x = p * 0x9e3779b97f4a7c15ULL + 1;
-		for (i = 0; i < PG / 8; i++) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			memcpy(image + p * PG + i * 8, &x, 8);
-		}
+		t_fill_page(image + p * PG, p * 0x9e3779b97f4a7c15ULL + 1);
 	}
 	/* the trained run: reads a scattered hot set, writes a few pages */
 	for (p = 1; p < NP; p += 5)
@@ -71,22 +67,6 @@ static void make_image(const char *path, const char *trace)
 	t_assert(fd >= 0);
 	t_assert(write(fd, image, NP * PG) == NP * PG);
 	close(fd);
-}
-
-static void sh(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "failed: %s\n", cmd);
-		exit(T_FAIL);
-	}
 }
 
 /* The VMM's side: regions mapped anonymous, one uffd registered over
@@ -431,11 +411,11 @@ int main(void)
 	snprintf(img, sizeof(img), "%s/image", dir);
 	snprintf(trace, sizeof(trace), "%s/trained.trace", dir);
 	make_image(img, trace);
-	sh("%s import --quiet --store %s/store snap %s", tierctl, dir, img);
-	sh("%s trace import --store %s/store --name trained snap %s >/dev/null",
+	t_sh("%s import --quiet --store %s/store snap %s", tierctl, dir, img);
+	t_sh("%s trace import --store %s/store --name trained snap %s >/dev/null",
 	   tierctl, dir, trace);
 	for (i = 0; i < sizeof(pol) / sizeof(pol[0]); i++)
-		sh("%s place --store %s/store --policy %s --trace trained "
+		t_sh("%s place --store %s/store --policy %s --trace trained "
 		   "--cxl cxl=dir:%s/cxl snap >/dev/null", tierctl, dir,
 		   pol[i].name, dir);
 	snprintf(store_path, sizeof(store_path), "%s/store", dir);
@@ -465,6 +445,6 @@ int main(void)
 
 	tier_snap_close(snap);
 	tier_store_close(store);
-	sh("rm -rf %s", dir);
+	t_sh("rm -rf %s", dir);
 	return T_PASS;
 }

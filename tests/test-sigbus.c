@@ -45,7 +45,7 @@ static bool page_zero(uint64_t p)
 static void make_image(const char *path, const char *trace)
 {
 	FILE *f = fopen(trace, "w");
-	uint64_t p, i, x;
+	uint64_t p;
 	int fd;
 
 	t_assert(f);
@@ -54,11 +54,7 @@ static void make_image(const char *path, const char *trace)
 	for (p = 0; p < NP; p++) {
 		if (page_zero(p))
 			continue;
-		x = p * 0x9e3779b97f4a7c15ULL + 7;
-		for (i = 0; i < PG / 8; i++) {
-			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-			memcpy(image + p * PG + i * 8, &x, 8);
-		}
+		t_fill_page(image + p * PG, p * 0x9e3779b97f4a7c15ULL + 7);
 	}
 	/* a trained run: a scattered hot set in the first half (CXL and
 	 * prefetched pages), the rest cold: lazy from the pool */
@@ -71,22 +67,6 @@ static void make_image(const char *path, const char *trace)
 	t_assert(fd >= 0);
 	t_assert(write(fd, image, NP * PG) == NP * PG);
 	close(fd);
-}
-
-static void sh(const char *fmt, ...)
-	__attribute__((format(printf, 1, 2)));
-static void sh(const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "failed: %s\n", cmd);
-		exit(T_FAIL);
-	}
 }
 
 /* ------------------------------------------------ the "runtime" */
@@ -468,15 +448,15 @@ int main(void)
 	make_image(img, trace);
 	snprintf(path, sizeof(path), "%s/pooldir", dir);
 	port = pool_start(path);
-	sh("%s import --quiet --store %s/store snapf %s", tierctl, dir, img);
-	sh("%s import --quiet --store %s/store snapt %s", tierctl, dir, img);
-	sh("%s trace import --store %s/store --name trained snapf %s >/dev/null",
+	t_sh("%s import --quiet --store %s/store snapf %s", tierctl, dir, img);
+	t_sh("%s import --quiet --store %s/store snapt %s", tierctl, dir, img);
+	t_sh("%s trace import --store %s/store --name trained snapf %s >/dev/null",
 	   tierctl, dir, trace);
-	sh("%s trace import --store %s/store --name trained snapt %s >/dev/null",
+	t_sh("%s trace import --store %s/store --name trained snapt %s >/dev/null",
 	   tierctl, dir, trace);
-	sh("%s place --store %s/store --policy tiered --trace trained "
+	t_sh("%s place --store %s/store --policy tiered --trace trained "
 	   "--cxl cxl=dir:%s/cxl snapf >/dev/null", tierctl, dir, dir);
-	sh("%s place --store %s/store --policy tiered --trace trained "
+	t_sh("%s place --store %s/store --policy tiered --trace trained "
 	   "--cxl cxl=dir:%s/cxl --pool pool=tcp://127.0.0.1:%u snapt >/dev/null",
 	   tierctl, dir, dir, port);
 	snprintf(path, sizeof(path), "%s/store", dir);
@@ -504,6 +484,6 @@ int main(void)
 	tier_snap_close(snapf);
 	tier_store_close(store);
 	pool_kill();
-	sh("rm -rf %s", dir);
+	t_sh("rm -rf %s", dir);
 	return T_PASS;
 }
