@@ -13,26 +13,13 @@ src=${TIER_SRCDIR:?set TIER_SRCDIR to the source tree}
 command -v python3 >/dev/null || { echo "skip: needs python3"; exit 77; }
 
 tmp=$(mktemp -d)
-own=
+. "$src/tests/ceph-lib.sh"
 cleanup() {
-	[ -z "$own" ] || "$src/emu/ceph-cluster.sh" stop "$own"
+	ceph_down
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-if [ -n "${TIER_TEST_CEPH_DIR:-}" ]; then
-	cdir=$TIER_TEST_CEPH_DIR
-else
-	cdir=$tmp/ceph
-	own=$cdir
-	"$src/emu/ceph-cluster.sh" start "$cdir" >"$tmp/start.out" 2>"$tmp/start.err"
-	rc=$?
-	if [ $rc = 77 ]; then
-		own=
-		echo "skip: $(cat "$tmp/start.out")"
-		exit 77
-	fi
-	[ $rc = 0 ] || { cat "$tmp/start.err" >&2; echo "FAIL: emu/ceph-cluster.sh start" >&2; exit 1; }
-fi
+ceph_up
 export TIER_STORE=$tmp/store
 ns=cli$$
 POOL="pool=rados://tier/$ns?id=tier&conf=$cdir/ceph.conf&keyring=$cdir/client.tier.keyring"
